@@ -1,0 +1,49 @@
+"""minigrad: a small autograd engine written from scratch on NumPy (CPU) and CuPy (GPU).
+
+    import minigrad as mg
+    x = mg.tensor([[1.0, 2.0]], requires_grad=True)
+    (x * x).sum().backward()
+    x.grad  # tensor([[2., 4.]])
+"""
+
+from . import autograd, backend, cuda, data, nn, optim
+from .autograd import Function, enable_grad, gradcheck, is_grad_enabled, no_grad
+from .backend import Device, float32, float64, int64, manual_seed
+from .backend import device as device
+from .factories import arange, from_numpy, ones, ones_like, rand, randn, tensor, zeros, zeros_like
+from .serialization import load, save
+from .tensor import Tensor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Device",
+    "Function",
+    "Tensor",
+    "arange",
+    "autograd",
+    "backend",
+    "cuda",
+    "data",
+    "device",
+    "enable_grad",
+    "float32",
+    "float64",
+    "from_numpy",
+    "gradcheck",
+    "int64",
+    "is_grad_enabled",
+    "load",
+    "manual_seed",
+    "nn",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "optim",
+    "rand",
+    "randn",
+    "save",
+    "tensor",
+    "zeros",
+    "zeros_like",
+]

@@ -1,0 +1,102 @@
+"""The engine: order the graph into a tape, then run each node's backward once.
+
+`backward(root, gradient)` walks the graph from the root's grad_fn to the leaves and orders the
+nodes so that every node comes after all the nodes that use its output (reverse topological
+order). Walking that tape, each node receives the sum of the gradients sent to it, runs its
+Function's backward, and sends one gradient along each edge: to the next node, or into a leaf's
+`.grad`. The walk uses an explicit stack, so a 10,000-deep chain needs no recursion.
+"""
+
+from __future__ import annotations
+
+from .. import backend
+from .function import Context
+
+
+class Tape(list):
+    """The nodes in the order backward runs them; printing shows one line per node."""
+
+    def __str__(self) -> str:
+        lines = []
+        for step, node in enumerate(self):
+            targets = ", ".join(_describe_target(t) for t in node.next_nodes if t is not None)
+            shape = tuple(node.output_shape)
+            lines.append(f"{step:3d}  {node.name():<22} out {str(shape):<14} -> {targets}")
+        return "\n".join(lines)
+
+
+def _describe_target(target) -> str:
+    if isinstance(target, Context):
+        return target.name()
+    return f"leaf {tuple(target.shape)}"
+
+
+def tape(root) -> Tape:
+    """The nodes behind `root` (a Tensor or a grad_fn) in the order backward will run them."""
+    start = root if isinstance(root, Context) or root is None else root.grad_fn
+    if start is None:
+        return Tape()
+    finished = []  # post-order: a node is appended after every node below it
+    visited = {start}
+    stack = [(start, iter(start.next_nodes))]
+    while stack:
+        node, children = stack[-1]
+        for child in children:
+            if isinstance(child, Context) and child not in visited:
+                visited.add(child)
+                stack.append((child, iter(child.next_nodes)))
+                break
+        else:
+            stack.pop()
+            finished.append(node)
+    finished.reverse()
+    return Tape(finished)
+
+
+def backward(root, gradient, retain_graph: bool = False) -> None:
+    """Send `gradient` (an array shaped like root) back through the graph into the leaves."""
+    if root.grad_fn is None:  # a leaf: its gradient is the given one
+        _accumulate(root, gradient)
+        return
+    pending = {root.grad_fn: gradient}
+    for node in tape(root.grad_fn):
+        grad_output = pending.pop(node, None)
+        if grad_output is None:  # every path to this node carried no gradient
+            continue
+        grads = node.function.backward(node, grad_output)
+        if not isinstance(grads, tuple):
+            grads = (grads,)
+        if len(grads) != len(node.next_nodes):
+            raise RuntimeError(
+                f"{node.function.__name__}.backward returned {len(grads)} gradients, "
+                f"expected {len(node.next_nodes)} (one per forward input)"
+            )
+        for target, grad in zip(node.next_nodes, grads):
+            if target is None or grad is None:
+                continue
+            if isinstance(target, Context):
+                previous = pending.get(target)
+                pending[target] = grad if previous is None else previous + grad
+            else:
+                _accumulate(target, grad)
+        if not retain_graph:
+            node.release()
+
+
+def _accumulate(leaf, grad) -> None:
+    """leaf.grad += grad (a new array: grad may be shared with another edge)."""
+    from ..tensor import Tensor
+
+    if type(grad) is not type(leaf.data):  # a numpy scalar from a full reduction
+        grad = backend.ensure_array(grad, backend.array_module(leaf.data))
+    if grad.shape != leaf.data.shape:
+        raise RuntimeError(
+            f"gradient of shape {tuple(grad.shape)} does not match its tensor's shape "
+            f"{tuple(leaf.data.shape)}"
+        )
+    if grad.dtype != leaf.data.dtype:
+        grad = grad.astype(leaf.data.dtype)
+    if leaf.grad is None:
+        leaf.grad = Tensor._wrap(grad, leaf.device)
+    else:
+        leaf.grad = Tensor._wrap(leaf.grad.data + grad, leaf.device)

@@ -1,0 +1,271 @@
+"""The array backend: the only module that imports NumPy (and, lazily, CuPy).
+
+Everything device-specific lives here: parsing device names, picking the array module
+(numpy or cupy) for a device or an array, moving arrays between host and GPU, dtypes,
+and the seeded random generators.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy
+
+ndarray = numpy.ndarray
+float32 = numpy.dtype("float32")
+float64 = numpy.dtype("float64")
+int64 = numpy.dtype("int64")
+bool_ = numpy.dtype("bool")
+uint64 = numpy.dtype("uint64")
+
+_DTYPES = {
+    "float16": numpy.dtype("float16"),
+    "float32": float32,
+    "float": float32,
+    "float64": float64,
+    "double": float64,
+    "int64": int64,
+    "long": int64,
+    "int32": numpy.dtype("int32"),
+    "int": numpy.dtype("int32"),
+    "uint8": numpy.dtype("uint8"),
+    "bool": bool_,
+}
+
+
+class Device:
+    """A place where arrays live: "cpu" or "cuda:N". Instances are interned, so `is` compares."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type: str, index: int | None):
+        self.type = type
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"device(type='{self.type}'" + (
+            f", index={self.index})" if self.index is not None else ")"
+        )
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, Device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index))
+
+
+CPU = Device("cpu", None)
+_CUDA_DEVICES: dict[int, Device] = {}
+
+
+def device(spec: str | Device | None) -> Device:
+    """Parse "cpu", "cuda" or "cuda:N" (or a Device) into an interned Device."""
+    if spec is None or spec is CPU:
+        return CPU
+    if isinstance(spec, Device):
+        return spec if spec.type == "cpu" else _cuda_device(spec.index or 0)
+    if not isinstance(spec, str):
+        raise TypeError(f"device must be a string like 'cpu' or 'cuda:0', got {spec!r}")
+    name, _, index = spec.strip().partition(":")
+    if name == "cpu" and not index:
+        return CPU
+    if name == "cuda" and (not index or index.isdigit()):
+        return _cuda_device(int(index) if index else 0)
+    raise ValueError(f"unknown device {spec!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def _cuda_device(index: int) -> Device:
+    if index not in _CUDA_DEVICES:
+        _CUDA_DEVICES[index] = Device("cuda", index)
+    return _CUDA_DEVICES[index]
+
+
+# ---- CuPy, imported only when a CUDA device is asked for -------------------------------------
+
+_cupy = None
+
+
+def cupy_module():
+    """Import CuPy on first use; raise a clear error when it or a GPU is missing."""
+    global _cupy
+    if _cupy is None:
+        try:
+            _cupy = importlib.import_module("cupy")
+        except ImportError as error:
+            raise RuntimeError(
+                "device 'cuda' needs CuPy, which is not installed: "
+                "pip install 'minigrad[cuda13]' (or [cuda12]) to match your CUDA driver"
+            ) from error
+    return _cupy
+
+
+def cuda_is_available() -> bool:
+    """True when CuPy imports and sees at least one GPU; never raises."""
+    try:
+        return cupy_module().cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def cuda_device_count() -> int:
+    """Number of visible GPUs (0 without CuPy or a GPU)."""
+    try:
+        return cupy_module().cuda.runtime.getDeviceCount()
+    except Exception:
+        return 0
+
+
+def _check_cuda(dev: Device):
+    xp = cupy_module()
+    count = cuda_device_count()
+    if dev.index >= count:
+        raise RuntimeError(
+            f"device '{dev}' is not available: this machine has {count} CUDA device(s)"
+        )
+    return xp
+
+
+# ---- array modules, dtypes and transfers -----------------------------------------------------
+
+
+def array_module(array):
+    """The module (numpy or cupy) that owns an array."""
+    if type(array) is ndarray or _cupy is None:
+        return numpy
+    return _cupy.get_array_module(array)
+
+
+def module_for(dev: Device):
+    """The array module for a device."""
+    return numpy if dev is CPU else _check_cuda(dev)
+
+
+def device_of(array) -> Device:
+    """The Device an array lives on."""
+    if type(array) is ndarray or _cupy is None or not isinstance(array, _cupy.ndarray):
+        return CPU
+    return _cuda_device(array.device.id)
+
+
+def is_array(obj) -> bool:
+    """True for a numpy or cupy ndarray."""
+    return isinstance(obj, ndarray) or (_cupy is not None and isinstance(obj, _cupy.ndarray))
+
+
+def dtype(spec) -> numpy.dtype | None:
+    """Turn a dtype argument ("float64", numpy.float64, a dtype, None) into a numpy dtype."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        if spec not in _DTYPES:
+            raise TypeError(f"unknown dtype {spec!r}: expected one of {sorted(_DTYPES)}")
+        return _DTYPES[spec]
+    try:
+        return numpy.dtype(spec)
+    except TypeError as error:
+        raise TypeError(f"unknown dtype {spec!r}") from error
+
+
+def dtype_names() -> list:
+    """The dtype names accepted as strings."""
+    return sorted(_DTYPES)
+
+
+def is_floating(dt) -> bool:
+    """True for floating-point dtypes (the only ones that can require grad)."""
+    return numpy.dtype(dt).kind == "f"
+
+
+def as_array(data, dt=None, dev: Device = CPU):
+    """Convert Python numbers, lists, NumPy or CuPy arrays into an array on `dev`.
+
+    Python floats become float32 and ints int64 (as in PyTorch); arrays keep their dtype.
+    """
+    if not is_array(data):
+        host = numpy.asarray(data)
+        if host.dtype.kind in "OUSV":
+            raise TypeError(
+                f"cannot make a tensor from {type(data).__name__} with {host.dtype} elements: "
+                "expected numbers, nested lists of numbers of equal lengths, or an array"
+            )
+        if dt is None and host.dtype == float64 and not isinstance(data, numpy.generic):
+            dt = float32
+        data = host
+    array = to_device(data, dev)
+    if dt is not None and array.dtype != dt:
+        array = array.astype(dt)
+    return array
+
+
+def to_device(array, dev: Device):
+    """Move an array to a device (a no-op when it is already there)."""
+    if dev is CPU:
+        return array if type(array) is ndarray or not hasattr(array, "get") else array.get()
+    xp = _check_cuda(dev)
+    with xp.cuda.Device(dev.index):
+        return xp.asarray(array)
+
+
+def to_host(array):
+    """A NumPy array with the same values (a copy when the array lives on a GPU)."""
+    return array.get() if hasattr(array, "get") and not isinstance(array, ndarray) else array
+
+
+def ensure_array(value, xp):
+    """Reductions return scalars (numpy.float32); wrap them as 0-d arrays."""
+    return value if isinstance(value, xp.ndarray) else xp.asarray(value)
+
+
+def broadcast_shapes(*shapes) -> tuple:
+    """The shape that NumPy broadcasting gives for these shapes."""
+    return numpy.broadcast_shapes(*shapes)
+
+
+def scatter_add(target, index, values) -> None:
+    """target[index] += values, adding repeated indices (numpy.add.at / cupyx.scatter_add)."""
+    if isinstance(target, ndarray):
+        numpy.add.at(target, index, values)
+    else:
+        importlib.import_module("cupyx").scatter_add(target, index, values)
+
+
+# ---- random numbers --------------------------------------------------------------------------
+
+
+class _Generators:
+    """One seeded generator per device, created on first use."""
+
+    def __init__(self):
+        self.seed: int | None = None
+        self.by_device: dict = {}
+
+    def get(self, dev: Device):
+        if dev not in self.by_device:
+            if dev is CPU:
+                self.by_device[dev] = numpy.random.default_rng(self.seed)
+            else:
+                xp = _check_cuda(dev)
+                with xp.cuda.Device(dev.index):
+                    self.by_device[dev] = xp.random.default_rng(self.seed)
+        return self.by_device[dev]
+
+
+_generators = _Generators()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed every device's generator (later draws are reproducible)."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"manual_seed expects an int, got {seed!r}")
+    _generators.seed = seed
+    _generators.by_device.clear()
+
+
+def generator(dev: Device):
+    """The seeded random generator for a device (numpy or cupy Generator)."""
+    return _generators.get(dev)

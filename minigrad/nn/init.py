@@ -1,0 +1,29 @@
+"""Parameter initialisation, matching PyTorch's defaults for Linear."""
+
+from __future__ import annotations
+
+import math
+
+from .. import backend
+from ..tensor import Tensor
+
+
+def uniform_(tensor: Tensor, low: float, high: float) -> Tensor:
+    """Fill in place with samples of U(low, high) from the device's seeded generator."""
+    rng = backend.generator(tensor.device)
+    tensor.data[...] = rng.uniform(low, high, tensor.shape).astype(tensor.dtype)
+    return tensor
+
+
+def kaiming_uniform_linear_(weight: Tensor) -> Tensor:
+    """PyTorch's Linear weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    (torch writes it as kaiming_uniform_ with a=sqrt(5), which works out to this bound.)
+    """
+    bound = 1 / math.sqrt(weight.shape[1]) if weight.shape[1] else 0.0
+    return uniform_(weight, -bound, bound)
+
+
+def zeros_(tensor: Tensor) -> Tensor:
+    """Fill in place with zeros."""
+    return tensor.zero_()

@@ -1,0 +1,99 @@
+"""Layers: Linear, the activation modules, Flatten and Sequential."""
+
+from __future__ import annotations
+
+from .. import backend
+from ..tensor import Tensor
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    """y = x @ W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        dev = backend.device(device)
+        dt = backend.dtype(dtype) or backend.float32
+        xp = backend.module_for(dev)
+        self.weight = Parameter(Tensor._wrap(xp.empty((out_features, in_features), dt), dev))
+        self.bias = Parameter(Tensor._wrap(xp.empty(out_features, dt), dev)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default: W and b uniform in +-1/sqrt(in_features)."""
+        init.kaiming_uniform_linear_(self.weight)
+        if self.bias is not None:
+            bound = 1 / self.in_features**0.5 if self.in_features else 0.0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.linear(input, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+class ReLU(Module):
+    """y = max(x, 0)"""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.relu(input)
+
+
+class Sigmoid(Module):
+    """y = 1 / (1 + exp(-x))"""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.sigmoid(input)
+
+
+class Tanh(Module):
+    """y = tanh(x)"""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.tanh(input)
+
+
+class Flatten(Module):
+    """Merge dims start_dim..end_dim (by default all but the batch dim)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return input.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Sequential(Module):
+    """Modules applied one after another; children are named "0", "1", ..."""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for index, module in enumerate(modules):
+            if not isinstance(module, Module):
+                raise TypeError(f"Sequential: argument {index} is {type(module).__name__}, not a Module")
+            setattr(self, str(index), module)
+
+    def forward(self, input):
+        for module in self._modules.values():
+            input = module(input)
+        return input
+
+    def __getitem__(self, index: int) -> Module:
+        return list(self._modules.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())

@@ -1,0 +1,180 @@
+"""Elementwise arithmetic with NumPy broadcasting: add, sub, mul, div, pow, neg, exp, log, sqrt.
+
+Inputs may be arrays or Python numbers; a number gets no gradient (its needs_input_grad is False).
+"""
+
+from __future__ import annotations
+
+from .. import backend
+from ..autograd.function import Function
+from .broadcast import unbroadcast
+
+
+def _shape(x) -> tuple:
+    return getattr(x, "shape", ())
+
+
+def _broadcast_error(name: str, x, y) -> ValueError:
+    return ValueError(
+        f"{name}: shapes {tuple(_shape(x))} and {tuple(_shape(y))} cannot be broadcast together"
+    )
+
+
+class Add(Function):
+    """z = x + y;  dz/dx = 1,  dz/dy = 1"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.shapes = (_shape(x), _shape(y))
+        try:
+            return x + y
+        except ValueError:
+            raise _broadcast_error("add", x, y) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_shape, y_shape = ctx.shapes
+        return (
+            unbroadcast(grad, x_shape) if ctx.needs_input_grad[0] else None,
+            unbroadcast(grad, y_shape) if ctx.needs_input_grad[1] else None,
+        )
+
+
+class Sub(Function):
+    """z = x - y;  dz/dx = 1,  dz/dy = -1"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.shapes = (_shape(x), _shape(y))
+        try:
+            return x - y
+        except ValueError:
+            raise _broadcast_error("sub", x, y) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_shape, y_shape = ctx.shapes
+        return (
+            unbroadcast(grad, x_shape) if ctx.needs_input_grad[0] else None,
+            unbroadcast(-grad, y_shape) if ctx.needs_input_grad[1] else None,
+        )
+
+
+class Mul(Function):
+    """z = x * y;  dz/dx = y,  dz/dy = x"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        try:
+            return x * y
+        except ValueError:
+            raise _broadcast_error("mul", x, y) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        return (
+            unbroadcast(grad * y, _shape(x)) if ctx.needs_input_grad[0] else None,
+            unbroadcast(grad * x, _shape(y)) if ctx.needs_input_grad[1] else None,
+        )
+
+
+class Div(Function):
+    """z = x / y;  dz/dx = 1 / y,  dz/dy = -x / y**2"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        try:
+            return x / y
+        except ValueError:
+            raise _broadcast_error("div", x, y) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        return (
+            unbroadcast(grad / y, _shape(x)) if ctx.needs_input_grad[0] else None,
+            unbroadcast(-grad * x / (y * y), _shape(y)) if ctx.needs_input_grad[1] else None,
+        )
+
+
+class Pow(Function):
+    """z = x ** y;  dz/dx = y * x ** (y - 1),  dz/dy = z * log(x)"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        try:
+            z = x**y
+        except ValueError:
+            raise _broadcast_error("pow", x, y) from None
+        ctx.save_for_backward(x, y, z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y, z = ctx.saved_tensors
+        grad_x = grad_y = None
+        if ctx.needs_input_grad[0]:
+            grad_x = unbroadcast(grad * y * x ** (y - 1), _shape(x))
+        if ctx.needs_input_grad[1]:
+            xp = backend.array_module(z)
+            grad_y = unbroadcast(grad * z * xp.log(x), _shape(y))
+        return grad_x, grad_y
+
+
+class Neg(Function):
+    """z = -x;  dz/dx = -1"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+class Exp(Function):
+    """z = exp(x);  dz/dx = z"""
+
+    @staticmethod
+    def forward(ctx, x):
+        z = backend.array_module(x).exp(x)
+        ctx.save_for_backward(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved_tensors
+        return grad * z
+
+
+class Log(Function):
+    """z = log(x);  dz/dx = 1 / x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return backend.array_module(x).log(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / x
+
+
+class Sqrt(Function):
+    """z = sqrt(x);  dz/dx = 1 / (2 z)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        z = backend.array_module(x).sqrt(x)
+        ctx.save_for_backward(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved_tensors
+        return grad / (2 * z)

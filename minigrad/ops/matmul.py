@@ -1,0 +1,85 @@
+"""Matrix products: matmul (with NumPy's batching and 1-D rules) and the fused linear layer."""
+
+from __future__ import annotations
+
+from .. import backend
+from ..autograd.function import Function
+from .broadcast import unbroadcast
+
+
+def _check_matmul_shapes(x, y) -> None:
+    if x.ndim == 0 or y.ndim == 0:
+        raise ValueError(
+            f"matmul: both arguments need at least 1 dimension, got shapes "
+            f"{tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    inner_x, inner_y = x.shape[-1], y.shape[-2 if y.ndim > 1 else 0]
+    if inner_x != inner_y:
+        raise ValueError(
+            f"matmul: shapes {tuple(x.shape)} and {tuple(y.shape)} cannot be multiplied "
+            f"({inner_x} != {inner_y})"
+        )
+
+
+class MatMul(Function):
+    """Z = X @ Y;  dL/dX = G @ Y^T,  dL/dY = X^T @ G"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        _check_matmul_shapes(x, y)
+        ctx.save_for_backward(x, y)
+        try:
+            return x @ y
+        except ValueError:  # batch dims that do not broadcast
+            raise ValueError(
+                f"matmul: batch dims of shapes {tuple(x.shape)} and {tuple(y.shape)} "
+                "cannot be broadcast together"
+            ) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        # Treat 1-D operands as matrices (a row for x, a column for y), as matmul itself does.
+        x2 = x.reshape(1, -1) if x.ndim == 1 else x
+        y2 = y.reshape(-1, 1) if y.ndim == 1 else y
+        batch = backend.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])
+        grad = grad.reshape(batch + (x2.shape[-2], y2.shape[-1]))
+        grad_x = grad_y = None
+        if ctx.needs_input_grad[0]:
+            grad_x = unbroadcast(grad @ y2.swapaxes(-1, -2), x2.shape).reshape(x.shape)
+        if ctx.needs_input_grad[1]:
+            grad_y = unbroadcast(x2.swapaxes(-1, -2) @ grad, y2.shape).reshape(y.shape)
+        return grad_x, grad_y
+
+
+class Linear(Function):
+    """Y = X @ W^T + b;  dL/dX = G @ W,  dL/dW = G^T @ X,  dL/db = sum of G over the batch
+
+    dL/dX is the "intermediate" gradient that flows on to earlier layers; dL/dW and dL/db are
+    the "receiver" gradients that the optimiser uses. Each is computed only when needed: the
+    first layer's input never needs a gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+            raise ValueError(
+                f"linear: input of shape {tuple(x.shape)} has "
+                f"{x.shape[-1] if x.ndim else 0} features, but the layer expects "
+                f"{weight.shape[1]} (weight shape {tuple(weight.shape)})"
+            )
+        ctx.save_for_backward(x, weight)
+        y = x @ weight.T
+        if bias is not None:
+            y += bias
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        needs_x, needs_w, needs_b = ctx.needs_input_grad
+        grad2 = grad.reshape(-1, grad.shape[-1])  # fold any leading batch dims into one
+        grad_x = (grad @ weight) if needs_x else None
+        grad_w = (grad2.T @ x.reshape(-1, x.shape[-1])) if needs_w else None
+        grad_b = grad2.sum(axis=0) if needs_b else None
+        return grad_x, grad_w, grad_b

@@ -1,0 +1,53 @@
+"""Stochastic gradient descent, exactly torch.optim.SGD's update."""
+
+from __future__ import annotations
+
+from ..autograd.grad_mode import no_grad
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """p -= lr * d, where d is the gradient with weight decay, momentum and nesterov applied.
+
+        d = g + weight_decay * p
+        b = d                                    (first step)
+        b = momentum * b + (1 - dampening) * d   (later steps)
+        d = d + momentum * b  if nesterov  else  b
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
+                        weight_decay=weight_decay, nesterov=nesterov)
+        super().__init__(params, defaults)
+
+    @no_grad()
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place."""
+        for group in self.param_groups:
+            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+            weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                d = param.grad.data
+                if weight_decay:
+                    d = d + weight_decay * param.data
+                if momentum:
+                    state = self.state.setdefault(param, {})
+                    buffer = state.get("momentum_buffer")
+                    if buffer is None:
+                        buffer = state["momentum_buffer"] = d.copy()
+                    else:
+                        buffer *= momentum
+                        buffer += d if dampening == 0 else (1 - dampening) * d
+                    d = d + momentum * buffer if nesterov else buffer
+                param.data -= lr * d
