@@ -131,7 +131,7 @@ class Tensor:
                     f"backward: a gradient can be created implicitly only for a tensor with one "
                     f"element (a scalar), but this one has shape {self.shape}; pass gradient="
                 )
-            grad = backend.module_for(self.device).ones_like(self.data)
+            grad = backend.module_for(self.device).ones(self.data.shape, self.data.dtype)
         else:
             grad = gradient.data if isinstance(gradient, Tensor) else gradient
             grad = backend.as_array(grad, self.dtype, self.device)

@@ -36,20 +36,20 @@ def tape(root) -> Tape:
     start = root if isinstance(root, Context) or root is None else root.grad_fn
     if start is None:
         return Tape()
-    finished = []  # post-order: a node is appended after every node below it
+    finished = []  # post-order: a node is appended after every node it sends gradients to
     visited = {start}
     stack = [(start, iter(start.next_nodes))]
     while stack:
         node, children = stack[-1]
         for child in children:
-            if isinstance(child, Context) and child not in visited:
+            if type(child) is Context and child not in visited:
                 visited.add(child)
                 stack.append((child, iter(child.next_nodes)))
                 break
-        else:
+        else:  # every child is finished
             stack.pop()
             finished.append(node)
-    finished.reverse()
+    finished.reverse()  # now every node comes before the nodes it sends gradients to
     return Tape(finished)
 
 
@@ -58,45 +58,47 @@ def backward(root, gradient, retain_graph: bool = False) -> None:
     if root.grad_fn is None:  # a leaf: its gradient is the given one
         _accumulate(root, gradient)
         return
-    pending = {root.grad_fn: gradient}
+    pending = {root.grad_fn: gradient}  # node -> sum of the gradients sent to it so far
     for node in tape(root.grad_fn):
         grad_output = pending.pop(node, None)
-        if grad_output is None:  # every path to this node carried no gradient
-            continue
-        grads = node.function.backward(node, grad_output)
-        if not isinstance(grads, tuple):
-            grads = (grads,)
-        if len(grads) != len(node.next_nodes):
-            raise RuntimeError(
-                f"{node.function.__name__}.backward returned {len(grads)} gradients, "
-                f"expected {len(node.next_nodes)} (one per forward input)"
-            )
-        for target, grad in zip(node.next_nodes, grads):
-            if target is None or grad is None:
-                continue
-            if isinstance(target, Context):
-                previous = pending.get(target)
-                pending[target] = grad if previous is None else previous + grad
-            else:
-                _accumulate(target, grad)
+        if grad_output is not None:  # None: no path from the root carried a gradient here
+            _run_node(node, grad_output, pending)
         if not retain_graph:
             node.release()
 
 
-def _accumulate(leaf, grad) -> None:
-    """leaf.grad += grad (a new array: grad may be shared with another edge)."""
-    from ..tensor import Tensor
+def _run_node(node: Context, grad_output, pending: dict) -> None:
+    """Run one node's backward and send each input gradient along its edge."""
+    grads = node.function.backward(node, grad_output)
+    if type(grads) is not tuple:
+        grads = (grads,)
+    if len(grads) != len(node.next_nodes):
+        raise RuntimeError(
+            f"{node.function.__name__}.backward returned {len(grads)} gradients, "
+            f"expected {len(node.next_nodes)} (one per forward input)"
+        )
+    for target, grad in zip(node.next_nodes, grads):
+        if target is None or grad is None:
+            continue
+        if type(target) is Context:
+            previous = pending.get(target)
+            pending[target] = grad if previous is None else previous + grad
+        else:
+            _accumulate(target, grad)
 
-    if type(grad) is not type(leaf.data):  # a numpy scalar from a full reduction
-        grad = backend.ensure_array(grad, backend.array_module(leaf.data))
-    if grad.shape != leaf.data.shape:
+
+def _accumulate(leaf, grad) -> None:
+    """leaf.grad += grad, as a new array: grad may be shared with another edge."""
+    data = leaf.data
+    if type(grad) is not type(data):  # a numpy scalar from a full reduction
+        grad = backend.ensure_array(grad, backend.array_module(data))
+    if grad.shape != data.shape:
         raise RuntimeError(
             f"gradient of shape {tuple(grad.shape)} does not match its tensor's shape "
-            f"{tuple(leaf.data.shape)}"
+            f"{tuple(data.shape)}"
         )
-    if grad.dtype != leaf.data.dtype:
-        grad = grad.astype(leaf.data.dtype)
-    if leaf.grad is None:
-        leaf.grad = Tensor._wrap(grad, leaf.device)
-    else:
-        leaf.grad = Tensor._wrap(leaf.grad.data + grad, leaf.device)
+    if grad.dtype != data.dtype:
+        grad = grad.astype(data.dtype)
+    if leaf.grad is not None:
+        grad = leaf.grad.data + grad
+    leaf.grad = leaf._wrap(grad, leaf.device)

@@ -80,42 +80,45 @@ class Function:
     @classmethod
     def apply(cls, *args):
         """Run forward on the inputs' arrays and record the node when gradients are needed."""
-        from ..tensor import Tensor  # tensor.py imports this module
-
         arrays = []
         needs_input_grad = []
+        next_nodes = []  # where each input's gradient will go (see Context)
         device = None
         for arg in args:
             if isinstance(arg, Tensor):
-                if device is None:
+                if arg.device is not device:
+                    if device is not None:
+                        raise RuntimeError(
+                            f"{cls.__name__}: expected all tensors on the same device, "
+                            f"found {device} and {arg.device}"
+                        )
                     device = arg.device
-                elif arg.device is not device:
-                    raise RuntimeError(
-                        f"{cls.__name__}: expected all tensors on the same device, "
-                        f"found {device} and {arg.device}"
-                    )
                 arrays.append(arg.data)
-                needs_input_grad.append(arg.requires_grad)
+                needs_input_grad.append(arg._requires_grad)
+                next_nodes.append(
+                    (arg if arg.grad_fn is None else arg.grad_fn) if arg._requires_grad else None
+                )
             else:
                 arrays.append(arg)
                 needs_input_grad.append(False)
-        record = grad_mode.enabled and True in needs_input_grad
+                next_nodes.append(None)
         ctx = Context(cls, tuple(needs_input_grad))
         out = cls.forward(ctx, *arrays)
-        if type(out) is backend.ndarray:
-            device = backend.CPU
+        if type(out) is _ndarray:
+            device = _CPU
         else:  # a cupy array, or a numpy scalar from a full reduction
             out = backend.ensure_array(out, backend.array_module(out))
             device = backend.device_of(out)
         result = Tensor._wrap(out, device)
-        if record:
-            ctx.next_nodes = tuple(
-                (arg if arg.grad_fn is None else arg.grad_fn)
-                if isinstance(arg, Tensor) and arg.requires_grad
-                else None
-                for arg in args
-            )
+        if grad_mode.enabled and True in needs_input_grad:
+            ctx.next_nodes = tuple(next_nodes)
             ctx.output_shape = out.shape
             result.grad_fn = ctx
-            result.requires_grad = True
+            result._requires_grad = True
         return result
+
+
+_ndarray, _CPU = backend.ndarray, backend.CPU
+
+# Imported last: tensor.py imports the ops, which import Function from this module.
+from ..tensor import Tensor  # noqa: E402
