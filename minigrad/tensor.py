@@ -70,14 +70,17 @@ class Tensor:
 
     @property
     def shape(self) -> tuple:
+        """The size of each dimension, as a tuple of ints."""
         return tuple(self.data.shape)
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions."""
         return self.data.ndim
 
     @property
     def dtype(self):
+        """The element type of the data (a numpy dtype, e.g. float32)."""
         return self.data.dtype
 
     @property
@@ -88,12 +91,15 @@ class Tensor:
         return self.transpose(0, 1) if self.ndim == 2 else self
 
     def numel(self) -> int:
+        """The number of elements."""
         return int(self.data.size)
 
     def size(self, dim: int | None = None):
+        """The shape, or the size of one dimension when `dim` is given."""
         return self.shape if dim is None else self.shape[dim]
 
     def dim(self) -> int:
+        """The number of dimensions (same as ndim)."""
         return self.ndim
 
     def __len__(self) -> int:
@@ -147,6 +153,7 @@ class Tensor:
         return Tensor._wrap(self.data, self.device)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set requires_grad in place and return self."""
         self.requires_grad = requires_grad
         return self
 
@@ -169,6 +176,7 @@ class Tensor:
         return self.data.item()
 
     def tolist(self):
+        """The data as nested Python lists (a number for a 0-d tensor)."""
         return backend.to_host(self.data).tolist()
 
     def to(self, device=None, dtype=None) -> Tensor:
@@ -183,9 +191,11 @@ class Tensor:
         return result
 
     def cpu(self) -> Tensor:
+        """A copy on the CPU (self when it is already there)."""
         return self.to("cpu")
 
     def cuda(self, index: int = 0) -> Tensor:
+        """A copy on GPU `index` (self when it is already there)."""
         return self.to(f"cuda:{index}")
 
     def __float__(self) -> float:
@@ -241,23 +251,29 @@ class Tensor:
         return matmul.MatMul.apply(other, self)
 
     def matmul(self, other) -> Tensor:
+        """z = self @ other, the matrix product (see ops.matmul.MatMul)."""
         return matmul.MatMul.apply(self, other)
 
     def exp(self) -> Tensor:
+        """z = exp(x), elementwise."""
         return elementwise.Exp.apply(self)
 
     def log(self) -> Tensor:
+        """z = log(x), elementwise (natural logarithm)."""
         return elementwise.Log.apply(self)
 
     def sqrt(self) -> Tensor:
+        """z = sqrt(x), elementwise."""
         return elementwise.Sqrt.apply(self)
 
     # ---- reductions ------------------------------------------------------------------------
 
     def sum(self, dim=None, keepdim: bool = False) -> Tensor:
+        """z = sum of the elements, over all dims or only `dim`."""
         return reduce.Sum.apply(self, dim, keepdim)
 
     def mean(self, dim=None, keepdim: bool = False) -> Tensor:
+        """z = mean of the elements, over all dims or only `dim`."""
         return reduce.Mean.apply(self, dim, keepdim)
 
     def max(self, dim: int | None = None, keepdim: bool = False):
@@ -278,28 +294,35 @@ class Tensor:
     # ---- activations -----------------------------------------------------------------------
 
     def relu(self) -> Tensor:
+        """z = max(x, 0), elementwise."""
         return activation.ReLU.apply(self)
 
     def sigmoid(self) -> Tensor:
+        """z = 1 / (1 + exp(-x)), elementwise."""
         return activation.Sigmoid.apply(self)
 
     def tanh(self) -> Tensor:
+        """z = tanh(x), elementwise."""
         return activation.Tanh.apply(self)
 
     def log_softmax(self, dim: int) -> Tensor:
+        """z = x - log(sum(exp(x))) along `dim`, computed stably."""
         return activation.LogSoftmax.apply(self, dim)
 
     def softmax(self, dim: int) -> Tensor:
+        """z = exp(x) / sum(exp(x)) along `dim`, computed stably."""
         return activation.Softmax.apply(self, dim)
 
     # ---- shape -----------------------------------------------------------------------------
 
     def reshape(self, *shape) -> Tensor:
+        """The same elements viewed with a new shape (also called as view)."""
         return shape_op(self, _shape_args(shape))
 
     view = reshape
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
+        """The tensor with dims dim0 and dim1 swapped."""
         return shape.Transpose.apply(self, dim0, dim1)
 
     def t(self) -> Tensor:
