@@ -10,7 +10,9 @@ Function's backward, and sends one gradient along each edge: to the next node, o
 from __future__ import annotations
 
 from .. import backend
+from . import anomaly
 from .function import Context
+from .grad_mode import grad_mode
 
 
 class Tape(list):
@@ -77,6 +79,8 @@ def _run_node(node: Context, grad_output, pending: dict) -> None:
             f"{node.function.__name__}.backward returned {len(grads)} gradients, "
             f"expected {len(node.next_nodes)} (one per forward input)"
         )
+    if grad_mode.anomaly:
+        anomaly.check_backward(node, grads)
     for target, grad in zip(node.next_nodes, grads):
         if target is None or grad is None:
             continue

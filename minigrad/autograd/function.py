@@ -9,6 +9,7 @@ remembers what backward needs and where the input gradients go.
 from __future__ import annotations
 
 from .. import backend
+from . import anomaly
 from .grad_mode import grad_mode
 
 
@@ -109,6 +110,8 @@ class Function:
         else:  # a cupy array, or a numpy scalar from a full reduction
             out = backend.ensure_array(out, backend.array_module(out))
             device = backend.device_of(out)
+        if grad_mode.anomaly:
+            anomaly.check_forward(ctx, arrays, out)
         result = Tensor._wrap(out, device)
         if grad_mode.enabled and True in needs_input_grad:
             ctx.next_nodes = tuple(next_nodes)

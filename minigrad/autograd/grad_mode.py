@@ -10,6 +10,8 @@ class _GradMode(threading.local):
     """Per-thread switch, as in PyTorch; `apply` reads `enabled` on every call."""
 
     enabled = True
+    anomaly = False  # detect_anomaly() (anomaly.py)
+    anomaly_check_nan = True
 
 
 grad_mode = _GradMode()
