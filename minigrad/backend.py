@@ -52,7 +52,10 @@ class Device:
 
     def __eq__(self, other) -> bool:
         if isinstance(other, str):
-            other = device(other)
+            try:
+                other = device(other)
+            except ValueError:
+                return False
         return isinstance(other, Device) and (self.type, self.index) == (other.type, other.index)
 
     def __hash__(self) -> int:
@@ -68,7 +71,7 @@ def device(spec: str | Device | None) -> Device:
     if spec is None or spec is CPU:
         return CPU
     if isinstance(spec, Device):
-        return spec if spec.type == "cpu" else _cuda_device(spec.index or 0)
+        spec = str(spec)  # a hand-made Device("cpu", None) must become the interned CPU
     if not isinstance(spec, str):
         raise TypeError(f"device must be a string like 'cpu' or 'cuda:0', got {spec!r}")
     name, _, index = spec.strip().partition(":")

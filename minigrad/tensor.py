@@ -29,7 +29,9 @@ class Tensor:
             dev = backend.device(device)
         else:
             dev = backend.device_of(data) if backend.is_array(data) else backend.CPU
-        self.data = backend.as_array(data, backend.dtype(dtype), dev)
+        array = backend.as_array(data, backend.dtype(dtype), dev)
+        # A copy, as torch.tensor makes: later writes to `data` must not change the tensor.
+        self.data = array.copy() if array is data else array
         self.device = dev
         self.grad = None
         self.grad_fn = None
@@ -172,7 +174,9 @@ class Tensor:
     def item(self):
         """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
-            raise ValueError(f"item: only one-element tensors can be converted, got shape {self.shape}")
+            raise ValueError(
+                f"item: only one-element tensors can be converted, got shape {self.shape}"
+            )
         return self.data.item()
 
     def tolist(self):
@@ -181,7 +185,7 @@ class Tensor:
 
     def to(self, device=None, dtype=None) -> Tensor:
         """A copy on another device and/or with another dtype (self when nothing changes)."""
-        if isinstance(device, str) and device in backend.dtype_names():
+        if _is_dtype(device):  # x.to("float64") or x.to(mg.float64), as in PyTorch
             device, dtype = None, device
         result = self
         if dtype is not None and backend.dtype(dtype) != self.dtype:
@@ -212,34 +216,34 @@ class Tensor:
     # ---- arithmetic (NumPy broadcasting) ---------------------------------------------------
 
     def __add__(self, other):
-        return elementwise.Add.apply(self, other)
+        return elementwise.Add.apply(self, _scalar(other))
 
     def __radd__(self, other):
-        return elementwise.Add.apply(other, self)
+        return elementwise.Add.apply(_scalar(other), self)
 
     def __sub__(self, other):
-        return elementwise.Sub.apply(self, other)
+        return elementwise.Sub.apply(self, _scalar(other))
 
     def __rsub__(self, other):
-        return elementwise.Sub.apply(other, self)
+        return elementwise.Sub.apply(_scalar(other), self)
 
     def __mul__(self, other):
-        return elementwise.Mul.apply(self, other)
+        return elementwise.Mul.apply(self, _scalar(other))
 
     def __rmul__(self, other):
-        return elementwise.Mul.apply(other, self)
+        return elementwise.Mul.apply(_scalar(other), self)
 
     def __truediv__(self, other):
-        return elementwise.Div.apply(self, other)
+        return elementwise.Div.apply(self, _scalar(other))
 
     def __rtruediv__(self, other):
-        return elementwise.Div.apply(other, self)
+        return elementwise.Div.apply(_scalar(other), self)
 
     def __pow__(self, other):
-        return elementwise.Pow.apply(self, other)
+        return elementwise.Pow.apply(self, _scalar(other))
 
     def __rpow__(self, other):
-        return elementwise.Pow.apply(other, self)
+        return elementwise.Pow.apply(_scalar(other), self)
 
     def __neg__(self):
         return elementwise.Neg.apply(self)
@@ -287,9 +291,12 @@ class Tensor:
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         """Index of the largest element (of the flattened tensor when dim is None); no grad."""
         if dim is None:
-            return Tensor._wrap(backend.ensure_array(self.data.argmax(), backend.array_module(self.data)), self.device)
-        (axis,) = reduce.normalize_dims(dim, self.ndim, "argmax") or (None,)
-        return Tensor._wrap(self.data.argmax(axis=axis, keepdims=keepdim), self.device)
+            index = self.data.argmax()
+        else:
+            (axis,) = reduce.normalize_dims(dim, self.ndim, "argmax") or (None,)
+            index = self.data.argmax(axis=axis, keepdims=keepdim)
+        xp = backend.array_module(self.data)  # NumPy gives a scalar when no dims are left
+        return Tensor._wrap(backend.ensure_array(index, xp), self.device)
 
     # ---- activations -----------------------------------------------------------------------
 
@@ -348,7 +355,9 @@ class Tensor:
         """Merge dims start_dim..end_dim into one."""
         if self.ndim == 0:
             return shape_op(self, (1,))
-        start, end = (reduce.normalize_dims(d, self.ndim, "flatten")[0] for d in (start_dim, end_dim))
+        start, end = (
+            reduce.normalize_dims(d, self.ndim, "flatten")[0] for d in (start_dim, end_dim)
+        )
         merged = 1
         for size in self.shape[start : end + 1]:
             merged *= size
@@ -361,7 +370,8 @@ class Tensor:
 
     def _compare(self, other, op) -> Tensor:
         other = other.data if isinstance(other, Tensor) else other
-        return Tensor._wrap(op(self.data, other), self.device)
+        xp = backend.array_module(self.data)  # NumPy gives a scalar for 0-d tensors
+        return Tensor._wrap(backend.ensure_array(op(self.data, other), xp), self.device)
 
     def __eq__(self, other):
         return self._compare(other, lambda a, b: a == b)
@@ -385,6 +395,18 @@ class Tensor:
 def shape_op(tensor: Tensor, new_shape: tuple) -> Tensor:
     """Every reshape-like method is one Reshape: it only changes how the elements are viewed."""
     return shape.Reshape.apply(tensor, new_shape)
+
+
+def _scalar(value):
+    """A NumPy scalar acts as a Python number: float32 * numpy.float64 stays float32."""
+    return value.item() if isinstance(value, backend.numpy.generic) else value
+
+
+def _is_dtype(spec) -> bool:
+    """Whether to()'s first argument names a dtype rather than a device."""
+    if isinstance(spec, str):
+        return spec in backend.dtype_names()
+    return spec is not None and not isinstance(spec, backend.Device)
 
 
 def _shape_args(shape_args: tuple) -> tuple:

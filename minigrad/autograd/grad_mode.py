@@ -27,6 +27,11 @@ class _SetGradEnabled:
 
     mode = True
 
+    def __new__(cls, fn=None):
+        """`@no_grad` works with or without parentheses, as in PyTorch."""
+        manager = super().__new__(cls)
+        return manager if fn is None else manager(fn)
+
     def __enter__(self):
         self.previous = grad_mode.enabled
         grad_mode.enabled = self.mode

@@ -21,7 +21,9 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
     for t in checked:
         if t.dtype != backend.float64:
-            raise TypeError(f"gradcheck: inputs must be float64 for finite differences, got {t.dtype}")
+            raise TypeError(
+                f"gradcheck: inputs must be float64 for finite differences, got {t.dtype}"
+            )
 
     output = fn(*inputs)
     host = backend.numpy.random.default_rng(0).standard_normal(output.shape)
@@ -37,23 +39,29 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 
     for number, t in enumerate(checked):
         analytic = backend.to_host(t.grad.data if t.grad is not None else t.data * 0).ravel()
-        flat = t.data.reshape(-1)  # a view: writing it perturbs the input in place
         numeric = backend.numpy.empty_like(analytic)
-        for i in range(flat.size):
-            original = float(flat[i])
-            flat[i] = original + eps
+        for i in range(numeric.size):
+            # Perturb the input in place, by index: t.data may be a non-contiguous view.
+            index = _unravel(i, t.shape)
+            original = float(t.data[index])
+            t.data[index] = original + eps
             plus = objective()
-            flat[i] = original - eps
+            t.data[index] = original - eps
             minus = objective()
-            flat[i] = original
+            t.data[index] = original
             numeric[i] = (plus - minus) / (2 * eps)
         error = abs(analytic - numeric) - (atol + rtol * abs(numeric))
-        worst = int(error.argmax()) if error.size else 0
-        if error.size and error[worst] > 0:
-            index = tuple(int(k) for k in backend.numpy.unravel_index(worst, t.shape))
+        worst = int(error.argmax()) if error.size else 0  # argmax picks a NaN first
+        if error.size and not error[worst] <= 0:  # NaN fails too
+            index = _unravel(worst, t.shape)
             raise RuntimeError(
                 f"gradcheck: gradient of input {number} (shape {tuple(t.shape)}) is wrong at "
                 f"index {index}: backward gave {analytic[worst]:.6g}, "
                 f"finite differences give {numeric[worst]:.6g}"
             )
     return True
+
+
+def _unravel(flat_index: int, shape: tuple) -> tuple:
+    """The position of element `flat_index` (row-major) in an array of this shape."""
+    return tuple(int(k) for k in backend.numpy.unravel_index(flat_index, shape))

@@ -115,12 +115,15 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, grad):
         x, y, z = ctx.saved_tensors
+        xp = backend.array_module(z)
         grad_x = grad_y = None
         if ctx.needs_input_grad[0]:
-            grad_x = unbroadcast(grad * y * x ** (y - 1), _shape(x))
+            # Where y = 0 the slope is 0, also at x = 0 (where the formula gives 0 * inf = nan).
+            slope = xp.where(y == 0, 0, y * x ** (y - 1))
+            grad_x = unbroadcast(grad * slope, _shape(x))
         if ctx.needs_input_grad[1]:
-            xp = backend.array_module(z)
-            grad_y = unbroadcast(grad * z * xp.log(x), _shape(y))
+            # Where x = 0, z = 0**y does not change with y > 0 (the formula gives 0 * -inf = nan).
+            grad_y = unbroadcast(grad * z * xp.log(xp.where(x == 0, 1, x)), _shape(y))
         return grad_x, grad_y
 
 
