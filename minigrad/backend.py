@@ -160,6 +160,11 @@ def is_array(obj) -> bool:
     return isinstance(obj, ndarray) or (_cupy is not None and isinstance(obj, _cupy.ndarray))
 
 
+def is_cuda_array(obj) -> bool:
+    """True for a cupy ndarray (an array on a GPU); never imports CuPy."""
+    return _cupy is not None and isinstance(obj, _cupy.ndarray)
+
+
 def dtype(spec) -> numpy.dtype | None:
     """Turn a dtype argument ("float64", numpy.float64, a dtype, None) into a numpy dtype."""
     if spec is None:
