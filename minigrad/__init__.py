@@ -6,7 +6,7 @@
     x.grad  # tensor([[2., 4.]])
 """
 
-from . import autograd, backend, cuda, data, nn, optim
+from . import autograd, backend, cuda, data, nn, optim, viz
 from .autograd import Function, enable_grad, gradcheck, is_grad_enabled, no_grad
 from .backend import Device, float32, float64, int64, manual_seed
 from .backend import device as device
@@ -44,6 +44,7 @@ __all__ = [
     "randn",
     "save",
     "tensor",
+    "viz",
     "zeros",
     "zeros_like",
 ]

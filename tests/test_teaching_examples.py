@@ -1,0 +1,128 @@
+"""The teaching examples run and check what they claim: custom_linear.py and tape.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import viz
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load_example(name: str):
+    """Import examples/<name>.py as a module (examples/ is not a package)."""
+    path = REPO / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_example(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+
+
+# ---- examples/custom_linear.py -------------------------------------------------------------------
+
+
+def test_custom_linear_runs_and_every_check_passes():
+    done = run_example("examples/custom_linear.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "weights.grad = [1. 1. 1. 1. 1.]  x.grad = None" in out  # the dummy-input test
+    # Both sets of gradients are printed, one line per parameter, and agree.
+    rows = re.findall(r"^\s+([wb][123])\s+\(.*by hand.*backward\(\).*\s(ok|DIFFERENT)$", out, re.M)
+    assert rows == [(name, "ok") for name in ("w1", "b1", "w2", "b2", "w3", "b3")]
+    assert "gradcheck(LinearLayer): True; with a bias: True" in out
+    assert out.rstrip().endswith("all checks passed")
+
+
+def test_custom_linear_layer_matches_the_tutorial_formulas():
+    example = load_example("custom_linear")
+    rng = np.random.default_rng(1)
+    x = mg.tensor(rng.standard_normal((5, 3)), requires_grad=True)  # n x f
+    weights = mg.tensor(rng.standard_normal((3, 2)), requires_grad=True)  # f x h
+    grad = rng.standard_normal((5, 2))  # n x h
+    example.LinearLayer.apply(x, weights).backward(grad)
+    np.testing.assert_allclose(weights.grad.numpy(), (grad.T @ x.numpy()).T)  # (G' . x)'
+    np.testing.assert_allclose(x.grad.numpy(), grad @ weights.numpy().T)  # G . W'
+
+
+def test_custom_linear_checks_catch_a_wrong_backward(monkeypatch, capsys):
+    """The example's comparisons are real: a backward that is off by 1% makes it exit 1."""
+    example = load_example("custom_linear")
+    right = example.LinearLayer.backward
+
+    def slightly_wrong(ctx, grad_output):
+        grad_input, grad_weights = right(ctx, grad_output)
+        return grad_input, (None if grad_weights is None else grad_weights * 1.01)
+
+    monkeypatch.setattr(example.LinearLayer, "backward", staticmethod(slightly_wrong))
+    assert example.main() == 1
+    out = capsys.readouterr().out
+    assert "DIFFERENT" in out and "FAILED: " in out and "gradcheck" in out.split("FAILED: ")[1]
+
+
+def test_docs_show_the_same_linear_layer_as_the_example():
+    """docs/linear-layer.md quotes LinearLayer; the quote must be the example's code, verbatim."""
+    page = (REPO / "docs" / "linear-layer.md").read_text()
+    quoted = re.search(r"```python\n(class LinearLayer\(mg\.Function\):\n.*?)```", page, re.S)
+    assert quoted, "docs/linear-layer.md no longer quotes class LinearLayer"
+    assert quoted.group(1) in (REPO / "examples" / "custom_linear.py").read_text()
+
+
+# ---- examples/tape.py --------------------------------------------------------------------------
+
+TAPE_LINE = re.compile(r"^\s*(\d+)\s+(\w+)\s+out (\([\d, ]*\))\s+-> (.*)$", re.M)
+
+
+def test_tape_prints_one_line_per_node_in_backward_order(capsys):
+    steps = load_example("tape").main(["--batch-size", "8"])
+    out = capsys.readouterr().out
+    lines = TAPE_LINE.findall(out)
+    assert [(int(step), name, shape) for step, name, shape, _ in lines] == [
+        (0, "CrossEntropyBackward", "()"),
+        (1, "LinearBackward", "(8, 10)"),
+        (2, "ReLUBackward", "(8, 64)"),
+        (3, "LinearBackward", "(8, 64)"),
+        (4, "ReLUBackward", "(8, 128)"),
+        (5, "LinearBackward", "(8, 128)"),
+    ]
+    assert lines[1][3] == "ReLUBackward, leaf (10, 64), leaf (10,)"
+    assert lines[5][3] == "leaf (128, 784), leaf (128,)"  # the images get no gradient
+    assert [node.name() for node in steps] == [name for _, name, _, _ in lines]
+    assert ".grad is set on 6 parameters" in out
+
+
+def test_tape_order_puts_every_node_after_the_nodes_that_use_its_output():
+    _, loss = load_example("tape").tutorial_loss(4)
+    steps = mg.autograd.tape(loss)
+    position = {node: index for index, node in enumerate(steps)}
+    for node in steps:
+        for target in node.next_nodes:
+            if isinstance(target, mg.autograd.Context):
+                assert position[target] > position[node]
+
+
+def test_tape_runs_as_a_script():
+    done = run_example("examples/tape.py", "--batch-size", "2")
+    assert done.returncode == 0, done.stderr
+    assert len(TAPE_LINE.findall(done.stdout)) == 6
+
+
+@pytest.mark.skipif(viz._dot_program() is None, reason="Graphviz's dot is not installed")
+def test_tape_draws_the_graph(tmp_path, capsys):
+    path = tmp_path / "graph.svg"
+    load_example("tape").main(["--batch-size", "2", "--svg", str(path)])
+    svg = path.read_text()
+    assert "fc1.weight" in svg and "CrossEntropyBackward" in svg

@@ -1,0 +1,194 @@
+"""mg.viz: DOT text for the graph behind a tensor, and render's files and errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+import types
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import minigrad as mg
+from minigrad import viz
+
+REPO = Path(__file__).resolve().parent.parent
+NODE = re.compile(r'^\s*(\w+) \[label="((?:[^"\\]|\\.)*)"', re.MULTILINE)
+EDGE = re.compile(r"^\s*(\w+) -> (\w+);", re.MULTILINE)
+
+
+def nodes_and_edges(dot: str):
+    """{node id: label} and a Counter of (from, to) edges, read back from DOT text."""
+    return dict(NODE.findall(dot)), Counter(EDGE.findall(dot))
+
+
+def used_twice():
+    x = mg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = mg.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    return x, w, (x * w + x).sum()
+
+
+def test_to_dot_gives_the_nodes_and_edges_of_a_small_graph():
+    x, w, loss = used_twice()
+    nodes, edges = nodes_and_edges(mg.viz.to_dot(loss, params={"x": x, "w": w}))
+    assert nodes == {
+        "op0": r"SumBackward\nout ()",
+        "op1": r"AddBackward\nout (3,)",
+        "op2": r"MulBackward\nout (3,)",
+        "leaf0": r"x\n(3,)",
+        "leaf1": r"w\n(3,)",
+    }
+    # Inputs point at the op that used them; x is used by Add and by Mul.
+    assert edges == Counter(
+        {
+            ("op1", "op0"): 1,
+            ("op2", "op1"): 1,
+            ("leaf0", "op1"): 1,
+            ("leaf0", "op2"): 1,
+            ("leaf1", "op2"): 1,
+        }
+    )
+
+
+def test_op_ids_follow_the_tape_order():
+    _, _, loss = used_twice()
+    nodes, _ = nodes_and_edges(mg.viz.to_dot(loss))
+    names = [node.name() for node in mg.autograd.tape(loss)]
+    assert [nodes[f"op{i}"].split("\\n")[0] for i in range(len(names))] == names
+
+
+def test_a_tensor_used_twice_by_one_op_has_two_edges():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    nodes, edges = nodes_and_edges(mg.viz.to_dot(x * x))
+    assert nodes == {"op0": r"MulBackward\nout (2,)", "leaf0": r"leaf\n(2,)"}
+    assert edges == Counter({("leaf0", "op0"): 2})
+
+
+def test_data_inputs_are_left_out_and_parameters_are_named():
+    mg.manual_seed(0)
+    model = mg.nn.Sequential(mg.nn.Linear(4, 3), mg.nn.ReLU(), mg.nn.Linear(3, 2))
+    loss = mg.nn.functional.cross_entropy(model(mg.randn(5, 4)), mg.tensor([0, 1, 0, 1, 1]))
+    for params in (model, model.named_parameters(), dict(model.named_parameters())):
+        nodes, edges = nodes_and_edges(mg.viz.to_dot(loss, params=params))
+        leaves = sorted(label for key, label in nodes.items() if key.startswith("leaf"))
+        assert leaves == [
+            r"0.bias\n(3,)",
+            r"0.weight\n(3, 4)",
+            r"2.bias\n(2,)",
+            r"2.weight\n(2, 3)",
+        ]
+        ops = [nodes[f"op{i}"].split("\\n")[0] for i in range(4)]
+        assert ops == ["CrossEntropyBackward", "LinearBackward", "ReLUBackward", "LinearBackward"]
+        assert sum(edges.values()) == 3 + 4  # op-to-op chain, plus one edge per parameter
+
+
+def test_to_dot_of_a_leaf_and_of_a_tensor_without_graph():
+    leaf = mg.zeros(2, 3, requires_grad=True)
+    nodes, edges = nodes_and_edges(mg.viz.to_dot(leaf, params={"p": leaf}))
+    assert nodes == {"leaf0": r"p\n(2, 3)"} and not edges
+    with pytest.raises(ValueError, match="no graph"):
+        mg.viz.to_dot(mg.zeros(2))
+    with mg.no_grad():
+        made_without_graph = leaf * 2
+    with pytest.raises(ValueError, match="no_grad"):
+        mg.viz.to_dot(made_without_graph)
+
+
+def test_to_dot_escapes_names_and_works_after_backward_and_on_deep_chains():
+    x = mg.tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(5000):  # far deeper than Python's recursion limit
+        y = y * 1.0
+    y.backward()  # frees saved arrays; the graph's shape stays
+    dot = mg.viz.to_dot(y, params={'say "hi" \\': x})
+    nodes, edges = nodes_and_edges(dot)
+    assert len(nodes) == 5001 and sum(edges.values()) == 5000
+    assert r'label="say \"hi\" \\\n(1,)"' in dot
+
+
+def fake_graphviz(works: bool):
+    """A stand-in for the graphviz package: it draws, or it cannot find the dot program."""
+    module = types.ModuleType("graphviz")
+
+    class ExecutableNotFound(RuntimeError):
+        pass
+
+    class Source:
+        def __init__(self, text):
+            self.text = text
+
+        def pipe(self, format):
+            if not works:
+                raise ExecutableNotFound("failed to execute 'dot'")
+            return f"<{format}>{self.text}".encode()
+
+    module.ExecutableNotFound, module.Source = ExecutableNotFound, Source
+    return module
+
+
+def test_render_uses_the_graphviz_package_when_present(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "graphviz", fake_graphviz(works=True))
+    monkeypatch.setattr(viz, "_dot_program", lambda: None)
+    _, _, loss = used_twice()
+    path = viz.render(loss, tmp_path / "graph.svg")
+    assert Path(path).read_text() == "<svg>" + viz.to_dot(loss)
+
+
+def test_render_says_what_to_install_when_graphviz_is_absent(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "graphviz", None)  # import graphviz raises ImportError
+    monkeypatch.setattr(viz, "_dot_program", lambda: None)
+    assert viz._graphviz_package() is None
+    _, _, loss = used_twice()
+    with pytest.raises(RuntimeError, match="apt-get install graphviz") as error:
+        viz.render(loss, tmp_path / "graph.svg")
+    assert "pip install graphviz" in str(error.value) and "to_dot" in str(error.value)
+    assert not (tmp_path / "graph.svg").exists()
+
+
+def test_render_error_when_the_package_cannot_find_dot(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "graphviz", fake_graphviz(works=False))
+    monkeypatch.setattr(viz, "_dot_program", lambda: None)
+    _, _, loss = used_twice()
+    with pytest.raises(RuntimeError, match="brew install graphviz"):
+        viz.render(loss, tmp_path / "graph.png")
+
+
+def test_render_rejects_an_unknown_format(tmp_path):
+    _, _, loss = used_twice()
+    with pytest.raises(ValueError, match=r"\.svg, \.png, \.pdf"):
+        viz.render(loss, tmp_path / "graph.jpg")
+
+
+needs_dot = pytest.mark.skipif(viz._dot_program() is None, reason="Graphviz's dot is not installed")
+
+
+@needs_dot
+@pytest.mark.parametrize("suffix, magic", [(".svg", b"<svg"), (".png", b"\x89PNG")])
+def test_render_draws_with_the_dot_program(tmp_path, monkeypatch, suffix, magic):
+    monkeypatch.setitem(sys.modules, "graphviz", None)  # force the dot-program path
+    x, w, loss = used_twice()
+    path = tmp_path / f"graph{suffix}"
+    assert viz.render(loss, path, params={"x": x, "w": w}) == str(path)
+    assert magic in path.read_bytes()[:300]
+
+
+def load_example(name: str):
+    """Import examples/<name>.py as a module (examples/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_picture_shows_the_tutorial_network():
+    """docs/images/tutorial_graph.svg has every label that to_dot gives examples/tape.py's graph."""
+    svg = (REPO / "docs" / "images" / "tutorial_graph.svg").read_text()
+    model, loss = load_example("tape").tutorial_loss(64)
+    nodes, _ = nodes_and_edges(mg.viz.to_dot(loss, params=model))
+    assert len(nodes) == 6 + 6  # six ops, six parameters
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    for label in nodes.values():
+        for line in label.split("\\n"):
+            assert line in texts, f"{line!r} is not in the SVG: remake it (see docs/README.md)"
