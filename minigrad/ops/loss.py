@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd.function import Function
+from ..cuda import kernels
 
 
-def check_targets(logits, target) -> None:
+def check_targets(logits, target, check_range: bool = True) -> None:
     """Raise a clear error for targets that do not fit the logits (shape, dtype, range)."""
     if logits.ndim != 2:
         raise ValueError(
@@ -21,6 +22,8 @@ def check_targets(logits, target) -> None:
         raise TypeError(f"cross_entropy: targets must be integer class indices, got {target.dtype}")
     classes = logits.shape[1]
     # Viewed as unsigned, a negative label becomes huge: one max() catches both ends of the range.
+    if not check_range:  # the fused CUDA kernel checks on the device instead
+        return
     if target.size and int(target.astype(backend.uint64, copy=False).max()) >= classes:
         bad = target[(target < 0) | (target >= classes)]
         raise IndexError(
@@ -34,7 +37,13 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, target, reduction="mean"):
-        check_targets(logits, target)
+        fused = kernels.applies(logits)  # CUDA: one kernel, which gives a bad target a NaN loss
+        check_targets(logits, target, check_range=not fused)  # (checking would wait for the GPU)
+        ctx.scale = 1.0 / logits.shape[0] if reduction == "mean" else 1.0
+        if fused:
+            loss, probs = kernels.cross_entropy_forward(logits, target, ctx.scale)
+            ctx.save_for_backward(probs, target)
+            return loss
         xp = backend.array_module(logits)
         shifted = logits - logits.max(axis=1, keepdims=True)
         exp = xp.exp(shifted)
@@ -44,12 +53,13 @@ class CrossEntropy(Function):
         losses = xp.log(total[:, 0]) - shifted[rows, target]
         exp /= total  # now the softmax, kept for backward
         ctx.save_for_backward(exp, target)
-        ctx.scale = 1.0 / logits.shape[0] if reduction == "mean" else 1.0
         return losses.sum() * logits.dtype.type(ctx.scale)
 
     @staticmethod
     def backward(ctx, grad):
         probs, target = ctx.saved_tensors
+        if kernels.applies(probs, grad):  # CUDA: softmax minus one-hot, scaled, in one kernel
+            return kernels.cross_entropy_backward(probs, target, grad, ctx.scale), None, None
         grad_logits = probs.copy()
         grad_logits[backend.array_module(probs).arange(target.shape[0]), target] -= 1
         grad_logits *= grad * ctx.scale

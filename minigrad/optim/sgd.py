@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..cuda import kernels
 from .optimizer import Optimizer
 
 
@@ -41,6 +42,11 @@ class SGD(Optimizer):
                 if param.grad is None:
                     continue
                 d = param.grad.data
+                if kernels.applies(param.data, d):  # CUDA: the whole update in one fused kernel
+                    state = self.state.setdefault(param, {}) if momentum else None
+                    kernels.sgd_update(param.data, d, state, lr, momentum, dampening,
+                                       weight_decay, nesterov)
+                    continue
                 if weight_decay:
                     d = d + weight_decay * param.data
                 if momentum:
