@@ -309,13 +309,6 @@ def test_grad_fn_repr_names_the_op():
 
 # ---- gradients must be fresh arrays ----------------------------------------------------------
 
-ALIASING = pytest.mark.xfail(
-    strict=True,
-    reason="engine._accumulate stores the first gradient without copying it (see report)",
-)
-
-
-@ALIASING
 def test_two_leaves_never_share_a_gradient_array():
     x = mg.tensor([1.0, 2.0], requires_grad=True)
     y = mg.tensor([3.0, 4.0], requires_grad=True)
@@ -324,7 +317,6 @@ def test_two_leaves_never_share_a_gradient_array():
     np.testing.assert_array_equal(y.grad.numpy(), [1.0, 1.0])
 
 
-@ALIASING
 def test_gradient_of_a_sum_is_writable():
     x = mg.tensor([1.0, 2.0], requires_grad=True)
     x.sum().backward()
@@ -332,7 +324,6 @@ def test_gradient_of_a_sum_is_writable():
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
 
 
-@ALIASING
 def test_leaf_gradient_does_not_alias_the_given_gradient():
     x = mg.tensor([1.0, 2.0], requires_grad=True)
     given = np.ones(2, dtype=np.float32)

@@ -57,19 +57,20 @@ def tape(root) -> Tape:
 
 def backward(root, gradient, retain_graph: bool = False) -> None:
     """Send `gradient` (an array shaped like root) back through the graph into the leaves."""
+    held = {id(gradient)}  # arrays someone else holds: a leaf's .grad must not be one of them
     if root.grad_fn is None:  # a leaf: its gradient is the given one
-        _accumulate(root, gradient)
+        _accumulate(root, gradient, held)
         return
     pending = {root.grad_fn: gradient}  # node -> sum of the gradients sent to it so far
     for node in tape(root.grad_fn):
         grad_output = pending.pop(node, None)
         if grad_output is not None:  # None: no path from the root carried a gradient here
-            _run_node(node, grad_output, pending)
+            _run_node(node, grad_output, pending, held)
         if not retain_graph:
             node.release()
 
 
-def _run_node(node: Context, grad_output, pending: dict) -> None:
+def _run_node(node: Context, grad_output, pending: dict, held: set) -> None:
     """Run one node's backward and send each input gradient along its edge."""
     grads = node.function.backward(node, grad_output)
     if type(grads) is not tuple:
@@ -88,11 +89,11 @@ def _run_node(node: Context, grad_output, pending: dict) -> None:
             previous = pending.get(target)
             pending[target] = grad if previous is None else previous + grad
         else:
-            _accumulate(target, grad)
+            _accumulate(target, grad, held)
 
 
-def _accumulate(leaf, grad) -> None:
-    """leaf.grad += grad, as a new array: grad may be shared with another edge."""
+def _accumulate(leaf, grad, held: set) -> None:
+    """leaf.grad += grad, leaving .grad an array of its own that the user may write to."""
     data = leaf.data
     if type(grad) is not type(data):  # a numpy scalar from a full reduction
         grad = backend.ensure_array(grad, backend.array_module(data))
@@ -105,4 +106,9 @@ def _accumulate(leaf, grad) -> None:
         grad = grad.astype(data.dtype)
     if leaf.grad is not None:
         grad = leaf.grad.data + grad
+    elif grad.base is not None or id(grad) in held:
+        # A view (a broadcast from Sum is read-only), the caller's gradient, or an array another
+        # leaf got too (Add sends one array to both inputs): copy, so .grad owns its memory.
+        grad = grad.copy()
+    held.add(id(grad))
     leaf.grad = leaf._wrap(grad, leaf.device)
