@@ -30,9 +30,11 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input: Tensor) -> Tensor:
+        """y = x @ W^T + b for input x of shape (..., in_features)."""
         return F.linear(input, self.weight, self.bias)
 
     def extra_repr(self) -> str:
+        """The settings shown inside Linear(...) when printed."""
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}"
@@ -43,6 +45,7 @@ class ReLU(Module):
     """y = max(x, 0)"""
 
     def forward(self, input: Tensor) -> Tensor:
+        """y = max(x, 0), elementwise."""
         return F.relu(input)
 
 
@@ -50,6 +53,7 @@ class Sigmoid(Module):
     """y = 1 / (1 + exp(-x))"""
 
     def forward(self, input: Tensor) -> Tensor:
+        """y = 1 / (1 + exp(-x)), elementwise."""
         return F.sigmoid(input)
 
 
@@ -57,6 +61,7 @@ class Tanh(Module):
     """y = tanh(x)"""
 
     def forward(self, input: Tensor) -> Tensor:
+        """y = tanh(x), elementwise."""
         return F.tanh(input)
 
 
@@ -68,9 +73,11 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, input: Tensor) -> Tensor:
+        """The input with dims start_dim..end_dim merged into one."""
         return input.flatten(self.start_dim, self.end_dim)
 
     def extra_repr(self) -> str:
+        """The settings shown inside Flatten(...) when printed."""
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
@@ -85,6 +92,7 @@ class Sequential(Module):
             setattr(self, str(index), module)
 
     def forward(self, input):
+        """Apply each module in order, feeding each one's output to the next."""
         for module in self._modules.values():
             input = module(input)
         return input

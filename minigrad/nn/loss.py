@@ -17,7 +17,9 @@ class CrossEntropyLoss(Module):
         self.reduction = reduction
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        """The loss of logits `input` (batch, classes) against class indices `target`."""
         return F.cross_entropy(input, target, reduction=self.reduction)
 
     def extra_repr(self) -> str:
+        """The settings shown inside CrossEntropyLoss(...) when printed."""
         return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"

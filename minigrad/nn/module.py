@@ -36,6 +36,7 @@ class Module:
         object.__setattr__(self, "training", True)
 
     def forward(self, *args, **kwargs):
+        """The module's computation; every subclass writes its own."""
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
@@ -67,6 +68,7 @@ class Module:
         yield from self._modules.items()
 
     def children(self):
+        """The direct submodules, in the order they were assigned."""
         for _, module in self.named_children():
             yield module
 
@@ -77,6 +79,7 @@ class Module:
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def modules(self):
+        """This module and every module below it, depth first."""
         for _, module in self.named_modules():
             yield module
 
@@ -91,6 +94,7 @@ class Module:
                     yield (f"{module_name}.{name}" if module_name else name), param
 
     def parameters(self, recurse: bool = True):
+        """Every Parameter of this module and (with recurse) its submodules, each once."""
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
@@ -102,11 +106,13 @@ class Module:
             param.grad = None
 
     def train(self, mode: bool = True) -> Module:
+        """Set the training flag on this module and every submodule; return self."""
         for module in self.modules():
             object.__setattr__(module, "training", mode)
         return self
 
     def eval(self) -> Module:
+        """Same as train(False): switch every submodule to evaluation mode."""
         return self.train(False)
 
     def to(self, device) -> Module:
@@ -155,6 +161,7 @@ class Module:
     # ---- printing --------------------------------------------------------------------------
 
     def extra_repr(self) -> str:
+        """The settings a subclass shows inside its parentheses when printed."""
         return ""
 
     def __repr__(self) -> str:
