@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 
 from . import backend
 from .tensor import Tensor
@@ -19,7 +19,7 @@ _STRUCTURE = "__structure__"
 
 
 def save(obj, path) -> None:
-    """Write obj (a state dict: dicts, lists, tensors, arrays, numbers, strings) to path atomically."""
+    """Write obj (dicts, lists, tensors, arrays, numbers, strings) to path, atomically."""
     arrays: dict = {}
     structure = json.dumps(_encode(obj, arrays))
     arrays[_STRUCTURE] = backend.numpy.frombuffer(structure.encode(), dtype=backend.numpy.uint8)
@@ -27,9 +27,12 @@ def save(obj, path) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save: folder {folder!r} does not exist")
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    # A fresh name next to the target ("x" mode never reuses one); unlike mkstemp's private
+    # 0600 file, the result gets the permissions of any file the user creates (the umask).
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    file = open(temporary, "xb")
     try:
-        with os.fdopen(handle, "wb") as file:
+        with file:
             backend.numpy.savez(file, **arrays)
             file.flush()
             os.fsync(file.fileno())
@@ -51,7 +54,8 @@ def load(path, device=None):
         structure = json.loads(bytes(arrays.pop(_STRUCTURE)).decode())
     except Exception as error:
         raise RuntimeError(
-            f"load: {path!r} is not a minigrad .npz file or is damaged ({type(error).__name__}: {error})"
+            f"load: {path!r} is not a minigrad .npz file or is damaged "
+            f"({type(error).__name__}: {error})"
         ) from None
     return _decode(structure, arrays, backend.device(device))
 
@@ -67,7 +71,13 @@ def _encode(obj, arrays: dict):
         return {"list": [_encode(v, arrays) for v in obj]}
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return {"value": obj}
-    raise TypeError(f"save: cannot store a {type(obj).__name__}; expected tensors, numbers, strings, lists and dicts")
+    numpy_number = isinstance(obj, backend.numpy.generic) and obj.dtype.kind in "biuf"
+    if numpy_number:  # e.g. numpy.float32(0.1) as a learning rate
+        return {"value": obj.item()}
+    raise TypeError(
+        f"save: cannot store a {type(obj).__name__}; "
+        "expected tensors, numbers, strings, lists and dicts"
+    )
 
 
 def _encode_key(key):

@@ -12,7 +12,9 @@ from .module import Module, Parameter
 class Linear(Module):
     """y = x @ W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None
+    ):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         dev = backend.device(device)
@@ -88,7 +90,9 @@ class Sequential(Module):
         super().__init__()
         for index, module in enumerate(modules):
             if not isinstance(module, Module):
-                raise TypeError(f"Sequential: argument {index} is {type(module).__name__}, not a Module")
+                raise TypeError(
+                    f"Sequential: argument {index} is {type(module).__name__}, not a Module"
+                )
             setattr(self, str(index), module)
 
     def forward(self, input):
@@ -97,8 +101,10 @@ class Sequential(Module):
             input = module(input)
         return input
 
-    def __getitem__(self, index: int) -> Module:
-        return list(self._modules.values())[index]
+    def __getitem__(self, index):
+        """One module by position, or a Sequential of a slice of them, as in PyTorch."""
+        modules = list(self._modules.values())
+        return Sequential(*modules[index]) if isinstance(index, slice) else modules[index]
 
     def __len__(self) -> int:
         return len(self._modules)

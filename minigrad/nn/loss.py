@@ -13,7 +13,9 @@ class CrossEntropyLoss(Module):
     def __init__(self, reduction: str = "mean"):
         super().__init__()
         if reduction not in ("mean", "sum"):
-            raise ValueError(f"CrossEntropyLoss: reduction must be 'mean' or 'sum', got {reduction!r}")
+            raise ValueError(
+                f"CrossEntropyLoss: reduction must be 'mean' or 'sum', got {reduction!r}"
+            )
         self.reduction = reduction
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:

@@ -48,13 +48,29 @@ class Module:
                 f"cannot assign {name!r} before Module.__init__() has run: "
                 f"call super().__init__() first in {type(self).__name__}.__init__"
             )
-        registries = (self.__dict__.get("_parameters", {}), self.__dict__.get("_modules", {}))
-        for registry in registries:
-            registry.pop(name, None)
+        parameters = self.__dict__.get("_parameters", {})
+        modules = self.__dict__.get("_modules", {})
+        # Replacing a weight by a plain tensor would silently drop it from parameters().
+        if name in parameters and not isinstance(value, Parameter) and value is not None:
+            raise TypeError(
+                f"cannot assign {type(value).__name__} as parameter {name!r} of "
+                f"{type(self).__name__} (a Parameter or None expected)"
+            )
+        if name in modules and not isinstance(value, Module) and value is not None:
+            raise TypeError(
+                f"cannot assign {type(value).__name__} as child module {name!r} of "
+                f"{type(self).__name__} (a Module or None expected)"
+            )
+        # A replaced parameter or module keeps its place in the order, as in PyTorch.
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            modules.pop(name, None)
+            parameters[name] = value
         elif isinstance(value, Module):
-            self._modules[name] = value
+            parameters.pop(name, None)
+            modules[name] = value
+        else:
+            parameters.pop(name, None)
+            modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -65,18 +81,27 @@ class Module:
     # ---- walking the tree ------------------------------------------------------------------
 
     def named_children(self):
-        yield from self._modules.items()
+        """(name, module) for each direct child; a module assigned twice appears once."""
+        seen = set()
+        for name, module in self._modules.items():
+            if id(module) not in seen:
+                seen.add(id(module))
+                yield name, module
 
     def children(self):
         """The direct submodules, in the order they were assigned."""
         for _, module in self.named_children():
             yield module
 
-    def named_modules(self, prefix: str = ""):
-        """This module and every module below it, depth first, with dotted names."""
+    def named_modules(self, prefix: str = "", _seen: set | None = None):
+        """This module and every module below it, depth first, with dotted names; each once."""
+        seen = set() if _seen is None else _seen
+        if id(self) in seen:
+            return
+        seen.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name, seen)
 
     def modules(self):
         """This module and every module below it, depth first."""
@@ -100,10 +125,13 @@ class Module:
 
     # ---- training helpers ------------------------------------------------------------------
 
-    def zero_grad(self) -> None:
-        """Forget every parameter's gradient (sets .grad to None, as PyTorch does by default)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient: .grad = None (PyTorch's default), or fill with 0."""
         for param in self.parameters():
-            param.grad = None
+            if set_to_none:
+                param.grad = None
+            elif param.grad is not None:
+                param.grad.zero_()
 
     def train(self, mode: bool = True) -> Module:
         """Set the training flag on this module and every submodule; return self."""
@@ -127,35 +155,52 @@ class Module:
 
     # ---- state dicts -----------------------------------------------------------------------
 
+    def _parameter_slots(self, prefix: str = ""):
+        """Every (dotted name, Parameter) slot: a tied weight appears under each of its names."""
+        for name, param in self._parameters.items():
+            yield prefix + name, param
+        for name, child in self._modules.items():
+            yield from child._parameter_slots(f"{prefix}{name}.")
+
     def state_dict(self) -> OrderedDict:
-        """Every parameter by dotted name, as tensors that share the parameters' arrays."""
-        return OrderedDict((name, p.detach()) for name, p in self.named_parameters())
+        """Every parameter by dotted name, as tensors that share the parameters' arrays.
+
+        As in PyTorch, a parameter shared by two layers is listed under both names.
+        """
+        return OrderedDict((name, p.detach()) for name, p in self._parameter_slots())
 
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
-        """Copy values into the parameters in place; names and shapes must match."""
-        own = dict(self.named_parameters())
+        """Copy values into the parameters in place; names (when strict) and shapes must match.
+
+        Nothing is copied unless every check passes, so a failed load leaves the model as it was.
+        """
+        own = dict(self._parameter_slots())
         missing = [name for name in own if name not in state_dict]
         unexpected = [name for name in state_dict if name not in own]
-        if strict and (missing or unexpected):
-            raise KeyError(
-                f"load_state_dict for {type(self).__name__}: missing keys {missing}, "
-                f"unexpected keys {unexpected}"
-            )
+        arrays = {}
+        problems = []
+        if strict and missing:
+            problems.append("missing key(s) in state_dict: " + ", ".join(map(repr, missing)))
+        if strict and unexpected:
+            problems.append("unexpected key(s) in state_dict: " + ", ".join(map(repr, unexpected)))
         for name, param in own.items():
             if name not in state_dict:
                 continue
             value = state_dict[name]
-            array = value.data if isinstance(value, Tensor) else value
-            if tuple(array.shape) != param.shape:
-                raise ValueError(
-                    f"load_state_dict for {type(self).__name__}: {name!r} has shape "
-                    f"{tuple(array.shape)} in the state dict but {param.shape} in the model"
+            arrays[name] = value.data if isinstance(value, Tensor) else value
+            if tuple(arrays[name].shape) != param.shape:
+                problems.append(
+                    f"size mismatch for {name!r}: shape {tuple(arrays[name].shape)} in the "
+                    f"state dict, {param.shape} in the model"
                 )
-        for name, param in own.items():
-            if name in state_dict:
-                value = state_dict[name]
-                array = value.data if isinstance(value, Tensor) else value
-                param.data[...] = backend.as_array(backend.to_host(array), param.dtype, param.device)
+        if problems:
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                + "\n\t".join(problems)
+            )
+        for name, array in arrays.items():
+            param = own[name]
+            param.data[...] = backend.as_array(backend.to_host(array), param.dtype, param.device)
         return IncompatibleKeys(missing, unexpected)
 
     # ---- printing --------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import backend
 from ..tensor import Tensor
 
 
@@ -11,6 +12,11 @@ class Optimizer:
     def __init__(self, params, defaults: dict):
         self.defaults = defaults
         self.state: dict = {}  # Parameter -> dict of its state (e.g. momentum_buffer)
+        if isinstance(params, Tensor):  # list(tensor) would iterate over its rows
+            raise TypeError(
+                f"{type(self).__name__}: params should be an iterable of Tensors or dicts, "
+                f"but got a single {type(params).__name__}; pass a list: [tensor]"
+            )
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
@@ -21,22 +27,31 @@ class Optimizer:
 
     def add_param_group(self, group: dict) -> None:
         group = dict(group)
-        group["params"] = list(group["params"])
+        params = group["params"]
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
         for param in group["params"]:
             if not isinstance(param, Tensor) or not param.requires_grad:
                 raise TypeError(
                     f"{type(self).__name__} can only optimise tensors that require grad, "
                     f"got {type(param).__name__}"
                 )
+            if not param.is_leaf:
+                raise ValueError(
+                    f"{type(self).__name__} can't optimise a non-leaf tensor (made by "
+                    f"{param.grad_fn.name()}): its value is computed, not stored"
+                )
         for name, default in self.defaults.items():
             group.setdefault(name, default)
         self.param_groups.append(group)
 
-    def zero_grad(self) -> None:
-        """Set every parameter's .grad to None (the next backward starts from zero)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Set every parameter's .grad to None (PyTorch's default), or fill it with zeros."""
         for group in self.param_groups:
             for param in group["params"]:
-                param.grad = None
+                if set_to_none:
+                    param.grad = None
+                elif param.grad is not None:
+                    param.grad.zero_()
 
     def step(self) -> None:
         raise NotImplementedError
@@ -52,14 +67,19 @@ class Optimizer:
                 index_of.setdefault(id(param), len(index_of))
                 settings["params"].append(index_of[id(param)])
             groups.append(settings)
+        # Tensors that share the live arrays (as PyTorch's do); load_state_dict copies them.
         state = {
-            index_of[id(param)]: {k: (v.detach() if isinstance(v, Tensor) else v) for k, v in s.items()}
+            index_of[id(param)]: {k: _as_tensor(v, param) for k, v in s.items()}
             for param, s in self.state.items()
         }
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore settings and per-parameter state saved by state_dict()."""
+        """Restore settings and per-parameter state saved by state_dict().
+
+        Everything is checked before anything changes, so a state that does not fit leaves the
+        optimizer as it was.
+        """
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
             raise ValueError(
@@ -67,21 +87,24 @@ class Optimizer:
                 f"the optimizer has {len(self.param_groups)}"
             )
         params = {}
-        for saved, group in zip(groups, self.param_groups):
+        for saved, group in zip(groups, self.param_groups, strict=True):
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(
                     f"load_state_dict: a saved group has {len(saved['params'])} parameters, "
                     f"the optimizer's has {len(group['params'])}"
                 )
-            group.update({k: v for k, v in saved.items() if k != "params"})
-            params.update(zip(saved["params"], group["params"]))
-        self.state = {}
+            params.update(zip(saved["params"], group["params"], strict=True))
+        state = {}
         for index, saved_state in state_dict["state"].items():
+            if int(index) not in params:
+                raise ValueError(
+                    f"load_state_dict: state for parameter {index}, which no group has"
+                )
             param = params[int(index)]
-            self.state[param] = {
-                k: (Tensor(v, dtype=param.dtype, device=param.device).data if _is_tensor_like(v) else v)
-                for k, v in saved_state.items()
-            }
+            state[param] = {k: _copy_like(v, param, k, index) for k, v in saved_state.items()}
+        for saved, group in zip(groups, self.param_groups, strict=True):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = state
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -93,5 +116,28 @@ class Optimizer:
         return "\n".join(lines)
 
 
-def _is_tensor_like(value) -> bool:
-    return isinstance(value, Tensor) or hasattr(value, "shape")
+def _as_tensor(value, param: Tensor):
+    """A state value as it appears in state_dict(): arrays become Tensors sharing memory."""
+    if isinstance(value, Tensor):
+        return value.detach()
+    if backend.is_array(value):
+        return Tensor._wrap(value, backend.device_of(value))
+    return value
+
+
+def _copy_like(value, param: Tensor, key: str, index):
+    """A private copy of a saved state value, as an array on the parameter's device and dtype."""
+    if not (isinstance(value, Tensor) or hasattr(value, "shape")):
+        return value
+    array = value.data if isinstance(value, Tensor) else value
+    if array.ndim and tuple(array.shape) != param.shape:  # 0-d values are counters, not buffers
+        raise ValueError(
+            f"load_state_dict: {key!r} of parameter {index} has shape {tuple(array.shape)}, "
+            f"but the parameter has shape {param.shape}"
+        )
+    floating = backend.is_floating(array.dtype)
+    array = backend.as_array(
+        backend.to_host(array), param.dtype if floating else None, param.device
+    )
+    # A copy, so two optimisers loaded from one state dict never update one shared buffer.
+    return array.copy()
