@@ -1,0 +1,391 @@
+"""The backend seam: only backend.py may know which array library runs, so the ops work on CuPy.
+
+Two checks that run on a machine without a GPU:
+
+1. Static: no module in minigrad/ except backend.py imports numpy, cupy or cupyx, and the modules
+   that compute on device arrays (ops, nn, optim, cuda, the engine, the loader) never reach for
+   `backend.numpy`.
+2. Runtime: a fake CuPy is installed into minigrad.backend, so "cuda" tensors hold FakeGpuArrays.
+   Their numbers are computed by NumPy inside, but they behave like cupy.ndarray where it matters:
+   they are not numpy.ndarray, NumPy functions and ufuncs refuse them (numpy.add.at, numpy.exp,
+   numpy.asarray raise TypeError, as a numpy call on a cupy array would break or copy), they refuse
+   to mix with host numpy arrays in arithmetic, the module offers only functions that CuPy has
+   (FUNCTIONS) and its random Generator only cupy.random.Generator's methods (no permutation),
+   and reading a value on the host (int(), float(), bool(), .item(), .get()) is counted, so a
+   test can say that a training step never waits for the GPU. Every op of tests/test_ops.py then
+   runs forward and backward on the fake GPU against PyTorch, and a small training loop runs.
+
+What this does not catch: where CuPy computes differently from NumPy (type promotion corners,
+out-of-range fancy indices wrap instead of raising, a function with the same name but other
+arguments), host syncs inside CuPy itself (boolean masks), anything about real device memory,
+streams or speed, and the fused kernels, which are switched off here (minigrad.cuda.kernels;
+tests/test_cuda_kernels.py runs them). A real GPU run (benchmarks/gpu_check.sh) covers those.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+import types
+from pathlib import Path
+
+import numpy
+import pytest
+
+import minigrad as mg
+from minigrad import backend
+from minigrad.cuda import kernels
+from tests.test_ops import DTYPES, ELEMENTWISE, INDEX, MATMUL, REDUCE, SHAPE, UNARY, check_op
+
+PACKAGE = Path(mg.__file__).parent
+ARRAY_LIBRARIES = {"numpy", "cupy", "cupyx"}
+# Modules that compute on device arrays: a backend.numpy call there would break on the GPU.
+DEVICE_CODE = ["ops", "nn", "optim", "cuda", "autograd/engine.py", "autograd/function.py",
+               "data/loader.py"]
+
+
+# ---- 1. static: who imports what --------------------------------------------------------------
+
+
+def _modules():
+    return sorted(p for p in PACKAGE.rglob("*.py") if p.name != "backend.py" or p.parent != PACKAGE)
+
+
+def _imported_libraries(tree: ast.AST) -> set:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+        elif (  # importlib.import_module("cupy")
+            isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module"
+            and node.args and isinstance(node.args[0], ast.Constant)
+        ):
+            found.add(str(node.args[0].value).split(".")[0])
+    return found & ARRAY_LIBRARIES
+
+
+def test_only_backend_imports_numpy_or_cupy():
+    offenders = {
+        str(path.relative_to(PACKAGE)): sorted(libraries)
+        for path in _modules()
+        if (libraries := _imported_libraries(ast.parse(path.read_text(), str(path))))
+    }
+    assert not offenders, f"only minigrad/backend.py may import array libraries: {offenders}"
+
+
+def test_device_code_never_reaches_for_backend_numpy():
+    offenders = []
+    for part in DEVICE_CODE:
+        root = PACKAGE / part
+        for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if (isinstance(node, ast.Attribute) and node.attr == "numpy"
+                        and getattr(node.value, "id", "") == "backend"):
+                    offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not offenders, (
+        "device code must get its array module from backend.array_module(x) or "
+        f"backend.module_for(device), not backend.numpy: {offenders}"
+    )
+
+
+# ---- 2. runtime: a fake CuPy ------------------------------------------------------------------
+
+# cupy.ndarray has every numpy.ndarray method but these (checked against CuPy 14).
+NUMPY_ONLY_METHODS = {"ctypes", "getfield", "resize", "setfield", "setflags", "to_device"}
+# Functions the fake module offers: each exists in CuPy (checked against CuPy 14). When minigrad
+# starts using another one, check that CuPy has it and add it here.
+FUNCTIONS = """abs absolute all any arange argmax argmin ascontiguousarray broadcast_to clip
+    concatenate copyto empty empty_like exp expand_dims expm1 full full_like isfinite isnan log
+    log1p logical_and logical_not matmul maximum minimum ones ones_like sign sqrt square stack sum
+    take_along_axis tanh where zeros zeros_like""".split()
+DTYPE_NAMES = "float16 float32 float64 int32 int64 uint8 uint64 bool_ dtype".split()
+GENERATOR_METHODS = """beta binomial chisquare dirichlet exponential f gamma geometric
+    hypergeometric integers logseries poisson power random standard_exponential standard_gamma
+    standard_normal uniform""".split()  # cupy.random.Generator's methods in CuPy 14
+HOST_READS = {"item", "tolist", "get"}
+
+
+class FakeDevice:
+    """cupy.cuda.Device: a context manager with an id."""
+
+    def __init__(self, id: int = 0):
+        self.id = id
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class FakeGpuArray:
+    """A cupy.ndarray stand-in: NumPy data inside, which NumPy itself refuses to touch."""
+
+    __array_ufunc__ = None  # numpy.exp(fake), numpy.add.at(fake, ...) -> TypeError
+    host_reads = 0  # values read on the host since the fixture started (each a GPU sync on CuPy)
+
+    def __init__(self, data: numpy.ndarray):
+        self._data = data
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("implicit conversion of a GPU array to NumPy (use backend.to_host)")
+
+    def __array_function__(self, func, types, args, kwargs):
+        return NotImplemented  # numpy.<function>(fake) -> TypeError
+
+    @property
+    def device(self):
+        return FakeDevice(0)
+
+    def get(self):
+        _host_read()
+        return self._data.copy()
+
+    def __getattr__(self, name):  # the methods and attributes of cupy.ndarray, computed by NumPy
+        if name in NUMPY_ONLY_METHODS or name.startswith("__"):
+            raise AttributeError(f"cupy.ndarray has no attribute {name!r}")
+        value = getattr(self._data, name)
+        if name in HOST_READS:
+            _host_read()
+        if callable(value):
+            return lambda *args, **kwargs: _wrap(value(*_unwrap(args), **_unwrap(kwargs)))
+        return _wrap(value)
+
+    def __getitem__(self, index):
+        return _wrap(self._data[_unwrap_index(index)])
+
+    def __setitem__(self, index, value):
+        self._data[_unwrap_index(index)] = _unwrap(value)
+
+    def __len__(self):
+        return len(self._data)
+
+    def __repr__(self):
+        return f"FakeGpuArray({self._data!r})"
+
+    def __int__(self):
+        _host_read()
+        return int(self._data)
+
+    def __float__(self):
+        _host_read()
+        return float(self._data)
+
+    def __bool__(self):
+        _host_read()
+        return bool(self._data)
+
+
+def _host_read():
+    FakeGpuArray.host_reads += 1
+
+
+def _binary(name: str):
+    def method(self, other):
+        return _wrap(getattr(self._data, name)(_unwrap(other)))
+
+    return method
+
+
+def _in_place(name: str):
+    def method(self, other):
+        getattr(self._data, name)(_unwrap(other))
+        return self
+
+    return method
+
+
+def _unary(name: str):
+    def method(self):
+        return _wrap(getattr(self._data, name)())
+
+    return method
+
+
+# A test double may generate its operators in a loop; minigrad itself writes each one out.
+for _op in ("add sub mul truediv floordiv mod pow matmul and or xor lt le gt ge eq ne").split():
+    setattr(FakeGpuArray, f"__{_op}__", _binary(f"__{_op}__"))
+    if _op not in ("lt", "le", "gt", "ge", "eq", "ne"):
+        setattr(FakeGpuArray, f"__r{_op}__", _binary(f"__r{_op}__"))
+        setattr(FakeGpuArray, f"__i{_op}__", _in_place(f"__i{_op}__"))
+for _op in ("neg", "pos", "abs", "invert"):
+    setattr(FakeGpuArray, f"__{_op}__", _unary(f"__{_op}__"))
+FakeGpuArray.__hash__ = None  # like cupy.ndarray
+
+
+def _unwrap(value):
+    """FakeGpuArray -> its NumPy data; a host numpy.ndarray is refused, as CuPy refuses it."""
+    if isinstance(value, FakeGpuArray):
+        return value._data
+    if isinstance(value, numpy.ndarray):
+        raise TypeError(
+            f"a host numpy.ndarray {value.shape} met a GPU array: CuPy refuses to mix them; "
+            "move it with backend.to_device first"
+        )
+    if isinstance(value, (tuple, list)):
+        return type(value)(_unwrap(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    return value
+
+
+def _unwrap_index(index):
+    """Indices may also be host arrays or lists (CuPy copies them to the device)."""
+    if isinstance(index, tuple):
+        return tuple(_unwrap_index(i) for i in index)
+    return index._data if isinstance(index, FakeGpuArray) else index
+
+
+def _wrap(value):
+    """NumPy results -> FakeGpuArrays; a NumPy scalar becomes a 0-d array, as CuPy returns."""
+    if isinstance(value, numpy.ndarray):
+        return FakeGpuArray(value)
+    if isinstance(value, numpy.generic):
+        return FakeGpuArray(numpy.asarray(value))
+    if isinstance(value, tuple):
+        return tuple(_wrap(v) for v in value)
+    return value
+
+
+def _device_function(function):
+    return lambda *args, **kwargs: _wrap(function(*_unwrap(args), **_unwrap(kwargs)))
+
+
+def _asarray(data, dtype=None):
+    """cupy.asarray: host data (lists, numpy arrays) is copied to the device."""
+    if isinstance(data, FakeGpuArray):
+        return data if dtype is None else data.astype(dtype, copy=False)
+    return FakeGpuArray(numpy.array(data, dtype=dtype))
+
+
+class FakeGenerator:
+    """cupy.random.Generator: only the methods CuPy has (no permutation, no shuffle)."""
+
+    def __init__(self, seed=None):
+        self._rng = numpy.random.default_rng(seed)
+
+    def __getattr__(self, name):
+        if name not in GENERATOR_METHODS:
+            raise AttributeError(f"cupy.random.Generator has no method {name!r}")
+        return _device_function(getattr(self._rng, name))
+
+
+def make_fake_cupy() -> tuple[types.ModuleType, types.ModuleType]:
+    """(cupy, cupyx) stand-ins with the parts of their API that minigrad may use."""
+    cupy = types.ModuleType("fake_cupy")
+    for name in FUNCTIONS:
+        setattr(cupy, name, _device_function(getattr(numpy, name)))
+    for name in DTYPE_NAMES:
+        setattr(cupy, name, getattr(numpy, name))
+    cupy.ndarray = FakeGpuArray
+    cupy.asarray = cupy.array = _asarray
+    cupy.get_array_module = lambda *arrays: (
+        cupy if any(isinstance(a, FakeGpuArray) for a in arrays) else numpy
+    )
+    cupy.cuda = types.SimpleNamespace(
+        Device=FakeDevice, runtime=types.SimpleNamespace(getDeviceCount=lambda: 1)
+    )
+    cupy.random = types.SimpleNamespace(default_rng=FakeGenerator)
+    cupyx = types.ModuleType("fake_cupyx")
+
+    def scatter_add(target, slices, value):
+        numpy.add.at(target._data, _unwrap_index(slices), _unwrap(value))
+
+    cupyx.scatter_add = scatter_add
+    return cupy, cupyx
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """For one test, "cuda" means the fake CuPy (fused kernels off); returns the fake module."""
+    cupy, cupyx = make_fake_cupy()
+    monkeypatch.setattr(backend, "_cupy", cupy)
+    monkeypatch.setitem(sys.modules, "cupyx", cupyx)
+    monkeypatch.setattr(backend, "_generators", backend._Generators())
+    monkeypatch.setattr(kernels, "enabled", False)
+    monkeypatch.setattr(FakeGpuArray, "host_reads", 0)
+    return cupy
+
+
+def test_fake_gpu_arrays_are_refused_by_numpy(fake_gpu):
+    x = mg.ones(3, device="cuda")
+    assert type(x.data) is FakeGpuArray and x.device == "cuda:0"
+    for numpy_call in (numpy.exp, numpy.asarray, lambda a: numpy.add.at(a, [0], 1.0)):
+        with pytest.raises(TypeError):
+            numpy_call(x.data)
+    with pytest.raises(TypeError, match="CuPy refuses to mix"):
+        x.data + numpy.ones(3)
+    with pytest.raises(AttributeError, match="permutation"):
+        backend.generator(mg.device("cuda")).permutation(3)
+    assert x.tolist() == [1.0, 1.0, 1.0] and FakeGpuArray.host_reads == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "shapes, torch_fn, mg_fn, low, high", ELEMENTWISE + MATMUL + REDUCE + UNARY + SHAPE + INDEX
+)
+def test_op_runs_on_a_gpu_array_module(fake_gpu, dtype, shapes, torch_fn, mg_fn, low, high):
+    check_op("cuda", dtype, shapes, torch_fn, mg_fn, low, high)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_runs_on_a_gpu_array_module(fake_gpu, dtype):
+    logits = mg.randn(5, 4, dtype=dtype, device="cuda", requires_grad=True)
+    target = mg.tensor([0, 3, 1, 1, 2], device="cuda")
+    on_cpu = logits.detach().cpu().requires_grad_()
+    loss, expected = mg.nn.functional.cross_entropy(logits, target), mg.nn.functional.cross_entropy(
+        on_cpu, target.cpu()
+    )
+    loss.backward()
+    expected.backward()
+    assert numpy.allclose(loss.item(), expected.item())
+    assert numpy.allclose(logits.grad.numpy(), on_cpu.grad.numpy())
+    with pytest.raises(IndexError, match="target 7 is out of range"):
+        mg.nn.functional.cross_entropy(logits, mg.tensor([0, 7, 1, 1, 2], device="cuda"))
+
+
+def _mlp():
+    return mg.nn.Sequential(mg.nn.Linear(6, 5), mg.nn.ReLU(), mg.nn.Linear(5, 3))
+
+
+def test_training_on_a_gpu_array_module_matches_the_cpu_and_never_waits(fake_gpu):
+    """Loader, Linear, ReLU, backward and SGD (nesterov, weight decay) read nothing on the host."""
+    inputs = numpy.random.default_rng(0).standard_normal((20, 6)).astype(numpy.float32)
+    start = _mlp().state_dict()
+    results = {}
+    for device in ("cpu", "cuda"):
+        model = _mlp().to(device)
+        model.load_state_dict(start)
+        optimizer = mg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
+                                 weight_decay=1e-3)
+        loader = mg.data.DataLoader((inputs, numpy.arange(20)), batch_size=8, shuffle=False,
+                                    device=device)
+        FakeGpuArray.host_reads = 0
+        for x, _ in loader:
+            out = model(x)
+            loss = (out * out).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        assert FakeGpuArray.host_reads == 0, "a training step read a value on the host"
+        results[device] = [p.numpy() for p in model.parameters()]
+    for ours, expected in zip(results["cuda"], results["cpu"], strict=True):
+        assert numpy.allclose(ours, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_factories_loader_shuffle_and_save_load_on_a_gpu_array_module(fake_gpu, tmp_path):
+    mg.manual_seed(1)
+    for t in (mg.randn(3, 2, device="cuda"), mg.rand(4, device="cuda"), mg.zeros(2, device="cuda"),
+              mg.arange(5, device="cuda"), mg.nn.Linear(3, 2, device="cuda").weight):
+        assert type(t.data) is FakeGpuArray
+    loader = mg.data.DataLoader((numpy.arange(10.0), numpy.arange(10)), 4, shuffle=True,
+                                device="cuda")
+    seen = sorted(v for _, y in loader for v in y.tolist())
+    assert seen == list(range(10))
+    model = mg.nn.Linear(3, 2, device="cuda")
+    mg.save(model.state_dict(), tmp_path / "m.npz")
+    loaded = mg.load(tmp_path / "m.npz", device="cuda")
+    assert type(loaded["weight"].data) is FakeGpuArray
+    assert numpy.array_equal(loaded["weight"].numpy(), model.weight.numpy())
