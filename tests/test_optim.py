@@ -74,11 +74,6 @@ def test_sgd_matches_torch_for_twenty_steps(device, settings, dtype):
             )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sgd.py bug: on a 0-d parameter with weight decay, d is a NumPy scalar, so the "
-    "momentum buffer is a scalar that `buffer *= momentum` rebinds instead of updating",
-)
 def test_sgd_updates_a_zero_dim_parameter_like_torch():
     settings = dict(lr=0.1, momentum=0.9, weight_decay=1e-2)
     ours = [nn.Parameter(mg.tensor(np.float64(0.5)))]

@@ -39,7 +39,8 @@ class CrossEntropy(Function):
     def forward(ctx, logits, target, reduction="mean"):
         fused = kernels.applies(logits)  # CUDA: one kernel, which gives a bad target a NaN loss
         check_targets(logits, target, check_range=not fused)  # (checking would wait for the GPU)
-        ctx.scale = 1.0 / logits.shape[0] if reduction == "mean" else 1.0
+        batch = logits.shape[0]
+        ctx.scale = (1.0 / batch if batch else float("nan")) if reduction == "mean" else 1.0
         if fused:
             loss, probs = kernels.cross_entropy_forward(logits, target, ctx.scale)
             ctx.save_for_backward(probs, target)

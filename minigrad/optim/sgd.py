@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import backend
 from ..cuda import kernels
 from .optimizer import Optimizer
 
@@ -53,7 +54,9 @@ class SGD(Optimizer):
                     state = self.state.setdefault(param, {})
                     buffer = state.get("momentum_buffer")
                     if buffer is None:
-                        buffer = state["momentum_buffer"] = d.copy()
+                        # a new array (for a 0-d parameter, d may be a NumPy scalar)
+                        xp = backend.array_module(param.data)
+                        buffer = state["momentum_buffer"] = xp.array(d, dtype=param.dtype)
                     else:
                         buffer *= momentum
                         buffer += d if dampening == 0 else (1 - dampening) * d
