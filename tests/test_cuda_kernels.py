@@ -1,0 +1,342 @@
+"""The fused CUDA kernels (minigrad/cuda/kernels.py) against their plain array references.
+
+Three levels, so most of it runs on a machine without a GPU:
+
+1. nvcc compiles every kernel source, float32 and float64, for sm_90 (skipped without nvcc).
+2. The same sources run on the CPU (skipped without g++): an emulation header turns each thread
+   of a block into a std::thread, __syncthreads() into a barrier and __shared__ into a static
+   (blocks run one after another), and kernels._function is swapped for a ctypes launcher that
+   also checks every argument against the kernel's C signature (pointer dtypes, contiguity, and
+   that scalars are NumPy scalars of exactly the C type, which CuPy needs). The kernel tests, the
+   ops' dispatch and a training step then run through the real Python wrappers. What this misses:
+   GPU memory, warps, launch limits, NVRTC quirks, races that a CPU schedule hides.
+3. On a GPU with CuPy (pytest -m cuda), the same tests run the compiled kernels for real, plus
+   the CUDA-graph step capture (minigrad.cuda.CapturedStep).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad.cuda import kernels
+from tests.test_backend_seam import FakeGpuArray, fake_gpu  # noqa: F401 (a fixture)
+
+DTYPES = [np.float32, np.float64]
+TOLERANCE = {np.float32: dict(rtol=2e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
+KERNEL_SIGNATURE = re.compile(r'extern "C" __global__ void (\w+)\(([^)]*)\)')
+
+# ---- 1. nvcc ------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (the CUDA toolkit) is not installed")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(kernels.SOURCES))
+def test_kernel_source_compiles_with_nvcc(name, dtype, tmp_path):
+    source = tmp_path / f"{name}.cu"
+    source.write_text(kernels.source_for(name, dtype))
+    command = ["nvcc", "--cubin", "-arch=sm_90", "-Werror", "all-warnings", str(source),
+               "-o", str(tmp_path / f"{name}.cubin")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"nvcc failed on {name} ({np.dtype(dtype)}):\n{result.stderr}"
+
+
+# ---- 2. the kernels on the CPU ----------------------------------------------------------------
+
+EMULATION_HEADER = r"""
+// CUDA C on the CPU, for tests: threads of a block are std::threads, blocks run in turn.
+#include <math.h>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+struct Dim3 { unsigned x = 0, y = 1, z = 1; };
+static thread_local Dim3 threadIdx, blockIdx;
+static Dim3 blockDim, gridDim;
+class Barrier {  // __syncthreads(): every thread of the block waits for the others
+  public:
+    explicit Barrier(unsigned count) : count_(count) {}
+    void wait() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        unsigned generation = generation_;
+        if (++waiting_ == count_) { waiting_ = 0; ++generation_; all_.notify_all(); }
+        else all_.wait(lock, [&] { return generation != generation_; });
+    }
+  private:
+    std::mutex mutex_; std::condition_variable all_;
+    unsigned count_, waiting_ = 0, generation_ = 0;
+};
+static Barrier* block_barrier;
+#define __global__
+#define __device__
+#define __shared__ static
+#define __syncthreads() block_barrier->wait()
+inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, sizeof f); return f; }
+template <class Body> void emulate(unsigned grid, unsigned block, Body body) {
+    gridDim.x = grid; blockDim.x = block;
+    for (unsigned b = 0; b < grid; ++b) {
+        Barrier barrier(block);
+        block_barrier = &barrier;
+        std::vector<std::thread> threads;
+        for (unsigned t = 0; t < block; ++t)
+            threads.emplace_back([&, b, t] { blockIdx.x = b; threadIdx.x = t; body(); });
+        for (auto& thread : threads) thread.join();
+    }
+}
+"""
+C_SCALARS = {"long long": (ctypes.c_longlong, np.int64), "int": (ctypes.c_int, np.int32)}
+
+
+def _parameters(source: str) -> tuple[str, list]:
+    """(name, [(C type, parameter name), ...]) of the one kernel in a source."""
+    name, params = KERNEL_SIGNATURE.search(source).groups()
+    pairs = [re.match(r"(.*?)\s*(\w+)$", " ".join(p.split())).groups() for p in params.split(",")]
+    return name, pairs
+
+
+def _launcher(name: str, params: list) -> str:
+    """C++ that runs kernel `name` on the emulator: launch_<name>(grid, block, args...)."""
+    declared = ", ".join(f"{ctype} {pname}" for ctype, pname in params)
+    passed = ", ".join(pname for _, pname in params)
+    return (f'extern "C" void launch_{name}(unsigned grid, unsigned block, {declared}) '
+            f"{{ emulate(grid, block, [=] {{ {name}({passed}); }}); }}\n")
+
+
+class EmulatedKernel:
+    """Stands in for a cupy.RawKernel: kernel((grid,), (block,), args) on the CPU, args checked."""
+
+    def __init__(self, library, name: str, params: list, dtype):
+        self.name, self.params, self.dtype = name, params, np.dtype(dtype)
+        self.function = getattr(library, f"launch_{name}")
+        self.function.restype = None
+
+    def _convert(self, ctype: str, pname: str, value):
+        where = f"{self.name}: argument {pname} ({ctype})"
+        if ctype.endswith("*"):
+            array = value._data if isinstance(value, FakeGpuArray) else value
+            assert isinstance(array, np.ndarray), f"{where} got {type(value).__name__}"
+            pointee = ctype.replace("const", "").rstrip("*").strip()
+            expected = np.int64 if pointee == "long long" else self.dtype
+            assert array.dtype == expected, f"{where} got a {array.dtype} array"
+            assert array.flags.c_contiguous, f"{where} got a non-contiguous array"
+            return ctypes.c_void_p(array.ctypes.data)
+        c_type, expected = C_SCALARS.get(ctype, (None, None))
+        if ctype == "scalar_t":
+            c_type = ctypes.c_float if self.dtype == np.float32 else ctypes.c_double
+            expected = self.dtype.type
+        assert type(value) is expected, f"{where} got {type(value).__name__}, not {expected}"
+        return c_type(value)
+
+    def __call__(self, grid, block, args):
+        assert len(args) == len(self.params), f"{self.name}: {len(args)} arguments"
+        converted = [self._convert(c, p, v) for (c, p), v in zip(self.params, args, strict=True)]
+        self.function(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), *converted)
+
+
+@pytest.fixture(scope="session")
+def emulated_kernels(tmp_path_factory):
+    """{(name, dtype name): EmulatedKernel} for every kernel, built once per dtype with g++."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed (needed to run the kernels on the CPU)")
+    folder = tmp_path_factory.mktemp("kernels")
+    found = {}
+    for dtype, scalar in ((np.float32, "float"), (np.float64, "double")):
+        # One translation unit: the header, scalar_t and the prelude once, then every kernel.
+        code = [EMULATION_HEADER, f"typedef {scalar} scalar_t;", kernels.PRELUDE]
+        signatures = {}
+        for name, source in kernels.SOURCES.items():
+            kernel_name, signatures[name] = _parameters(source)
+            assert kernel_name == name
+            code += ["#undef BLOCK", source, _launcher(name, signatures[name])]
+        path = folder / f"kernels_{scalar}.cpp"
+        path.write_text("\n".join(code))
+        library = folder / f"kernels_{scalar}.so"
+        command = ["g++", "-std=c++17", "-O1", "-shared", "-fPIC", "-pthread", str(path), "-o",
+                   str(library)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"g++ failed:\n{result.stderr[:4000]}"
+        loaded = ctypes.CDLL(str(library))
+        for name, params in signatures.items():
+            found[name, np.dtype(dtype).name] = EmulatedKernel(loaded, name, params, dtype)
+    return found
+
+
+@pytest.fixture(params=["cpu-emulation", pytest.param("cuda", marks=pytest.mark.cuda)])
+def kernel_device(request, monkeypatch):
+    """Where the kernels run: on the CPU emulator (with the fake GPU), or on a real GPU."""
+    if request.param == "cuda":
+        return request.param
+    request.getfixturevalue("fake_gpu")
+    table = request.getfixturevalue("emulated_kernels")
+    monkeypatch.setattr(kernels, "enabled", True)
+    monkeypatch.setattr(kernels, "_function", lambda name, dtype_name: table[name, dtype_name])
+    return request.param
+
+
+def _on(array):
+    """A device array for the kernels: cupy on a GPU, a FakeGpuArray for the emulator."""
+    return mg.tensor(array, device="cuda").data
+
+
+def _host(array):
+    return mg.backend.to_host(array)
+
+
+def _random(shape, dtype, seed=0, low=-2.0, high=2.0):
+    return np.random.default_rng(seed).uniform(low, high, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_backward_matches_reference(kernel_device, dtype):
+    z = np.maximum(_random((7, 33), dtype), 0)
+    grad = _random((7, 33), dtype, seed=1)
+    out = kernels.relu_backward(_on(grad), _on(z))
+    np.testing.assert_array_equal(_host(out), grad * (z > 0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bias_relu_forward_matches_reference(kernel_device, dtype):
+    x, bias = _random((9, 13), dtype), _random((13,), dtype, seed=1)
+    out = kernels.bias_relu_forward(_on(x), _on(bias))
+    np.testing.assert_allclose(_host(out), np.maximum(x + bias, 0), **TOLERANCE[dtype])
+
+
+def _reference_cross_entropy(logits, target, scale):
+    """CrossEntropy's plain array code (the CPU path): loss, softmax, gradient for grad 1."""
+    x = mg.tensor(logits, requires_grad=True)
+    loss = mg.ops.CrossEntropy.apply(x, mg.tensor(target), "mean" if scale != 1 else "sum")
+    loss.backward()
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    return loss.numpy(), probs, x.grad.numpy()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows, scale", [(64, 1 / 64), (300, 1 / 300), (5, 1.0)])
+def test_cross_entropy_kernels_match_reference(kernel_device, dtype, rows, scale):
+    logits = _random((rows, 10), dtype, low=-8.0, high=8.0)
+    target = np.random.default_rng(2).integers(0, 10, rows)
+    loss, probs, grad = _reference_cross_entropy(logits, target, scale)
+    on_device = _on(target)
+    our_loss, our_probs = kernels.cross_entropy_forward(_on(logits), on_device,
+                                                        scale)
+    assert our_loss.shape == ()
+    np.testing.assert_allclose(_host(our_loss), loss, **TOLERANCE[dtype])
+    np.testing.assert_allclose(_host(our_probs), probs, **TOLERANCE[dtype])
+    one = _on(np.ones((), dtype))
+    ours = kernels.cross_entropy_backward(our_probs, on_device, one, scale)
+    np.testing.assert_allclose(_host(ours), grad, **TOLERANCE[dtype])
+
+
+def test_cross_entropy_kernel_gives_nan_for_a_target_out_of_range(kernel_device):
+    logits = _on(_random((4, 10), np.float32))
+    for bad in (10, -1):
+        target = _on(np.array([1, bad, 2, 3]))
+        loss, probs = kernels.cross_entropy_forward(logits, target, 0.25)
+        assert np.isnan(_host(loss))
+        one = _on(np.ones((), np.float32))
+        grad = _host(kernels.cross_entropy_backward(probs, target, one, 0.25))
+        assert np.isnan(grad[1]).all() and not np.isnan(grad[[0, 2, 3]]).any()
+
+
+SGD_SETTINGS = [
+    dict(momentum=0.0),
+    dict(momentum=0.0, weight_decay=0.01),
+    dict(momentum=0.9, nesterov=True),
+    dict(momentum=0.9, nesterov=True, weight_decay=0.01),
+    dict(momentum=0.8, dampening=0.3, weight_decay=0.001),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("settings", SGD_SETTINGS, ids=str)
+def test_sgd_update_matches_sgd_step(kernel_device, dtype, settings):
+    """Three steps of the kernel against three steps of SGD.step's array code on the CPU."""
+    start = _random((5, 7), dtype)
+    grads = [_random((5, 7), dtype, seed=s) for s in (1, 2, 3)]
+    param = mg.tensor(start.copy(), requires_grad=True)
+    optimizer = mg.optim.SGD([param], lr=0.05, **settings)
+    ours, state = _on(start), {}
+    for grad in grads:
+        param.grad = mg.tensor(grad)
+        optimizer.step()
+        kernels.sgd_update(ours, _on(grad), state if settings["momentum"] else None,
+                           0.05, settings["momentum"], settings.get("dampening", 0.0),
+                           settings.get("weight_decay", 0.0), settings.get("nesterov", False))
+    np.testing.assert_allclose(_host(ours), param.numpy(), **TOLERANCE[dtype])
+    if settings["momentum"]:
+        expected = optimizer.state[param]["momentum_buffer"]
+        np.testing.assert_allclose(_host(state["momentum_buffer"]), _host(expected),
+                                   **TOLERANCE[dtype])
+
+
+# ---- the ops' dispatch: a training step with the kernels --------------------------------------
+
+
+def _train_a_few_steps(device, steps=3, batch=16):
+    """(losses, parameters) as Tensors after a few steps of the 784-128-64-10 network."""
+    rng = np.random.default_rng(0)
+    inputs = rng.standard_normal((steps * batch, 784)).astype(np.float32)
+    targets = rng.integers(0, 10, steps * batch)
+    mg.manual_seed(0)
+    model = mg.nn.Sequential(mg.nn.Linear(784, 128), mg.nn.ReLU(), mg.nn.Linear(128, 64),
+                             mg.nn.ReLU(), mg.nn.Linear(64, 10))
+    model.load_state_dict(_START.setdefault("state", model.state_dict()))  # one start everywhere
+    model.to(device)
+    optimizer = mg.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True,
+                             weight_decay=1e-4)
+    loss_fn, losses = mg.nn.CrossEntropyLoss(), []
+    for x, y in mg.data.DataLoader((inputs, targets), batch, device=device):
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss)
+    return losses, list(model.parameters())
+
+
+_START: dict = {}  # the initial weights, shared by every run of _train_a_few_steps
+
+
+def _numbers(losses, params):
+    return [loss.item() for loss in losses], [p.numpy() for p in params]
+
+
+def test_training_step_with_the_kernels_matches_the_cpu(kernel_device, monkeypatch):
+    calls = []
+
+    def counting(name, function):
+        def run(*args):
+            calls.append(name)
+            return function(*args)
+
+        return run
+
+    for name in ("relu_backward", "cross_entropy_forward", "cross_entropy_backward", "sgd_update"):
+        monkeypatch.setattr(kernels, name, counting(name, getattr(kernels, name)))
+    FakeGpuArray.host_reads = 0
+    losses, params = _train_a_few_steps("cuda")
+    if kernel_device != "cuda":
+        assert FakeGpuArray.host_reads == 0, "a training step with the kernels read the GPU"
+    assert set(calls) == {"relu_backward", "cross_entropy_forward", "cross_entropy_backward",
+                          "sgd_update"}
+    losses, params = _numbers(losses, params)
+    expected_losses, expected_params = _numbers(*_train_a_few_steps("cpu"))
+    np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)
+    for ours, expected in zip(params, expected_params, strict=True):
+        np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.cuda
+def test_kernels_switched_off_run_the_array_code_on_the_gpu(monkeypatch):
+    with_kernels = _numbers(*_train_a_few_steps("cuda"))
+    monkeypatch.setattr(kernels, "enabled", False)
+    without = _numbers(*_train_a_few_steps("cuda"))
+    np.testing.assert_allclose(with_kernels[0], without[0], rtol=1e-5)
