@@ -195,16 +195,23 @@ def as_array(data, dt=None, dev: Device = CPU):
     Python floats become float32 and ints int64 (as in PyTorch); arrays keep their dtype.
     """
     if not is_array(data):
-        host = numpy.asarray(data)
-        if host.dtype.kind in "OUSV":
-            raise TypeError(
-                f"cannot make a tensor from {type(data).__name__} with {host.dtype} elements: "
-                "expected numbers, nested lists of numbers of equal lengths, or an array"
-            )
+        try:
+            host = numpy.asarray(data)
+        except ValueError as error:  # NumPy's "inhomogeneous shape" for ragged lists
+            raise ValueError(
+                f"cannot make a tensor from a ragged nested {type(data).__name__}: every row "
+                f"must have the same length ({error})"
+            ) from None
         if dt is None and host.dtype == float64 and not isinstance(data, numpy.generic):
             dt = float32
-        data = host
-    array = to_device(data, dev)
+    else:
+        host = data
+    if host.dtype.kind in "OUSVMm":  # objects, strings, bytes, void, dates: not numbers
+        raise TypeError(
+            f"cannot make a tensor from {type(data).__name__} with {host.dtype} elements: "
+            "expected numbers, nested lists of numbers of equal lengths, or an array"
+        )
+    array = to_device(host, dev)
     if dt is not None and array.dtype != dt:
         array = array.astype(dt)
     return array
