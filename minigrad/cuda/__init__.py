@@ -1,6 +1,12 @@
-"""GPU support: availability checks here; fused CuPy kernels in kernels.py (imported lazily)."""
+"""GPU support: availability here, fused CuPy kernels in kernels.py, step capture in graph.py.
+
+Nothing here imports CuPy until a GPU is used: kernels compile on first launch, and CapturedStep
+asks the backend for CuPy when it is created.
+"""
 
 from .. import backend
+from . import kernels
+from .graph import CapturedStep
 
 
 def is_available() -> bool:
@@ -13,4 +19,4 @@ def device_count() -> int:
     return backend.cuda_device_count()
 
 
-__all__ = ["device_count", "is_available"]
+__all__ = ["CapturedStep", "device_count", "is_available", "kernels"]
