@@ -7,71 +7,103 @@ import os
 from .. import backend
 
 MEAN, STD = 0.1307, 0.3081  # of the training pixels scaled to [0, 1]
-FILES = {
-    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+FILES = {  # split -> (images, labels), each (name, size in bytes)
+    True: (("train-images-idx3-ubyte", 47_040_016), ("train-labels-idx1-ubyte", 60_008)),
+    False: (("t10k-images-idx3-ubyte", 7_840_016), ("t10k-labels-idx1-ubyte", 10_008)),
 }
-_UBYTE = 0x08
+_UBYTE = 0x08  # IDX type code of unsigned bytes, the only type MNIST uses
 
 
-def read_idx(path: str):
-    """Read an IDX file of unsigned bytes (magic 0x0000080N) into a uint8 array of N dims."""
+def read_idx(path) -> backend.ndarray:
+    """Read an IDX file of unsigned bytes into a uint8 array (its shape comes from the header).
+
+    The format: two zero bytes, a type byte (0x08), the number of dimensions N, then N big-endian
+    uint32 sizes, then the values in C order.
+    """
+    path = os.fspath(path)
     with open(path, "rb") as file:
         raw = file.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != _UBYTE or not 1 <= raw[3] <= 4:
         raise ValueError(
-            f"{path}: not an IDX file of unsigned bytes (magic number {raw[:4].hex() or 'missing'}, "
-            "expected 0000080N)"
+            f"{path}: not an IDX file of unsigned bytes (magic number "
+            f"{raw[:4].hex() or 'missing'}, expected 0000080N with N from 1 to 4)"
         )
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"{path}: truncated header ({len(raw)} bytes, expected {header})")
+        raise ValueError(f"{path}: truncated header ({len(raw)} bytes, expected at least {header})")
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    count = 1
-    for size in dims:
-        count *= size
-    if len(raw) != header + count:
+    expected = header + _product(dims)
+    if len(raw) != expected:
         raise ValueError(
-            f"{path}: expected {header + count} bytes for shape {dims}, found {len(raw)} "
-            "(the file is truncated or damaged; delete it to download it again)"
+            f"{path}: expected {expected:,} bytes for shape {dims}, found {len(raw):,} "
+            "(the file is truncated or damaged; delete it and download it again)"
         )
     return backend.numpy.frombuffer(raw, dtype=backend.numpy.uint8, offset=header).reshape(dims)
 
 
-def _download(root: str, train: bool) -> None:
+def _product(sizes) -> int:
+    count = 1
+    for size in sizes:
+        count *= size
+    return count
+
+
+def _download(root: str, folder: str, train: bool) -> None:
+    """Let torchvision fetch (and check and unpack) the files into root/MNIST/raw."""
+    files = ", ".join(f"{name} ({size:,} bytes)" for pair in FILES.values() for name, size in pair)
     try:
         import torchvision  # only here: torchvision knows MNIST's mirrors and checksums
     except ImportError as error:
         raise FileNotFoundError(
-            f"MNIST files are not in {os.path.join(root, 'MNIST', 'raw')} and torchvision, which "
-            "downloads them, is not installed: pip install torchvision, or copy the four IDX "
-            "files (train-images-idx3-ubyte, ...) into that folder"
+            f"MNIST files are not in {folder} and torchvision, which downloads them, is not "
+            f"installed: pip install torchvision, or copy the uncompressed IDX files ({files}) "
+            "into that folder"
         ) from error
-    torchvision.datasets.MNIST(root, train=train, download=True)
+    try:
+        torchvision.datasets.MNIST(root, train=train, download=True)
+    except Exception as error:  # no network, a mirror down, a checksum mismatch
+        reason = (str(error).strip().splitlines() or [""])[0].rstrip(":")  # torchvision's are long
+        raise RuntimeError(
+            f"could not download MNIST into {folder} ({type(error).__name__}: {reason}); copy the "
+            f"uncompressed IDX files ({files}) there, or use a root that already has MNIST/raw"
+        ) from error
+
+
+def _read_mnist_file(path: str, size: int):
+    try:
+        return read_idx(path)
+    except ValueError as error:
+        raise ValueError(f"{error}; the original MNIST file is {size:,} bytes") from None
 
 
 class MNIST:
-    """The MNIST digits: `data` uint8 (N, 28, 28) and `targets` int64 (N,), as NumPy arrays."""
+    """The MNIST digits: `data` uint8 (N, 28, 28) and `targets` int64 (N,), as NumPy arrays.
+
+    `root` is laid out as torchvision lays it out: the four IDX files live in root/MNIST/raw.
+    With download=True, torchvision is asked for them only when they are missing.
+    """
 
     def __init__(self, root, train: bool = True, download: bool = True):
-        self.root, self.train = os.fspath(root), train
-        folder = os.path.join(self.root, "MNIST", "raw")
-        paths = [os.path.join(folder, name) for name in FILES[train]]
-        if download and not all(os.path.exists(p) for p in paths):
-            _download(self.root, train)
-        missing = [p for p in paths if not os.path.exists(p)]
+        self.root, self.train = os.path.expanduser(os.fspath(root)), train
+        self.folder = os.path.join(self.root, "MNIST", "raw")
+        files = [(os.path.join(self.folder, name), size) for name, size in FILES[train]]
+        if download and not all(os.path.exists(path) for path, _ in files):
+            _download(self.root, self.folder, train)
+        missing = [f"{path} ({size:,} bytes)" for path, size in files if not os.path.exists(path)]
         if missing:
             raise FileNotFoundError(
                 f"MNIST files not found: {', '.join(missing)}; pass download=True (needs "
-                "torchvision and internet access) or copy the IDX files there"
+                "torchvision and internet access) or copy the uncompressed IDX files there"
             )
-        images, labels = (read_idx(p) for p in paths)
-        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        images, labels = (_read_mnist_file(path, size) for path, size in files)
+        if images.shape[1:] != (28, 28) or labels.ndim != 1 or len(images) != len(labels):
             raise ValueError(
-                f"MNIST files disagree: images {images.shape} and labels {labels.shape} "
-                f"in {folder}"
+                f"MNIST files in {self.folder} disagree: images {images.shape} and labels "
+                f"{labels.shape} (expected (N, 28, 28) and (N,))"
             )
+        if labels.size and labels.max() > 9:
+            raise ValueError(f"{files[1][0]}: label {labels.max()} is not a digit")
         self.data = images
         self.targets = labels.astype(backend.int64)
 
@@ -81,12 +113,20 @@ class MNIST:
     def __getitem__(self, index: int):
         return self.data[index], int(self.targets[index])
 
-    def arrays(self):
-        """(inputs, targets) ready for a model: float32 (N, 784) normalised, int64 (N,)."""
-        inputs = self.data.reshape(len(self), -1).astype(backend.float32) / 255.0
-        inputs = (inputs - MEAN) / STD
-        return inputs.astype(backend.float32), self.targets
+    def arrays(self, device=None):
+        """(inputs, targets) on `device` ready for a model: float32 (N, 784), int64 (N,).
+
+        The uint8 pixels travel (a quarter of the float32 bytes), then are scaled to [0, 1] and
+        normalised with the training set's mean and std where they will be used.
+        """
+        dev = backend.device(device)
+        pixels = backend.to_device(self.data.reshape(len(self), -1), dev)
+        inputs = (pixels.astype(backend.float32) / 255 - MEAN) / STD
+        return inputs.astype(backend.float32, copy=False), backend.to_device(self.targets, dev)
 
     def __repr__(self) -> str:
         split = "Train" if self.train else "Test"
-        return f"Dataset MNIST\n    Number of datapoints: {len(self)}\n    Root location: {self.root}\n    Split: {split}"
+        return (
+            f"Dataset MNIST\n    Number of datapoints: {len(self)}\n"
+            f"    Root location: {self.root}\n    Split: {split}"
+        )
