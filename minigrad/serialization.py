@@ -25,6 +25,8 @@ def save(obj, path) -> None:
     arrays[_STRUCTURE] = backend.numpy.frombuffer(structure.encode(), dtype=backend.numpy.uint8)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise NotADirectoryError(f"save: {folder!r} is a file, not a folder")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save: folder {folder!r} does not exist")
     # A fresh name next to the target ("x" mode never reuses one); unlike mkstemp's private
@@ -57,7 +59,14 @@ def load(path, device=None):
             f"load: {path!r} is not a minigrad .npz file or is damaged "
             f"({type(error).__name__}: {error})"
         ) from None
-    return _decode(structure, arrays, backend.device(device))
+    device = backend.device(device)
+    try:
+        return _decode(structure, arrays, device)
+    except (KeyError, TypeError, AttributeError) as error:  # valid JSON, but not our layout
+        raise RuntimeError(
+            f"load: {path!r} is not a minigrad .npz file or is damaged "
+            f"(its structure does not match its arrays: {type(error).__name__}: {error})"
+        ) from None
 
 
 def _encode(obj, arrays: dict):
