@@ -4,12 +4,11 @@ Every variant trains the tutorial's network, Linear(784, 128) -> ReLU -> Linear(
 Linear(64, 10), with cross-entropy and SGD (lr 0.05, momentum 0.9, nesterov), from the same initial
 weights, with the whole dataset on the GPU, one shuffle per epoch drawn on the GPU, and batches
 gathered there by index (the last, smaller batch included). Each variant runs one untimed warm-up
-epoch (kernel compilation, cuBLAS set-up, graph capture) and then --epochs timed epochs, each
+epoch (kernel compilation, cuBLAS set-up) and then --epochs timed epochs, each
 ended by a device synchronize; the median is reported, with the test accuracy after training.
 
     minigrad            eager, with the fused kernels (minigrad.cuda.kernels, the default)
     minigrad-unfused    eager, minigrad.cuda.kernels.enabled = False: the plain CuPy array code
-    minigrad-captured   mg.cuda.CapturedStep: each step replayed as one CUDA graph
     pytorch             torch eager, torch.optim.SGD with its defaults (foreach on CUDA)
 
     python benchmarks/bench_gpu.py                        # batch 64 and 512, 5 timed epochs
@@ -40,7 +39,7 @@ sys.path.insert(0, str(REPO))  # run from anywhere without installing minigrad
 
 import minigrad as mg  # noqa: E402
 
-VARIANTS = ("minigrad", "minigrad-unfused", "minigrad-captured", "pytorch")
+VARIANTS = ("minigrad", "minigrad-unfused", "pytorch")
 LR, MOMENTUM = 0.05, 0.9
 
 
@@ -94,8 +93,9 @@ def initial_state() -> dict:
 
 def make_minigrad_model(device):
     nn = mg.nn
-    model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
-                          nn.Linear(64, 10))
+    model = nn.Sequential(
+        nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)
+    )
     return model.to(device)
 
 
@@ -117,8 +117,6 @@ def run_minigrad(variant, data, start, batch_size, args):
         return loss
 
     step = eager_step
-    if variant == "minigrad-captured":
-        step = mg.cuda.CapturedStep(model, loss_fn, optimizer)
     synchronize = _minigrad_synchronize(device)
     mg.cuda.kernels.enabled = variant != "minigrad-unfused"
     try:
@@ -149,8 +147,8 @@ def _minigrad_synchronize(device):
 def _minigrad_accuracy(model, test_x, test_y, device) -> float:
     correct = 0
     for start in range(0, len(test_y), 10000):
-        x = mg.tensor(test_x[start:start + 10000], device=device)
-        y = mg.tensor(test_y[start:start + 10000], device=device)
+        x = mg.tensor(test_x[start : start + 10000], device=device)
+        y = mg.tensor(test_y[start : start + 10000], device=device)
         correct += (model(x).argmax(dim=1) == y).sum().item()
     return correct / len(test_y)
 
@@ -164,8 +162,9 @@ def run_pytorch(data, start, batch_size, args):
     (train_x, train_y), (test_x, test_y), _ = data
     device = torch.device(args.device)
     nn = torch.nn
-    model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
-                          nn.Linear(64, 10)).to(device)
+    model = nn.Sequential(
+        nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)
+    ).to(device)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in start.items()})
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True)
     inputs, targets = torch.from_numpy(train_x).to(device), torch.from_numpy(train_y).to(device)
@@ -179,7 +178,7 @@ def run_pytorch(data, start, batch_size, args):
         for index in range(steps):
             if index == args.max_steps:
                 break
-            batch = order[index * batch_size:(index + 1) * batch_size]
+            batch = order[index * batch_size : (index + 1) * batch_size]
             optimizer.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(inputs[batch]), targets[batch])
             loss.backward()
@@ -197,8 +196,11 @@ def run_pytorch(data, start, batch_size, args):
 
 
 def describe_machine(device) -> dict:
-    info = {"python": platform.python_version(), "numpy": np.__version__,
-            "platform": platform.platform()}
+    info = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
     try:
         import torch
 
@@ -210,15 +212,20 @@ def describe_machine(device) -> dict:
     if mg.device(device).type == "cuda":
         cupy = mg.backend.cupy_module()
         runtime = cupy.cuda.runtime
-        info.update(cupy=cupy.__version__, cuda_runtime=runtime.runtimeGetVersion(),
-                    cuda_driver=runtime.driverGetVersion(),
-                    gpu=runtime.getDeviceProperties(0)["name"].decode())
+        info.update(
+            cupy=cupy.__version__,
+            cuda_runtime=runtime.runtimeGetVersion(),
+            cuda_driver=runtime.driverGetVersion(),
+            gpu=runtime.getDeviceProperties(0)["name"].decode(),
+        )
     return info
 
 
 def table(rows) -> str:
-    lines = ["| batch | variant | median epoch (s) | vs pytorch | steps/s | test accuracy |",
-             "| ---: | --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| batch | variant | median epoch (s) | vs pytorch | steps/s | test accuracy |",
+        "| ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
     for row in rows:
         ratio = row.get("speedup_vs_pytorch")
         lines.append(
@@ -232,20 +239,31 @@ def table(rows) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if mg.device(args.device).type == "cuda" and not mg.cuda.is_available():
-        print("bench_gpu.py: no GPU with CuPy here (pip install -e '.[cuda13]'); "
-              "use --device cpu for a smoke test", file=sys.stderr)
+        print(
+            "bench_gpu.py: no GPU with CuPy here (pip install -e '.[cuda13]'); "
+            "use --device cpu for a smoke test",
+            file=sys.stderr,
+        )
         return 1
-    variants = [v for v in args.variants
-                if args.device.startswith("cuda") or v in ("minigrad", "pytorch")]
+    variants = [
+        v for v in args.variants if args.device.startswith("cuda") or v in ("minigrad", "pytorch")
+    ]
     data = load_data(args.data_root)
     start = initial_state()
     report = {
         "benchmark": "bench_gpu",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": describe_machine(args.device),
-        "settings": dict(device=args.device, epochs=args.epochs, batch_sizes=args.batch_sizes,
-                         max_steps=args.max_steps, lr=LR, momentum=MOMENTUM, nesterov=True,
-                         data=data[2]),
+        "settings": dict(
+            device=args.device,
+            epochs=args.epochs,
+            batch_sizes=args.batch_sizes,
+            max_steps=args.max_steps,
+            lr=LR,
+            momentum=MOMENTUM,
+            nesterov=True,
+            data=data[2],
+        ),
         "results": [],
     }
     for batch_size in args.batch_sizes:
@@ -256,11 +274,22 @@ def main(argv=None) -> int:
                 times, accuracy, steps = run_minigrad(variant, data, start, batch_size, args)
             steps = min(steps, args.max_steps or steps)
             median = statistics.median(times)
-            report["results"].append(dict(
-                batch_size=batch_size, variant=variant, epoch_times_s=times, median_epoch_s=median,
-                steps_per_epoch=steps, steps_per_s=steps / median, test_accuracy=accuracy))
-            print(f"batch {batch_size:4d}  {variant:18s} median epoch {median:.3f} s"
-                  f"  test accuracy {accuracy:.2%}", flush=True)
+            report["results"].append(
+                dict(
+                    batch_size=batch_size,
+                    variant=variant,
+                    epoch_times_s=times,
+                    median_epoch_s=median,
+                    steps_per_epoch=steps,
+                    steps_per_s=steps / median,
+                    test_accuracy=accuracy,
+                )
+            )
+            print(
+                f"batch {batch_size:4d}  {variant:18s} median epoch {median:.3f} s"
+                f"  test accuracy {accuracy:.2%}",
+                flush=True,
+            )
             save(report, Path(args.out))  # after every variant, so a cut-short run leaves rows
     print("\n" + table(report["results"]))
     print(f"\nwrote bench_gpu.json and bench_gpu.md in {args.out}")

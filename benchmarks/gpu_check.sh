@@ -7,7 +7,7 @@
 # network (hypothesis and torchvision are optional: test files that import them are left out when
 # they are missing). Steps, each with its own time limit:
 #   1. the machine: nvidia-smi, versions, mg.cuda.is_available()
-#   2. pytest -m cuda tests/: every test that runs on the GPU (ops, engine, nn, kernels, capture)
+#   2. pytest -m cuda tests/: every test that runs on the GPU (ops, engine, nn, optim, kernels)
 #   3. the kernel and seam tests that need no GPU (nvcc compile, CPU emulation, fake CuPy)
 #   4. benchmarks/bench_gpu.py: epoch times against PyTorch eager on the same GPU
 # Everything printed goes to $OUT/gpu_check.log; bench_gpu.json and bench_gpu.md go to $OUT too

@@ -10,13 +10,11 @@ Three levels, so most of it runs on a machine without a GPU:
    that scalars are NumPy scalars of exactly the C type, which CuPy needs). The kernel tests, the
    ops' dispatch and a training step then run through the real Python wrappers. What this misses:
    GPU memory, warps, launch limits, NVRTC quirks, races that a CPU schedule hides.
-3. On a GPU with CuPy (pytest -m cuda), the same tests run the compiled kernels for real, plus
-   the CUDA-graph step capture (minigrad.cuda.CapturedStep).
+3. On a GPU with CuPy (pytest -m cuda), the same tests run the compiled kernels for real.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import re
 import shutil
@@ -349,114 +347,3 @@ def test_kernels_switched_off_run_the_array_code_on_the_gpu(monkeypatch):
     without = _numbers(*_train_a_few_steps("cuda"))
     np.testing.assert_allclose(with_kernels[0], without[0], rtol=1e-5)
 
-
-# ---- step capture (minigrad.cuda.CapturedStep) -------------------------------------------------
-
-
-def _batches(count=7, batch=32, last=16):
-    rng = np.random.default_rng(3)
-    sizes = [batch] * count + [last]
-    return [(rng.standard_normal((n, 784)).astype(np.float32), rng.integers(0, 10, n))
-            for n in sizes]
-
-
-def _train_with(step_fn, model, optimizer, batches, device):
-    losses = []
-    for index, (x, y) in enumerate(batches):
-        if index == 5:
-            optimizer.param_groups[0]["lr"] = 0.02  # a scheduler's change: the graph is redone
-        losses.append(step_fn(mg.tensor(x, device=device), mg.tensor(y, device=device)))
-    return _numbers(losses, model.parameters())
-
-
-def _model_and_optimizer(device):
-    model = mg.nn.Sequential(mg.nn.Linear(784, 128), mg.nn.ReLU(), mg.nn.Linear(128, 64),
-                             mg.nn.ReLU(), mg.nn.Linear(64, 10))
-    model.load_state_dict(_initial_state(model))
-    model.to(device)
-    return model, mg.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True,
-                               weight_decay=1e-4)
-
-
-@pytest.mark.cuda
-def test_captured_step_matches_eager_steps():
-    """Eager, warm-up, capture, replays, a re-capture after an lr change, a smaller last batch."""
-    batches, loss_fn = _batches(), mg.nn.CrossEntropyLoss()
-    model, optimizer = _model_and_optimizer("cuda")
-
-    def eager(x, y):
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    expected = _train_with(eager, model, optimizer, batches, "cuda")
-    model, optimizer = _model_and_optimizer("cuda")
-    step = mg.cuda.CapturedStep(model, loss_fn, optimizer)
-    losses, params = _train_with(step, model, optimizer, batches, "cuda")
-    np.testing.assert_allclose(losses, expected[0], rtol=1e-5)
-    for ours, theirs in zip(params, expected[1], strict=True):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
-
-
-class FakeGraph:
-    launches = 0
-
-    def launch(self, stream=None):
-        FakeGraph.launches += 1
-
-
-class FakeStream:
-    """cupy.cuda.Stream for the flow test: capturing records nothing, the step runs eagerly."""
-
-    def __init__(self, non_blocking=False):
-        self.capturing = False
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def synchronize(self):
-        pass
-
-    def begin_capture(self):
-        self.capturing = True
-
-    def end_capture(self):
-        self.capturing = False
-        return FakeGraph()
-
-
-def test_captured_step_bookkeeping_on_a_fake_gpu(request, monkeypatch):
-    """Runs graph.py's Python on the fake CuPy: which call is eager, captured or replayed.
-
-    The fake graph does nothing when launched, so this checks the flow, not the numbers (the
-    GPU test above does those).
-    """
-    cupy = request.getfixturevalue("fake_gpu")
-    cupy.cuda.Stream = FakeStream
-    cupy.cuda.MemoryPool = lambda: type("Pool", (), {"malloc": None})()
-    cupy.cuda.using_allocator = lambda allocator: contextlib.nullcontext()
-    cupy.cuda.get_current_stream = lambda: FakeStream()
-    monkeypatch.setattr(FakeGraph, "launches", 0)
-    model, optimizer = _model_and_optimizer("cuda")
-    step = mg.cuda.CapturedStep(model, mg.nn.CrossEntropyLoss(), optimizer)
-    calls = []
-    monkeypatch.setattr(step, "_step", lambda x, y, _f=step._step: calls.append(len(x)) or _f(x, y))
-    batches = _batches(count=6)
-    for x, y in batches[:6]:
-        loss = step(mg.tensor(x, device="cuda"), mg.tensor(y, device="cuda"))
-        assert loss.shape == () and loss.device == "cuda:0"
-    # eager, warm-up, capture (the step runs once, recorded), then launches for calls 3 to 6
-    assert calls == [32, 32, 32] and FakeGraph.launches == 4
-    assert all(p.grad is not None and p.grad.data is g for p, g in step._grads)
-    optimizer.param_groups[0]["lr"] = 0.01  # changed settings: captured again
-    step(mg.tensor(batches[0][0], device="cuda"), mg.tensor(batches[0][1], device="cuda"))
-    assert calls == [32] * 4 and FakeGraph.launches == 5
-    step(mg.tensor(batches[-1][0], device="cuda"), mg.tensor(batches[-1][1], device="cuda"))
-    assert calls == [32] * 4 + [16] and FakeGraph.launches == 5  # a smaller batch runs eagerly
-    with pytest.raises(ValueError, match="CUDA device"):
-        step(mg.tensor(batches[0][0]), mg.tensor(batches[0][1]))

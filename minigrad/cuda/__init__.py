@@ -1,12 +1,10 @@
-"""GPU support: availability here, fused CuPy kernels in kernels.py, step capture in graph.py.
+"""GPU support: availability checks here, fused CuPy kernels in kernels.py.
 
-Nothing here imports CuPy until a GPU is used: kernels compile on first launch, and CapturedStep
-asks the backend for CuPy when it is created.
+Nothing here imports CuPy until a GPU is used: the kernels compile on their first launch.
 """
 
 from .. import backend
 from . import kernels
-from .graph import CapturedStep
 
 
 def is_available() -> bool:
@@ -19,4 +17,4 @@ def device_count() -> int:
     return backend.cuda_device_count()
 
 
-__all__ = ["CapturedStep", "device_count", "is_available", "kernels"]
+__all__ = ["device_count", "is_available", "kernels"]
