@@ -1,0 +1,220 @@
+"""What the CPU benchmarks share: thread limits, a timer, the machine's description, JSON, tables.
+
+Ratios are the numbers to trust: the machine may be shared, so each script measures everything it
+compares in the same process, one after another, and reports medians.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+DEFAULT_DATA_ROOT = Path(os.environ.get("MINIGRAD_DATA_ROOT", REPO.parent / "shared" / "datasets"))
+
+# Thread-count variables only. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE may be set in the
+# environment on purpose (they pick OpenBLAS kernels); they are never touched here.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+RECORDED_VARIABLES = THREAD_VARIABLES + ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+# ---- threads --------------------------------------------------------------------------------
+
+
+def limit_threads(threads: int, torch) -> dict:
+    """Give NumPy's OpenBLAS and PyTorch (OpenMP, MKL) the same number of threads.
+
+    The environment variables cover libraries that start their pools later; the two pools
+    already loaded (NumPy's OpenBLAS, PyTorch's) are resized now. Returns the counts in force.
+    """
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    _openblas_call("set_num_threads", threads)
+    torch.set_num_threads(threads)
+    return {"numpy_openblas": _openblas_call("get_num_threads"), "torch": torch.get_num_threads()}
+
+
+def _openblas_call(function: str, *args):
+    """Call openblas_<function> in the OpenBLAS that NumPy loaded; None where it is not found."""
+    for path in _loaded_openblas():
+        library = ctypes.CDLL(path)  # already loaded by NumPy: this returns the same handle
+        names = (f"scipy_openblas_{function}64_", f"openblas_{function}64_", f"openblas_{function}")
+        for name in names:
+            if hasattr(library, name):
+                return getattr(library, name)(*args)
+    return None
+
+
+def _loaded_openblas() -> list[str]:
+    """Paths of the OpenBLAS libraries in this process: NumPy's wheel copy, or any mapped one."""
+    paths = glob.glob(str(Path(numpy.__file__).parent.parent / "numpy.libs" / "*openblas*"))
+    try:
+        with open("/proc/self/maps") as maps:
+            mapped = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+        paths += sorted(p for p in mapped if p.startswith("/") and p not in paths)
+    except OSError:
+        pass
+    return paths
+
+
+# ---- timing ---------------------------------------------------------------------------------
+
+
+def time_interleaved(fns: dict, min_time: float = 0.1, repeats: int = 5) -> dict:
+    """Median seconds per call of each fn(), timed in turns so that they share the machine's noise.
+
+    Each fn gets enough calls per block to last about min_time / repeats (at least one call);
+    then `repeats` rounds time one block of each fn in turn.
+    """
+    numbers = {name: _calls_per_block(fn, min_time / repeats) for name, fn in fns.items()}
+    blocks = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            blocks[name].append(_time_block(fn, numbers[name]) / numbers[name])
+    return {name: statistics.median(times) for name, times in blocks.items()}
+
+
+def _calls_per_block(fn, block_time: float) -> int:
+    """How many calls of fn() take about block_time (the first call also warms fn up)."""
+    number = 1
+    while True:
+        elapsed = _time_block(fn, number)
+        if elapsed >= block_time or number >= 1 << 20:
+            return number
+        number *= 2 if elapsed == 0 else max(2, min(10, int(block_time / elapsed) + 1))
+
+
+def _time_block(fn, number: int) -> float:
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return time.perf_counter() - start
+
+
+# ---- the machine and the software -----------------------------------------------------------
+
+
+def machine() -> dict:
+    """CPU model, core counts and OS: what a reader needs to compare two result files."""
+    cpu = {}
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model") and key not in cpu:
+                    cpu[key] = value.strip()
+    except OSError:
+        pass
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "cpu": cpu.get("model name") or platform.processor() or platform.machine(),
+        "cpu_family": cpu.get("cpu family"),
+        "cpu_model": cpu.get("model"),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": affinity,
+        "platform": platform.platform(),
+    }
+
+
+def load_average() -> list | None:
+    """The 1, 5 and 15 minute load averages (None where the OS does not say)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def warn_if_busy(threads: int) -> list | None:
+    """Say on stderr when other work already keeps the CPUs busy; return the load averages."""
+    load, cpus = load_average(), machine()["usable_cpus"] or os.cpu_count() or 1
+    if load and load[0] + threads > cpus + 0.5:
+        print(
+            f"note: load average {load[0]:.1f} on {cpus} CPUs before starting: other work "
+            "shares the cores, so absolute times are noisy (compare the ratios, measured in "
+            "the same run); with --threads above 1 a parallel BLAS may slow down badly when "
+            "its threads wait for busy cores",
+            file=sys.stderr,
+        )
+    return load
+
+
+def versions(torch) -> dict:
+    import minigrad
+
+    blas = numpy.__config__.CONFIG.get("Build Dependencies", {}).get("blas", {})
+    return {
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "numpy_blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
+        "torch": torch.__version__,
+        "minigrad": minigrad.__version__,
+        "minigrad_commit": _git("rev-parse", "--short", "HEAD"),
+        "minigrad_dirty": bool(_git("status", "--porcelain", "--", "minigrad")),
+    }
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def report(benchmark: str, settings: dict, threads: dict, load_before, torch, results) -> dict:
+    """The JSON document: what ran, where, with what, how busy the machine was, the results."""
+    return {
+        "benchmark": benchmark,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "machine": machine(),
+        "versions": versions(torch),
+        "settings": settings,
+        "threads": threads,
+        "environment": {name: os.environ.get(name) for name in RECORDED_VARIABLES},
+        "load_average": {"before": load_before, "after": load_average()},
+        "results": results,
+    }
+
+
+def write_json(path, document: dict) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+# ---- tables ---------------------------------------------------------------------------------
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A plain text table; numbers right-aligned, text left-aligned."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    numeric = [all(_is_number(row[i]) for row in rows) for i in range(len(headers))]
+
+    def line(row):
+        return "  ".join(
+            c.rjust(w) if num else c.ljust(w)
+            for c, w, num in zip(row, widths, numeric, strict=True)
+        ).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule] + [line(row) for row in cells[1:]])
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) or str(value).replace(".", "", 1).rstrip("x%").isdigit()

@@ -1,0 +1,80 @@
+"""The floor: the tutorial's network trained in plain NumPy, forward and backward written by hand.
+
+No tape, no Tensor, no Function objects: just the array operations that any engine on NumPy has
+to run for Linear -> ReLU -> ... -> Linear, cross-entropy and SGD. The code is what a careful
+person writes by hand: float32 throughout, in-place updates where they are the obvious way to
+write it, nothing an engine could not also do. How far minigrad is above this is its overhead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class NumpyMLP:
+    """Linear layers with ReLU between them, cross-entropy loss and torch.optim.SGD's update.
+
+    `layers` is a list of (weight (out, in), bias (out,)) arrays; they are copied.
+    """
+
+    def __init__(self, layers, lr: float, momentum: float = 0.0, nesterov: bool = False):
+        self.weights = [np.array(w, dtype=np.float32) for w, _ in layers]
+        self.biases = [np.array(b, dtype=np.float32) for _, b in layers]
+        self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
+        # Starting from zero, the first update b = momentum * 0 + g is torch's b = g exactly.
+        self.buffers = [np.zeros_like(p) for p in self.weights + self.biases]
+
+    def forward(self, x):
+        """The logits, and the input of every layer (kept for backward)."""
+        inputs = []
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            inputs.append(x)
+            x = x @ w.T
+            x += b
+            if i < last:
+                np.maximum(x, 0, out=x)  # ReLU; its output is also the mask for backward
+        return x, inputs
+
+    def train_step(self, x, target) -> float:
+        """One SGD step on a batch; returns the batch's mean cross-entropy before the step."""
+        logits, inputs = self.forward(x)
+        loss, grad = cross_entropy(logits, target)
+
+        weight_grads, bias_grads = [], []
+        for i in reversed(range(len(self.weights))):
+            weight_grads.append(grad.T @ inputs[i])
+            bias_grads.append(grad.sum(axis=0))
+            if i:  # the gradient for the layer below, through its ReLU
+                grad = grad @ self.weights[i]
+                grad *= inputs[i] > 0
+        weight_grads.reverse()
+        bias_grads.reverse()
+
+        params = self.weights + self.biases
+        for param, g, buffer in zip(params, weight_grads + bias_grads, self.buffers, strict=True):
+            buffer *= self.momentum
+            buffer += g
+            if self.nesterov:
+                g += self.momentum * buffer
+            else:
+                g = buffer
+            param -= self.lr * g
+        return loss
+
+    def predict(self, x):
+        """The predicted class of each row."""
+        return self.forward(x)[0].argmax(axis=1)
+
+
+def cross_entropy(logits, target):
+    """Mean of -log softmax(logits)[target], and its gradient (softmax - onehot) / N."""
+    rows = np.arange(len(target))
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    loss = (np.log(total[:, 0]) - shifted[rows, target]).mean()
+    exp /= total  # the softmax, which becomes the gradient
+    exp[rows, target] -= 1
+    exp *= 1.0 / len(target)
+    return loss, exp
