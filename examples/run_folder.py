@@ -34,6 +34,8 @@ class RunFolder:
         try:
             with open(temporary, "wb") as file:
                 file.write(data)
+                file.flush()
+                os.fsync(file.fileno())  # on disk before the rename makes it the file
             os.replace(temporary, self.file(name))
         except BaseException:  # KeyboardInterrupt too: the old file stays, the temporary goes
             if os.path.exists(temporary):
