@@ -27,7 +27,7 @@ from numpy_floor import NumpyMLP
 import minigrad as mg
 
 SIZES = (784, 128, 64, 10)
-NAMES = ("minigrad", "pytorch", "numpy_floor")
+NAMES = ("minigrad", "pytorch", "numpy_floor")  # the names of the three trainers below
 
 
 def parse_args(argv=None):
@@ -58,9 +58,19 @@ def parse_args(argv=None):
         help="the three take turns every this many steps (a large value: whole epochs)",
     )
     parser.add_argument("--threads", type=int, default=2, help="threads for NumPy and PyTorch")
+    parser.add_argument(
+        "--impls",
+        nargs="+",
+        choices=NAMES,
+        default=list(NAMES),
+        help="which to run (default all three; one alone is handy under a profiler)",
+    )
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--no-nesterov", dest="nesterov", action="store_false")
+    parser.add_argument(
+        "--weight-decay", type=float, default=0.0, help="0 (examples/mnist.py uses 5e-4)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=str(harness.RESULTS / "bench_mnist.json"))
     args = parser.parse_args(argv)
@@ -86,9 +96,7 @@ class MinigradTrainer:
             linear.weight.data[...] = w
             linear.bias.data[...] = b
         self.loss_fn = mg.nn.CrossEntropyLoss()
-        self.opt = mg.optim.SGD(
-            self.model.parameters(), lr=args.lr, momentum=args.momentum, nesterov=args.nesterov
-        )
+        self.opt = mg.optim.SGD(self.model.parameters(), **_sgd_settings(args))
         self.inputs, self.targets = data
 
     def train_steps(self, order, batch_size, max_steps):
@@ -117,9 +125,7 @@ class TorchTrainer:
                 linear.weight.copy_(torch.from_numpy(w))
                 linear.bias.copy_(torch.from_numpy(b))
         self.loss_fn = torch.nn.CrossEntropyLoss()
-        self.opt = torch.optim.SGD(
-            self.model.parameters(), lr=args.lr, momentum=args.momentum, nesterov=args.nesterov
-        )
+        self.opt = torch.optim.SGD(self.model.parameters(), **_sgd_settings(args))
         self.inputs, self.targets = (torch.from_numpy(a) for a in data)  # shares the arrays
 
     def train_steps(self, order, batch_size, max_steps):
@@ -141,7 +147,7 @@ class NumpyTrainer:
     name = "numpy_floor"
 
     def __init__(self, layers, data, args):
-        self.model = NumpyMLP(layers, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov)
+        self.model = NumpyMLP(layers, **_sgd_settings(args))
         self.inputs, self.targets = data
 
     def train_steps(self, order, batch_size, max_steps):
@@ -153,6 +159,12 @@ class NumpyTrainer:
 
 
 TRAINERS = (MinigradTrainer, TorchTrainer, NumpyTrainer)
+
+
+def _sgd_settings(args) -> dict:
+    return dict(
+        lr=args.lr, momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay
+    )
 
 
 def _with_relus(linears, relu):
@@ -190,14 +202,15 @@ def bench_batch_size(batch_size, train, test, args) -> dict:
     # Warm-up on throwaway copies: the timed trainers start from the same untouched weights.
     warm_order = rng.permutation(count)
     first_losses = {}
-    for make in TRAINERS:
+    chosen = [make for make in TRAINERS if make.name in args.impls]
+    for make in chosen:
         trainer = make(layers, train, args)
         losses = trainer.train_steps(warm_order, batch_size, max(1, args.warmup_steps))
         first_losses[trainer.name] = next(losses)
         for _ in losses:
             pass
 
-    trainers = [make(layers, train, args) for make in TRAINERS]
+    trainers = [make(layers, train, args) for make in chosen]
     times = {t.name: [] for t in trainers}
     last_loss, steps = {}, {}
     for epoch in range(args.epochs):
@@ -222,10 +235,10 @@ def bench_batch_size(batch_size, train, test, args) -> dict:
             "test_accuracy": trainer.accuracy(*test),
         }
     # The three times of one epoch share its noise: a ratio is the median of per-epoch ratios.
-    mine = times["minigrad"]
+    others = [name for name in times if name != "minigrad"] if "minigrad" in times else []
     result["epoch_ratios"] = {
-        f"minigrad/{other}": [a / b for a, b in zip(mine, times[other], strict=True)]
-        for other in NAMES[1:]
+        f"minigrad/{other}": [a / b for a, b in zip(times["minigrad"], times[other], strict=True)]
+        for other in others
     }
     result["ratios"] = {key: statistics.median(r) for key, r in result["epoch_ratios"].items()}
     return result
@@ -262,9 +275,8 @@ def run_interleaved(trainers, order, batch_size, max_steps, chunk_steps, first=0
 def format_results(results) -> str:
     rows = []
     for result in results:
-        for name in NAMES:
-            impl = result["impls"][name]
-            ratio = result["ratios"].get(f"minigrad/{name}", 1.0)
+        for name, impl in result["impls"].items():
+            ratio = result["ratios"].get(f"minigrad/{name}", 1.0 if name == "minigrad" else None)
             rows.append(
                 [
                     result["batch_size"],
@@ -272,7 +284,7 @@ def format_results(results) -> str:
                     f"{impl['median_epoch_seconds']:.3f}",
                     f"{impl['steps_per_second']:.0f}",
                     f"{100 * impl['test_accuracy']:.2f}%",
-                    f"{ratio:.2f}x",
+                    "-" if ratio is None else f"{ratio:.2f}x",
                 ]
             )
     headers = ["batch", "impl", "epoch s (median)", "steps/s", "test acc", "minigrad/this"]

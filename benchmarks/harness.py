@@ -204,7 +204,9 @@ def table(headers: list[str], rows: list[list]) -> str:
     """A plain text table; numbers right-aligned, text left-aligned."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    numeric = [all(_is_number(row[i]) for row in rows) for i in range(len(headers))]
+    numeric = [
+        all(_is_number(row[i]) or row[i] == "-" for row in rows) for i in range(len(headers))
+    ]
 
     def line(row):
         return "  ".join(

@@ -17,10 +17,18 @@ class NumpyMLP:
     `layers` is a list of (weight (out, in), bias (out,)) arrays; they are copied.
     """
 
-    def __init__(self, layers, lr: float, momentum: float = 0.0, nesterov: bool = False):
+    def __init__(
+        self,
+        layers,
+        lr: float,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ):
         self.weights = [np.array(w, dtype=np.float32) for w, _ in layers]
         self.biases = [np.array(b, dtype=np.float32) for _, b in layers]
         self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
+        self.weight_decay = weight_decay
         # Starting from zero, the first update b = momentum * 0 + g is torch's b = g exactly.
         self.buffers = [np.zeros_like(p) for p in self.weights + self.biases]
 
@@ -53,6 +61,8 @@ class NumpyMLP:
 
         params = self.weights + self.biases
         for param, g, buffer in zip(params, weight_grads + bias_grads, self.buffers, strict=True):
+            if self.weight_decay:
+                g += self.weight_decay * param
             buffer *= self.momentum
             buffer += g
             if self.nesterov:
