@@ -60,5 +60,10 @@ class SGD(Optimizer):
                     else:
                         buffer *= momentum
                         buffer += d if dampening == 0 else (1 - dampening) * d
-                    d = d + momentum * buffer if nesterov else buffer
+                    if nesterov:  # d + momentum * buffer, making one new array, not two
+                        step = momentum * buffer
+                        step += d
+                        d = step
+                    else:
+                        d = buffer
                 param.data -= lr * d
