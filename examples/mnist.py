@@ -44,6 +44,8 @@ class NeuralNet(nn.Module):
 def train_epoch(model, loader, loss_fn, optimizer, bar, max_steps=None):
     """One pass over the training set; returns the running mean loss and accuracy."""
     model.train()
+    # Sums stay tensors on the device: reading a number back (.item()) makes the CPU wait for
+    # the GPU, so it happens only for the progress bar, every 20 steps, and at the end.
     total_loss, correct, seen = 0.0, 0, 0
     for step, (x, y) in enumerate(loader):
         if step == max_steps:
@@ -53,13 +55,14 @@ def train_epoch(model, loader, loss_fn, optimizer, bar, max_steps=None):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        total_loss += loss.item() * len(y)
-        correct += (logits.argmax(dim=1) == y).sum().item()
+        with mg.no_grad():
+            total_loss = total_loss + loss * len(y)
+            correct = correct + (logits.argmax(dim=1) == y).sum()
         seen += len(y)
         bar.update()
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}")
-    return total_loss / seen, correct / seen
+            bar.set_postfix(loss=f"{float(total_loss) / seen:.4f}")
+    return float(total_loss) / seen, int(correct) / seen
 
 
 @mg.no_grad()
