@@ -87,7 +87,7 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
-        """The transpose of a matrix (a tensor with at most 2 dimensions is returned as is)."""
+        """The transpose of a matrix (a tensor with fewer than 2 dimensions is returned as is)."""
         if self.ndim > 2:
             raise ValueError(f"T: expected a tensor with at most 2 dims, got shape {self.shape}")
         return self.transpose(0, 1) if self.ndim == 2 else self
@@ -103,6 +103,12 @@ class Tensor:
     def dim(self) -> int:
         """The number of dimensions (same as ndim)."""
         return self.ndim
+
+    def __iter__(self):
+        """The sub-tensors along dim 0 (each one indexes this tensor, so gradients flow)."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -189,6 +195,8 @@ class Tensor:
             device, dtype = None, device
         result = self
         if dtype is not None and backend.dtype(dtype) != self.dtype:
+            if not backend.is_floating(dtype):  # integers have no gradient: leave the graph
+                result = result.detach()
             result = shape.Cast.apply(result, backend.dtype(dtype))
         if device is not None and backend.device(device) is not self.device:
             result = shape.ToDevice.apply(result, backend.device(device))
@@ -358,6 +366,8 @@ class Tensor:
         start, end = (
             reduce.normalize_dims(d, self.ndim, "flatten")[0] for d in (start_dim, end_dim)
         )
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         merged = 1
         for size in self.shape[start : end + 1]:
             merged *= size

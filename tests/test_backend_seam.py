@@ -290,10 +290,17 @@ def make_fake_cupy() -> tuple[types.ModuleType, types.ModuleType]:
     cupy.random = types.SimpleNamespace(default_rng=FakeGenerator)
     cupyx = types.ModuleType("fake_cupyx")
 
-    def scatter_add(target, slices, value):
+    def add_at(target, slices, value):
         numpy.add.at(target._data, _unwrap_index(slices), _unwrap(value))
 
-    cupyx.scatter_add = scatter_add
+    cupy.add = types.SimpleNamespace(at=add_at)  # cupy.add.at (the ufunc's other uses: operators)
+
+    def where(condition, x, y):
+        if not isinstance(condition, FakeGpuArray):  # CuPy calls condition.astype(...)
+            raise AttributeError(f"cupy.where: condition must be a GPU array, got {condition!r}")
+        return _wrap(numpy.where(condition._data, *_unwrap((x, y))))
+
+    cupy.where = where
     return cupy, cupyx
 
 

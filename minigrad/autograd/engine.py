@@ -82,7 +82,7 @@ def _run_node(node: Context, grad_output, pending: dict, held: set) -> None:
         )
     if grad_mode.anomaly:
         anomaly.check_backward(node, grads)
-    for target, grad in zip(node.next_nodes, grads):
+    for target, grad in zip(node.next_nodes, grads, strict=True):
         if target is None or grad is None:
             continue
         if type(target) is Context:

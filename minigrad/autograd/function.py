@@ -107,6 +107,11 @@ class Function:
         out = cls.forward(ctx, *arrays)
         if type(out) is _ndarray:
             device = _CPU
+        elif isinstance(out, Tensor):
+            raise TypeError(
+                f"{cls.__name__}.forward must return an array (e.g. numpy.ndarray), not a Tensor: "
+                "forward and backward work on the arrays, as in the built-in ops"
+            )
         else:  # a cupy array, or a numpy scalar from a full reduction
             out = backend.ensure_array(out, backend.array_module(out))
             device = backend.device_of(out)

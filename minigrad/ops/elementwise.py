@@ -5,6 +5,8 @@ Inputs may be arrays or Python numbers; a number gets no gradient (its needs_inp
 
 from __future__ import annotations
 
+import operator
+
 from .. import backend
 from ..autograd.function import Function
 from .broadcast import unbroadcast
@@ -14,10 +16,20 @@ def _shape(x) -> tuple:
     return getattr(x, "shape", ())
 
 
-def _broadcast_error(name: str, x, y) -> ValueError:
-    return ValueError(
-        f"{name}: shapes {tuple(_shape(x))} and {tuple(_shape(y))} cannot be broadcast together"
-    )
+def _binary(name: str, op, x, y, true_divide: bool = False):
+    """op(x, y) in PyTorch's result dtype; returns it with the (promoted) x and y for backward."""
+    x, y = backend.promote(x, y, true_divide)
+    try:
+        return op(x, y), x, y
+    except ValueError:
+        try:
+            backend.broadcast_shapes(_shape(x), _shape(y))
+        except ValueError:
+            raise ValueError(
+                f"{name}: shapes {tuple(_shape(x))} and {tuple(_shape(y))} "
+                "cannot be broadcast together"
+            ) from None
+        raise
 
 
 class Add(Function):
@@ -26,10 +38,7 @@ class Add(Function):
     @staticmethod
     def forward(ctx, x, y):
         ctx.shapes = (_shape(x), _shape(y))
-        try:
-            return x + y
-        except ValueError:
-            raise _broadcast_error("add", x, y) from None
+        return _binary("add", operator.add, x, y)[0]
 
     @staticmethod
     def backward(ctx, grad):
@@ -46,10 +55,7 @@ class Sub(Function):
     @staticmethod
     def forward(ctx, x, y):
         ctx.shapes = (_shape(x), _shape(y))
-        try:
-            return x - y
-        except ValueError:
-            raise _broadcast_error("sub", x, y) from None
+        return _binary("sub", operator.sub, x, y)[0]
 
     @staticmethod
     def backward(ctx, grad):
@@ -65,11 +71,9 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, x, y):
+        z, x, y = _binary("mul", operator.mul, x, y)
         ctx.save_for_backward(x, y)
-        try:
-            return x * y
-        except ValueError:
-            raise _broadcast_error("mul", x, y) from None
+        return z
 
     @staticmethod
     def backward(ctx, grad):
@@ -85,11 +89,9 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, x, y):
+        z, x, y = _binary("div", operator.truediv, x, y, true_divide=True)
         ctx.save_for_backward(x, y)
-        try:
-            return x / y
-        except ValueError:
-            raise _broadcast_error("div", x, y) from None
+        return z
 
     @staticmethod
     def backward(ctx, grad):
@@ -105,10 +107,7 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        try:
-            z = x**y
-        except ValueError:
-            raise _broadcast_error("pow", x, y) from None
+        z, x, y = _binary("pow", operator.pow, x, y)
         ctx.save_for_backward(x, y, z)
         return z
 
@@ -116,6 +115,7 @@ class Pow(Function):
     def backward(ctx, grad):
         x, y, z = ctx.saved_tensors
         xp = backend.array_module(z)
+        x, y = xp.asarray(x, dtype=z.dtype), xp.asarray(y, dtype=z.dtype)  # numbers -> arrays
         grad_x = grad_y = None
         if ctx.needs_input_grad[0]:
             # Where y = 0 the slope is 0, also at x = 0 (where the formula gives 0 * inf = nan).

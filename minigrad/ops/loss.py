@@ -21,9 +21,9 @@ def check_targets(logits, target, check_range: bool = True) -> None:
     if target.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: targets must be integer class indices, got {target.dtype}")
     classes = logits.shape[1]
-    # Viewed as unsigned, a negative label becomes huge: one max() catches both ends of the range.
     if not check_range:  # the fused CUDA kernel checks on the device instead
         return
+    # Viewed as unsigned, a negative label becomes huge: one max() catches both ends of the range.
     if target.size and int(target.astype(backend.uint64, copy=False).max()) >= classes:
         bad = target[(target < 0) | (target >= classes)]
         raise IndexError(

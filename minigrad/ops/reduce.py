@@ -92,7 +92,8 @@ class MaxDim(Function):
             return x.copy()
         (axis,) = normalize_dims(dim, x.ndim, "max")
         values = backend.array_module(x).take_along_axis(x, indices, axis=axis)
-        ctx.indices, ctx.axis, ctx.input_shape, ctx.keepdim = indices, axis, x.shape, keepdim
+        ctx.save_for_backward(indices)
+        ctx.axis, ctx.input_shape, ctx.keepdim = axis, x.shape, keepdim
         return values if keepdim else values.squeeze(axis)
 
     @staticmethod
@@ -105,4 +106,5 @@ class MaxDim(Function):
         positions = xp.arange(ctx.input_shape[ctx.axis]).reshape(
             [-1 if axis == ctx.axis else 1 for axis in range(len(ctx.input_shape))]
         )
-        return (positions == ctx.indices) * grad, None, None, None
+        (indices,) = ctx.saved_tensors
+        return (positions == indices) * grad, None, None, None

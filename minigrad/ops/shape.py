@@ -48,17 +48,21 @@ class GetItem(Function):
 
     @staticmethod
     def forward(ctx, x, index):
-        ctx.input_shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+        ctx.input_shape = x.shape
+        ctx.save_for_backward(index)
         try:
             return x[index]
         except IndexError as error:
-            raise IndexError(f"index {index!r} is invalid for shape {tuple(x.shape)}: {error}") from None
+            raise IndexError(
+                f"index {index!r} is invalid for shape {tuple(x.shape)}: {error}"
+            ) from None
 
     @staticmethod
     def backward(ctx, grad):
         xp = backend.array_module(grad)
         grad_x = xp.zeros(ctx.input_shape, dtype=grad.dtype)
-        backend.scatter_add(grad_x, ctx.index, grad)
+        (index,) = ctx.saved_tensors
+        backend.scatter_add(grad_x, index, grad)
         return grad_x, None
 
 
