@@ -95,8 +95,6 @@ def _run_node(node: Context, grad_output, pending: dict, held: set) -> None:
 def _accumulate(leaf, grad, held: set) -> None:
     """leaf.grad += grad, leaving .grad an array of its own that the user may write to."""
     data = leaf.data
-    if type(grad) is not type(data):  # a numpy scalar from a full reduction
-        grad = backend.ensure_array(grad, backend.array_module(data))
     if grad.shape != data.shape:
         raise RuntimeError(
             f"gradient of shape {tuple(grad.shape)} does not match its tensor's shape "
@@ -110,5 +108,7 @@ def _accumulate(leaf, grad, held: set) -> None:
         # A view (a broadcast from Sum is read-only), the caller's gradient, or an array another
         # leaf got too (Add sends one array to both inputs): copy, so .grad owns its memory.
         grad = grad.copy()
+    if type(grad) is not type(data):  # a numpy scalar: 0-d arithmetic gives those
+        grad = backend.ensure_array(grad, backend.array_module(data))
     held.add(id(grad))
     leaf.grad = leaf._wrap(grad, leaf.device)

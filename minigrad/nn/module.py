@@ -188,7 +188,11 @@ class Module:
                 continue
             value = state_dict[name]
             arrays[name] = value.data if isinstance(value, Tensor) else value
-            if tuple(arrays[name].shape) != param.shape:
+            if not hasattr(arrays[name], "shape"):  # arrays, or tensors of other libraries
+                problems.append(
+                    f"{name!r} is a {type(value).__name__} in the state dict, not a tensor or array"
+                )
+            elif tuple(arrays[name].shape) != param.shape:
                 problems.append(
                     f"size mismatch for {name!r}: shape {tuple(arrays[name].shape)} in the "
                     f"state dict, {param.shape} in the model"

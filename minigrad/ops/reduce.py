@@ -77,7 +77,8 @@ class Max(Function):
     @staticmethod
     def backward(ctx, grad):
         x, z = ctx.saved_tensors
-        share = (x == z).astype(x.dtype)
+        xp = backend.array_module(x)
+        share = ((x == z) | (xp.isnan(x) & xp.isnan(z))).astype(x.dtype)  # a nan max: the nans
         return grad * share / share.sum()
 
 
