@@ -114,6 +114,10 @@ def main(argv=None) -> int:
     history, best_loss, start = [], float("inf"), 0
     if args.resume:
         state = mg.load(checkpoint_path, device=device)
+        planned = state["settings"].get("epochs")
+        if scheduler is not None and planned != args.epochs:
+            parser.error(f"argument --resume: the run in {run.path} planned {planned} epochs "
+                         f"and its lr schedule ends there; pass --epochs {planned}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state["scheduler"] is not None:

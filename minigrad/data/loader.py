@@ -28,8 +28,8 @@ class DataLoader:
             raise ValueError(
                 f"DataLoader: {len(inputs)} inputs but {len(targets)} targets; they must match"
             )
-        self.inputs = backend.to_device(inputs, self.device)
-        self.targets = backend.to_device(targets, self.device)
+        self.inputs = backend.as_array(inputs, dev=self.device)
+        self.targets = backend.as_array(targets, dev=self.device)
         self.dataset, self.batch_size = dataset, batch_size
         self.shuffle, self.drop_last = shuffle, drop_last
 
@@ -43,11 +43,11 @@ class DataLoader:
         order = _permutation(backend.generator(self.device), count) if self.shuffle else None
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             batch = slice(start, min(start + self.batch_size, count))
-            index = batch if order is None else order[batch]
-            yield (
-                Tensor._wrap(self.inputs[index], self.device),
-                Tensor._wrap(self.targets[index], self.device),
-            )
+            if order is None:  # a slice is a view: copy, so a batch never aliases the data set
+                inputs, targets = self.inputs[batch].copy(), self.targets[batch].copy()
+            else:  # gathering by index makes new arrays
+                inputs, targets = self.inputs[order[batch]], self.targets[order[batch]]
+            yield Tensor._wrap(inputs, self.device), Tensor._wrap(targets, self.device)
 
 
 def _permutation(rng, count: int):
