@@ -13,6 +13,8 @@ import json
 import os
 import tempfile
 
+from minigrad.serialization import atomic_write
+
 
 class RunFolder:
     """A folder that must be writable before training starts; raises OSError when it is not."""
@@ -30,17 +32,7 @@ class RunFolder:
     def write(self, name: str, content: str | bytes) -> None:
         """Replace `name` with `content` atomically."""
         data = content.encode() if isinstance(content, str) else content
-        temporary = self.file(f".{name}.{os.getpid()}.tmp")
-        try:
-            with open(temporary, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())  # on disk before the rename makes it the file
-            os.replace(temporary, self.file(name))
-        except BaseException:  # KeyboardInterrupt too: the old file stays, the temporary goes
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise
+        atomic_write(self.file(name), lambda file: file.write(data), "RunFolder.write")
 
     def save_stats(self, rows: list, settings: dict) -> None:
         """stats.csv (one row per epoch) and stats.json (the settings and the same rows)."""

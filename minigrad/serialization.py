@@ -23,21 +23,29 @@ def save(obj, path) -> None:
     arrays: dict = {}
     structure = json.dumps(_encode(obj, arrays))
     arrays[_STRUCTURE] = backend.numpy.frombuffer(structure.encode(), dtype=backend.numpy.uint8)
+    atomic_write(path, lambda file: backend.numpy.savez(file, **arrays), "save")
+
+
+def atomic_write(path, write, who: str = "atomic_write") -> None:
+    """Call write(file) on a temporary file beside `path`, then rename it over `path`.
+
+    A crash or Ctrl-C before the rename leaves the previous file whole and removes the temporary.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.exists(folder) and not os.path.isdir(folder):
-        raise NotADirectoryError(f"save: {folder!r} is a file, not a folder")
+        raise NotADirectoryError(f"{who}: {folder!r} is a file, not a folder")
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"save: folder {folder!r} does not exist")
+        raise FileNotFoundError(f"{who}: folder {folder!r} does not exist")
     # A fresh name next to the target ("x" mode never reuses one); unlike mkstemp's private
     # 0600 file, the result gets the permissions of any file the user creates (the umask).
     temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     file = open(temporary, "xb")
     try:
         with file:
-            backend.numpy.savez(file, **arrays)
+            write(file)
             file.flush()
-            os.fsync(file.fileno())
+            os.fsync(file.fileno())  # on disk before the rename makes it the file
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
