@@ -80,7 +80,7 @@ class Program:
         width = 32 if self.dtype == np.float32 else 64
         elements = st.floats(low, high, width=width, allow_subnormal=False)
         array = self.draw(arrays(self.dtype, shape, elements=elements), "leaf values")
-        requires_grad = self.draw(st.booleans(), "leaf requires_grad")
+        requires_grad = self.draw(st.sampled_from([True, True, False]), "leaf requires_grad")
         name = f"x{len(self.leaves)}"
         var = Var(
             name,
@@ -380,7 +380,7 @@ def random_shape_like(p: Program, size: int) -> tuple:
 
 
 def op_shape(p: Program, v: Var) -> Var:
-    kinds = ["reshape", "view", "unsqueeze", "squeeze", "transpose", "flatten", "getitem"]
+    kinds = ["reshape", "view", "unsqueeze", "squeeze", "transpose", "transpose", "flatten"]
     kinds += ["T", "t()"] if v.ndim <= 2 else []
     kind = p.draw(st.sampled_from(kinds), "shape op")
     if kind in ("reshape", "view"):
@@ -397,6 +397,8 @@ def op_shape(p: Program, v: Var) -> Var:
         return p.apply(lambda L, a: a.squeeze() if dim is None else a.squeeze(dim), v, code=code)
     if kind == "transpose":
         d0, d1 = a_dim(p, v.ndim), a_dim(p, v.ndim)
+        if d0 % max(v.ndim, 1) == d1 % max(v.ndim, 1) and v.ndim > 1:  # mostly a real swap
+            d1 = (d0 + p.draw(st.integers(1, v.ndim - 1), "other dim")) % v.ndim
         return p.apply(lambda L, a: a.transpose(d0, d1), v, code=f"{v}.transpose({d0}, {d1})")
     if kind == "flatten":
         if v.ndim == 0:
@@ -407,9 +409,7 @@ def op_shape(p: Program, v: Var) -> Var:
         return p.apply(lambda L, a: a.flatten(start, end), v, code=f"{v}.flatten({start}, {end})")
     if kind == "T":
         return p.apply(lambda L, a: a.T, v, code=f"{v}.T")
-    if kind == "t()":
-        return p.apply(lambda L, a: a.t(), v, code=f"{v}.t()")
-    return op_getitem(p, v)
+    return p.apply(lambda L, a: a.t(), v, code=f"{v}.t()")
 
 
 def op_getitem(p: Program, v: Var) -> Var:
@@ -417,9 +417,10 @@ def op_getitem(p: Program, v: Var) -> Var:
         index = p.draw(st.sampled_from([(), None, Ellipsis]), "index of a 0-d tensor")
         return p.apply(lambda L, a: a[index], v, code=f"{v}[{index!r}]")
     size = v.shape[0]
-    kind = p.draw(st.sampled_from(["int", "slices", "int array", "ellipsis", "none"]), "index")
-    if kind == "int array":
-        rows = p.draw(st.lists(st.integers(-size, size - 1), min_size=1, max_size=5), "rows")
+    kinds = ["int", "slices", "int array", "int array", "ellipsis", "none"]
+    kind = p.draw(st.sampled_from(kinds), "index")
+    if kind == "int array":  # repeats must add up in backward
+        rows = p.draw(st.lists(st.integers(-size, size - 1), min_size=2, max_size=6), "rows")
         return p.apply(lambda L, a: a[L.index(rows)], v, code=f"{v}[mg.tensor({rows!r})]")
     if kind == "int":
         index = p.draw(st.integers(-size, size - 1), "index")
@@ -466,6 +467,7 @@ OPS = {
     "matmul": op_matmul,
     "softmax": op_softmax,
     "shape": op_shape,
+    "getitem": op_getitem,
 }
 
 
