@@ -78,8 +78,9 @@ class Linear(Function):
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
-        grad2 = grad.reshape(-1, grad.shape[-1])  # fold any leading batch dims into one
         grad_x = (grad @ weight) if needs_x else None
-        grad_w = (grad2.T @ x.reshape(-1, x.shape[-1])) if needs_w else None
-        grad_b = grad2.sum(axis=0) if needs_b else None
+        if grad.ndim > 2:  # inputs with extra leading dims: fold them into the batch dim
+            grad, x = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+        grad_w = (grad.T @ x) if needs_w else None
+        grad_b = grad.sum(axis=0) if needs_b else None
         return grad_x, grad_w, grad_b
