@@ -135,3 +135,16 @@ def test_float64_0d_tensor_does_not_promote_a_float32_tensor():
     ty.sum().backward()
     assert x.grad.dtype == np.float32 and s.grad.dtype == np.float64
     np.testing.assert_allclose(s.grad.item(), ts.grad.item(), rtol=1e-6)
+
+
+def test_linear_on_one_sample_gives_gradients_like_torch():
+    # Found by the property tests: a 1-D input (one sample) to F.linear, after Linear.backward
+    # stopped folding 2-D gradients.
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    w = mg.tensor([[0.5, -1.0], [2.0, 3.0], [1.0, 1.0]], requires_grad=True)
+    tx = torch.tensor([1.0, 2.0], requires_grad=True)
+    tw = torch.tensor([[0.5, -1.0], [2.0, 3.0], [1.0, 1.0]], requires_grad=True)
+    F.linear(x, w).sum().backward()
+    torch.nn.functional.linear(tx, tw).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy())
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())

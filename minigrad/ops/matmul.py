@@ -79,7 +79,7 @@ class Linear(Function):
         x, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
         grad_x = (grad @ weight) if needs_x else None
-        if grad.ndim > 2:  # inputs with extra leading dims: fold them into the batch dim
+        if grad.ndim != 2:  # one sample (1-D), or extra leading dims: make (batch, features)
             grad, x = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
         grad_w = (grad.T @ x) if needs_w else None
         grad_b = grad.sum(axis=0) if needs_b else None

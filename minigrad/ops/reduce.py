@@ -8,9 +8,9 @@ from ..autograd.function import Function
 
 def normalize_dims(dim, ndim: int, op: str) -> tuple:
     """Turn dim (None, an int or a sequence, negatives allowed) into sorted non-negative axes."""
-    if dim is None:
+    dims = (dim,) if isinstance(dim, int) else tuple(dim) if dim is not None else ()
+    if not dims:  # None or (): every dim, as in PyTorch's sum(dim=())
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
     rank = max(ndim, 1)  # a 0-d tensor accepts dim 0 and -1, as in PyTorch
     for d in dims:
         if not -rank <= d < rank:
@@ -18,7 +18,10 @@ def normalize_dims(dim, ndim: int, op: str) -> tuple:
                 f"{op}: dim {d} is out of range for a tensor with {ndim} dimensions "
                 f"(expected {-rank} to {rank - 1})"
             )
-    return tuple(sorted({d % rank for d in dims})) if ndim else ()
+    axes = sorted({d % rank for d in dims})
+    if len(axes) != len(dims):
+        raise ValueError(f"{op}: dims {tuple(dims)} name the same dim more than once")
+    return tuple(axes) if ndim else ()
 
 
 def expand_grad(grad, input_shape: tuple, axes: tuple, keepdim: bool):
