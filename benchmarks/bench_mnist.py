@@ -54,8 +54,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--chunk-steps",
         type=int,
-        default=10,
-        help="the three take turns every this many steps (a large value: whole epochs)",
+        default=None,
+        help="the three take turns every this many steps (default: 10 with one thread; whole "
+        "epochs with more, where PyTorch's spinning OpenMP threads would slow the next turn)",
     )
     parser.add_argument("--threads", type=int, default=2, help="threads for NumPy and PyTorch")
     parser.add_argument(
@@ -74,6 +75,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=str(harness.RESULTS / "bench_mnist.json"))
     args = parser.parse_args(argv)
+    if args.chunk_steps is None:
+        args.chunk_steps = 10 if args.threads == 1 else 10**9
     for name in ("epochs", "chunk_steps", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
