@@ -65,16 +65,14 @@ def backward(root, gradient, retain_graph: bool = False) -> None:
     for node in tape(root.grad_fn):
         grad_output = pending.pop(node, None)
         if grad_output is not None:  # None: no path from the root carried a gradient here
-            _run_node(node, grad_output, pending, held)
+            grads = node.function.backward(node, grad_output)
+            _send(node, grads if type(grads) is tuple else (grads,), pending, held)
         if not retain_graph:
             node.release()
 
 
-def _run_node(node: Context, grad_output, pending: dict, held: set) -> None:
-    """Run one node's backward and send each input gradient along its edge."""
-    grads = node.function.backward(node, grad_output)
-    if type(grads) is not tuple:
-        grads = (grads,)
+def _send(node: Context, grads: tuple, pending: dict, held: set) -> None:
+    """Send each input gradient along its edge: into the next node's pending sum, or a leaf."""
     if len(grads) != len(node.next_nodes):
         raise RuntimeError(
             f"{node.function.__name__}.backward returned {len(grads)} gradients, "
@@ -82,7 +80,7 @@ def _run_node(node: Context, grad_output, pending: dict, held: set) -> None:
         )
     if grad_mode.anomaly:
         anomaly.check_backward(node, grads)
-    for target, grad in zip(node.next_nodes, grads, strict=True):
+    for target, grad in zip(node.next_nodes, grads):
         if target is None or grad is None:
             continue
         if type(target) is Context:

@@ -95,10 +95,10 @@ class Function:
                         )
                     device = arg.device
                 arrays.append(arg.data)
-                needs_input_grad.append(arg._requires_grad)
-                next_nodes.append(
-                    (arg if arg.grad_fn is None else arg.grad_fn) if arg._requires_grad else None
-                )
+                requires_grad = arg._requires_grad
+                needs_input_grad.append(requires_grad)
+                # a result sends its gradient to its grad_fn; a leaf keeps it itself
+                next_nodes.append((arg.grad_fn or arg) if requires_grad else None)
             else:
                 arrays.append(arg)
                 needs_input_grad.append(False)
