@@ -80,7 +80,7 @@ def _send(node: Context, grads: tuple, pending: dict, held: set) -> None:
         )
     if grad_mode.anomaly:
         anomaly.check_backward(node, grads)
-    for target, grad in zip(node.next_nodes, grads):
+    for target, grad in zip(node.next_nodes, grads, strict=False):  # lengths checked above
         if target is None or grad is None:
             continue
         if type(target) is Context:
