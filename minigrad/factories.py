@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import backend
-from .tensor import Tensor
+from .tensor import Tensor, shape_args
 
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -19,8 +19,7 @@ def from_numpy(array) -> Tensor:
 
 
 def _make(fill, shape, dtype, device, requires_grad) -> Tensor:
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
+    shape = shape_args(shape)
     if any(not isinstance(s, int) or s < 0 for s in shape):
         raise ValueError(f"shape must be non-negative ints, got {tuple(shape)}")
     dev = backend.device(device)

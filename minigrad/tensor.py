@@ -332,7 +332,7 @@ class Tensor:
 
     def reshape(self, *shape) -> Tensor:
         """The same elements viewed with a new shape (also called as view)."""
-        return shape_op(self, _shape_args(shape))
+        return shape_op(self, shape_args(shape))
 
     view = reshape
 
@@ -419,11 +419,11 @@ def _is_dtype(spec) -> bool:
     return spec is not None and not isinstance(spec, backend.Device)
 
 
-def _shape_args(shape_args: tuple) -> tuple:
-    """Accept reshape(2, 3) and reshape((2, 3)) alike."""
-    if len(shape_args) == 1 and isinstance(shape_args[0], (tuple, list)):
-        return tuple(shape_args[0])
-    return tuple(shape_args)
+def shape_args(args: tuple) -> tuple:
+    """A shape given as separate ints or as one tuple: reshape(2, 3) and reshape((2, 3)) alike."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return tuple(args)
 
 
 def _index_arrays(index):

@@ -15,12 +15,17 @@ def uniform_(tensor: Tensor, low: float, high: float) -> Tensor:
     return tensor
 
 
+def linear_bound(fan_in: int) -> float:
+    """1/sqrt(fan_in): the half-width of PyTorch's default uniform init for Linear (0 if empty)."""
+    return 1 / math.sqrt(fan_in) if fan_in else 0.0
+
+
 def kaiming_uniform_linear_(weight: Tensor) -> Tensor:
     """PyTorch's Linear weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 
     (torch writes it as kaiming_uniform_ with a=sqrt(5), which works out to this bound.)
     """
-    bound = 1 / math.sqrt(weight.shape[1]) if weight.shape[1] else 0.0
+    bound = linear_bound(weight.shape[1])
     return uniform_(weight, -bound, bound)
 
 

@@ -28,7 +28,7 @@ class Linear(Module):
         """PyTorch's default: W and b uniform in +-1/sqrt(in_features)."""
         init.kaiming_uniform_linear_(self.weight)
         if self.bias is not None:
-            bound = 1 / self.in_features**0.5 if self.in_features else 0.0
+            bound = init.linear_bound(self.in_features)
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input: Tensor) -> Tensor:
