@@ -37,10 +37,15 @@ def softmax(input: Tensor, dim: int) -> Tensor:
     return activation.Softmax.apply(input, dim)
 
 
+def check_reduction(reduction: str, who: str) -> None:
+    """Losses reduce over the batch by "mean" or "sum"; anything else is an error."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"{who}: reduction must be 'mean' or 'sum', got {reduction!r}")
+
+
 def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """L = -log softmax(x)[target], averaged ("mean") or added ("sum") over the batch."""
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"cross_entropy: reduction must be 'mean' or 'sum', got {reduction!r}")
+    check_reduction(reduction, "cross_entropy")
     if not isinstance(target, Tensor):
         target = Tensor(target)
     return loss.CrossEntropy.apply(input, target, reduction)

@@ -12,10 +12,7 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        if reduction not in ("mean", "sum"):
-            raise ValueError(
-                f"CrossEntropyLoss: reduction must be 'mean' or 'sum', got {reduction!r}"
-            )
+        F.check_reduction(reduction, "CrossEntropyLoss")
         self.reduction = reduction
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
