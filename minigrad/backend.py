@@ -75,7 +75,7 @@ def device(spec: str | Device | None) -> Device:
     if not isinstance(spec, str):
         raise TypeError(f"device must be a string like 'cpu' or 'cuda:0', got {spec!r}")
     name, _, index = spec.strip().partition(":")
-    if name == "cpu" and not index:
+    if name == "cpu" and index in ("", "0"):  # "cpu:0" is the CPU too, as in PyTorch
         return CPU
     if name == "cuda" and (not index or index.isdigit()):
         return _cuda_device(int(index) if index else 0)

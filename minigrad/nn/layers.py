@@ -16,6 +16,9 @@ class Linear(Module):
         self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None
     ):
         super().__init__()
+        for name, size in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise ValueError(f"Linear: {name} must be a non-negative int, got {size!r}")
         self.in_features, self.out_features = in_features, out_features
         dev = backend.device(device)
         dt = backend.dtype(dtype) or backend.float32
