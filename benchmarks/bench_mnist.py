@@ -96,8 +96,8 @@ class MinigradTrainer:
         linears = [mg.nn.Linear(n_in, n_out) for n_in, n_out in pairwise(SIZES)]
         self.model = mg.nn.Sequential(*_with_relus(linears, mg.nn.ReLU))
         for linear, (w, b) in zip(linears, layers, strict=True):
-            linear.weight.data[...] = w
-            linear.bias.data[...] = b
+            linear.weight.array[...] = w
+            linear.bias.array[...] = b
         self.loss_fn = mg.nn.CrossEntropyLoss()
         self.opt = mg.optim.SGD(self.model.parameters(), **_sgd_settings(args))
         self.inputs, self.targets = data

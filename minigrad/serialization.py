@@ -80,7 +80,7 @@ def load(path, device=None):
 def _encode(obj, arrays: dict):
     if isinstance(obj, Tensor) or backend.is_array(obj):
         name = f"t{len(arrays)}"
-        arrays[name] = backend.to_host(obj.data if isinstance(obj, Tensor) else obj)
+        arrays[name] = backend.to_host(obj.array if isinstance(obj, Tensor) else obj)
         return {"tensor": name}
     if isinstance(obj, dict):  # pairs, so int keys (optimizer state) survive JSON
         return {"dict": [[_encode_key(k), _encode(v, arrays)] for k, v in obj.items()]}

@@ -18,20 +18,20 @@ MaxResult = namedtuple("MaxResult", ["values", "indices"])
 class Tensor:
     """An n-dimensional array on a device that can record the operations applied to it."""
 
-    __slots__ = ("data", "grad", "grad_fn", "device", "_requires_grad", "__weakref__")
+    __slots__ = ("array", "grad", "grad_fn", "device", "_requires_grad", "__weakref__")
     __array_ufunc__ = None  # numpy_scalar * tensor must call Tensor.__rmul__, not numpy
     __hash__ = object.__hash__  # __eq__ compares elementwise; identity stays the hash
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
         if isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         if device is not None:
             dev = backend.device(device)
         else:
             dev = backend.device_of(data) if backend.is_array(data) else backend.CPU
         array = backend.as_array(data, backend.dtype(dtype), dev)
         # A copy, as torch.tensor makes: later writes to `data` must not change the tensor.
-        self.data = array.copy() if array is data else array
+        self.array = array.copy() if array is data else array
         self.device = dev
         self.grad = None
         self.grad_fn = None
@@ -43,10 +43,19 @@ class Tensor:
     def _wrap(cls, array, device) -> Tensor:
         """Wrap a backend array without copying or checking (used by Function.apply)."""
         t = Tensor.__new__(Tensor)
-        t.data, t.device, t.grad, t.grad_fn, t._requires_grad = array, device, None, None, False
+        t.array, t.device, t.grad, t.grad_fn, t._requires_grad = array, device, None, None, False
         return t
 
     # ---- attributes ------------------------------------------------------------------------
+
+    @property
+    def data(self):
+        """Temporary alias of `array` (becomes PyTorch's `.data` Tensor)."""
+        return self.array
+
+    @data.setter
+    def data(self, value):
+        self.array = value
 
     @property
     def requires_grad(self) -> bool:
@@ -55,7 +64,7 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
-        if value and not backend.is_floating(self.data.dtype):
+        if value and not backend.is_floating(self.array.dtype):
             raise RuntimeError(
                 f"only floating-point tensors can require gradients, got dtype {self.dtype}"
             )
@@ -73,17 +82,17 @@ class Tensor:
     @property
     def shape(self) -> tuple:
         """The size of each dimension, as a tuple of ints."""
-        return tuple(self.data.shape)
+        return tuple(self.array.shape)
 
     @property
     def ndim(self) -> int:
         """The number of dimensions."""
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def dtype(self):
         """The element type of the data (a numpy dtype, e.g. float32)."""
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def T(self) -> Tensor:
@@ -94,7 +103,7 @@ class Tensor:
 
     def numel(self) -> int:
         """The number of elements."""
-        return int(self.data.size)
+        return int(self.array.size)
 
     def size(self, dim: int | None = None):
         """The shape, or the size of one dimension when `dim` is given."""
@@ -117,7 +126,7 @@ class Tensor:
 
     def __repr__(self) -> str:
         body = backend.numpy.array2string(
-            backend.to_host(self.data), separator=", ", prefix="tensor("
+            backend.to_host(self.array), separator=", ", prefix="tensor("
         )
         extras = []
         if self.device is not backend.CPU:
@@ -140,16 +149,16 @@ class Tensor:
                 "did you create the inputs with requires_grad=True, or run under no_grad()?"
             )
         if gradient is None:
-            if self.data.size != 1:
+            if self.array.size != 1:
                 raise RuntimeError(
                     f"backward: a gradient can be created implicitly only for a tensor with one "
                     f"element (a scalar), but this one has shape {self.shape}; pass gradient="
                 )
-            grad = backend.module_for(self.device).ones(self.data.shape, self.data.dtype)
+            grad = backend.module_for(self.device).ones(self.array.shape, self.array.dtype)
         else:
-            grad = gradient.data if isinstance(gradient, Tensor) else gradient
+            grad = gradient.array if isinstance(gradient, Tensor) else gradient
             grad = backend.as_array(grad, self.dtype, self.device)
-            if grad.shape != self.data.shape:
+            if grad.shape != self.array.shape:
                 raise RuntimeError(
                     f"backward: gradient has shape {tuple(grad.shape)}, but the tensor has "
                     f"shape {self.shape}; they must match"
@@ -158,7 +167,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (no grad_fn, requires_grad False)."""
-        return Tensor._wrap(self.data, self.device)
+        return Tensor._wrap(self.array, self.device)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set requires_grad in place and return self."""
@@ -167,27 +176,27 @@ class Tensor:
 
     def zero_(self) -> Tensor:
         """Fill with zeros in place."""
-        self.data[...] = 0
+        self.array[...] = 0
         return self
 
     # ---- conversion ------------------------------------------------------------------------
 
     def numpy(self):
         """A NumPy copy of the data, on the host."""
-        host = backend.to_host(self.data)
-        return host.copy() if host is self.data else host
+        host = backend.to_host(self.array)
+        return host.copy() if host is self.array else host
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise ValueError(
                 f"item: only one-element tensors can be converted, got shape {self.shape}"
             )
-        return self.data.item()
+        return self.array.item()
 
     def tolist(self):
         """The data as nested Python lists (a number for a 0-d tensor)."""
-        return backend.to_host(self.data).tolist()
+        return backend.to_host(self.array).tolist()
 
     def to(self, device=None, dtype=None) -> Tensor:
         """A copy on another device and/or with another dtype (self when nothing changes)."""
@@ -217,9 +226,9 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
-        return bool(self.data)
+        return bool(self.array)
 
     # ---- arithmetic (NumPy broadcasting) ---------------------------------------------------
 
@@ -293,17 +302,17 @@ class Tensor:
         if dim is None:
             return reduce.Max.apply(self)
         indices = self.argmax(dim, keepdim=True)
-        values = reduce.MaxDim.apply(self, indices.data, dim, keepdim)
+        values = reduce.MaxDim.apply(self, indices.array, dim, keepdim)
         return MaxResult(values, indices if keepdim or self.ndim == 0 else indices.squeeze(dim))
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         """Index of the largest element (of the flattened tensor when dim is None); no grad."""
         if dim is None:
-            index = self.data.argmax()
+            index = self.array.argmax()
         else:
             (axis,) = reduce.normalize_dims(dim, self.ndim, "argmax") or (None,)
-            index = self.data.argmax(axis=axis, keepdims=keepdim)
-        xp = backend.array_module(self.data)  # NumPy gives a scalar when no dims are left
+            index = self.array.argmax(axis=axis, keepdims=keepdim)
+        xp = backend.array_module(self.array)  # NumPy gives a scalar when no dims are left
         return Tensor._wrap(backend.ensure_array(index, xp), self.device)
 
     # ---- activations -----------------------------------------------------------------------
@@ -379,9 +388,9 @@ class Tensor:
     # ---- comparisons (not differentiable: bool tensors) ------------------------------------
 
     def _compare(self, other, op) -> Tensor:
-        other = other.data if isinstance(other, Tensor) else other
-        xp = backend.array_module(self.data)  # NumPy gives a scalar for 0-d tensors
-        return Tensor._wrap(backend.ensure_array(op(self.data, other), xp), self.device)
+        other = other.array if isinstance(other, Tensor) else other
+        xp = backend.array_module(self.array)  # NumPy gives a scalar for 0-d tensors
+        return Tensor._wrap(backend.ensure_array(op(self.array, other), xp), self.device)
 
     def __eq__(self, other):
         return self._compare(other, lambda a, b: a == b)
@@ -429,7 +438,7 @@ def shape_args(args: tuple) -> tuple:
 def _index_arrays(index):
     """Replace Tensors inside an index by their arrays (integer or boolean indexing)."""
     if isinstance(index, Tensor):
-        return index.data
+        return index.array
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(i.array if isinstance(i, Tensor) else i for i in index)
     return index

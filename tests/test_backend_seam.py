@@ -318,12 +318,12 @@ def fake_gpu(monkeypatch):
 
 def test_fake_gpu_arrays_are_refused_by_numpy(fake_gpu):
     x = mg.ones(3, device="cuda")
-    assert type(x.data) is FakeGpuArray and x.device == "cuda:0"
+    assert type(x.array) is FakeGpuArray and x.device == "cuda:0"
     for numpy_call in (numpy.exp, numpy.asarray, lambda a: numpy.add.at(a, [0], 1.0)):
         with pytest.raises(TypeError):
-            numpy_call(x.data)
+            numpy_call(x.array)
     with pytest.raises(TypeError, match="CuPy refuses to mix"):
-        x.data + numpy.ones(3)
+        x.array + numpy.ones(3)
     with pytest.raises(AttributeError, match="permutation"):
         backend.generator(mg.device("cuda")).permutation(3)
     assert x.tolist() == [1.0, 1.0, 1.0] and FakeGpuArray.host_reads == 1
@@ -386,7 +386,7 @@ def test_factories_loader_shuffle_and_save_load_on_a_gpu_array_module(fake_gpu, 
     mg.manual_seed(1)
     for t in (mg.randn(3, 2, device="cuda"), mg.rand(4, device="cuda"), mg.zeros(2, device="cuda"),
               mg.arange(5, device="cuda"), mg.nn.Linear(3, 2, device="cuda").weight):
-        assert type(t.data) is FakeGpuArray
+        assert type(t.array) is FakeGpuArray
     loader = mg.data.DataLoader((numpy.arange(10.0), numpy.arange(10)), 4, shuffle=True,
                                 device="cuda")
     seen = sorted(v for _, y in loader for v in y.tolist())
@@ -394,5 +394,5 @@ def test_factories_loader_shuffle_and_save_load_on_a_gpu_array_module(fake_gpu, 
     model = mg.nn.Linear(3, 2, device="cuda")
     mg.save(model.state_dict(), tmp_path / "m.npz")
     loaded = mg.load(tmp_path / "m.npz", device="cuda")
-    assert type(loaded["weight"].data) is FakeGpuArray
+    assert type(loaded["weight"].array) is FakeGpuArray
     assert numpy.array_equal(loaded["weight"].numpy(), model.weight.numpy())

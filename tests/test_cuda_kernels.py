@@ -181,7 +181,7 @@ def kernel_device(request, monkeypatch):
 
 def _on(array):
     """A device array for the kernels: cupy on a GPU, a FakeGpuArray for the emulator."""
-    return mg.tensor(array, device="cuda").data
+    return mg.tensor(array, device="cuda").array
 
 
 def _host(array):

@@ -60,7 +60,7 @@ def test_backward_frees_saved_arrays():
     h = (x @ w).exp()  # ExpBackward saves its output, h's array
     t = h.tanh()  # TanhBackward saves its output, t's array
     y = t.sum()
-    saved = [weakref.ref(h.data), weakref.ref(t.data)]
+    saved = [weakref.ref(h.array), weakref.ref(t.array)]
     del h, t
     assert all(ref() is not None for ref in saved), "the graph should keep them until backward"
     nodes = list(mg.autograd.tape(y))
@@ -77,7 +77,7 @@ def test_retain_graph_keeps_saved_arrays_until_the_last_backward():
     x = mg.tensor([0.5, 1.5, 2.5], requires_grad=True)
     h = x.exp()
     y = (h * h).sum()
-    saved = weakref.ref(h.data)
+    saved = weakref.ref(h.array)
     del h
 
     y.backward(retain_graph=True)

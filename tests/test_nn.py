@@ -388,7 +388,7 @@ def test_to_moves_parameters_in_place(device):
     assert model.to(device) is model
     assert list(model.parameters()) == params  # the same Parameter objects (optimisers hold them)
     for p, values in zip(params, before, strict=True):
-        assert p.device == device and p.data.__class__.__module__.split(".")[0] in (
+        assert p.device == device and p.array.__class__.__module__.split(".")[0] in (
             "numpy",
             "cupy",
         )
@@ -446,7 +446,7 @@ def test_state_dict_shares_values_and_load_copies_them():
     assert other.fc1.weight is weight  # copied into the same Parameter
     for name, value in other.state_dict().items():
         assert np.array_equal(value.numpy(), state[name].numpy()), name
-    other.fc1.weight.data[...] = 0
+    other.fc1.weight.array[...] = 0
     assert model.fc1.weight.numpy().any()  # the two models do not share memory
 
 

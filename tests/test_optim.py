@@ -56,7 +56,7 @@ def run_both(ours, theirs, optimizer, torch_optimizer, steps, dtype, device="cpu
 @pytest.mark.parametrize("settings", [s for s in SETTINGS if not torch_rejects(s)], ids=settings_id)
 def test_sgd_matches_torch_for_twenty_steps(device, settings, dtype):
     ours, theirs = make_params(dtype, device)
-    arrays = [p.data for p in ours]
+    arrays = [p.array for p in ours]
     optimizer = mg.optim.SGD(ours, lr=0.05, **settings)
     torch_optimizer = torch.optim.SGD(theirs, lr=0.05, **settings)
     for step in range(20):
@@ -64,7 +64,7 @@ def test_sgd_matches_torch_for_twenty_steps(device, settings, dtype):
         for index, (p, tp) in enumerate(zip(ours, theirs, strict=True)):
             assert_close(p, tp, dtype, f"param {index} after step {step + 1}")
     # In place: the parameters keep their arrays (and the optimizer's buffers stay private).
-    assert all(p.data is array for p, array in zip(ours, arrays, strict=True))
+    assert all(p.array is array for p, array in zip(ours, arrays, strict=True))
     assert all(p.dtype == dtype for p in ours)
     if settings["momentum"]:
         for index, (p, tp) in enumerate(zip(ours, theirs, strict=True)):

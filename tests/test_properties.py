@@ -531,9 +531,9 @@ def check_gradients(p: Program, out: Var, twice: bool) -> None:
 
 def check_gradients_are_own_arrays(p: Program) -> None:
     """Each leaf's .grad is a writable array that shares memory with no other leaf's."""
-    grads = [(leaf, leaf.m.grad.data) for leaf in p.leaves if leaf.m.grad is not None]
+    grads = [(leaf, leaf.m.grad.array) for leaf in p.leaves if leaf.m.grad is not None]
     for i, (leaf, grad) in enumerate(grads):
-        assert isinstance(grad, np.ndarray), f"{leaf}.grad.data is a {type(grad).__name__}"
+        assert isinstance(grad, np.ndarray), f"{leaf}.grad.array is a {type(grad).__name__}"
         assert grad.flags.writeable, f"{leaf}.grad is read-only"
         for other, other_grad in grads[:i]:
             assert not np.shares_memory(grad, other_grad), f"{leaf} and {other} share a .grad"

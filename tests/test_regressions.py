@@ -39,7 +39,7 @@ def test_two_leaves_never_share_one_gradient_array():
     a = mg.tensor([1.0, 2.0], requires_grad=True)
     b = mg.tensor([3.0, 4.0], requires_grad=True)
     (a + b).backward(mg.tensor([1.0, 1.0]))
-    a.grad.data *= 0.5  # e.g. gradient clipping, one parameter at a time
+    a.grad.array *= 0.5  # e.g. gradient clipping, one parameter at a time
     np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])
 
 
@@ -53,10 +53,10 @@ def test_leaf_gradient_does_not_alias_the_gradient_passed_to_backward():
 
 def test_accumulated_grad_of_a_0d_leaf_is_an_array():
     # Shrunk from a property-test program: x0 ** x0 on a 0-d leaf (two edges into x0). Was: the
-    # sum of two 0-d gradients is a NumPy scalar, stored as .grad.data, so zero_() raised.
+    # sum of two 0-d gradients is a NumPy scalar, stored as .grad.array, so zero_() raised.
     x = mg.tensor(2.0, requires_grad=True)
     (x * x).backward()
-    assert isinstance(x.grad.data, np.ndarray), type(x.grad.data)
+    assert isinstance(x.grad.array, np.ndarray), type(x.grad.array)
     x.grad.zero_()  # TypeError: 'numpy.float32' object does not support item assignment
     assert x.grad.item() == 0.0
 

@@ -245,7 +245,7 @@ def test_comparisons_return_bool_tensors(device):
 
 def test_comparisons_of_0d_tensors_are_0d_tensors():
     result = mg.tensor(2.0) > 1.0
-    assert isinstance(result.data, np.ndarray)
+    assert isinstance(result.array, np.ndarray)
     assert result.shape == () and result.dtype == np.dtype("bool") and bool(result)
 
 
@@ -257,7 +257,7 @@ def test_argmax(device):
     assert t.argmax(dim=0, keepdim=True).tolist() == [[1, 0, 1]]
     assert t.argmax(-1).dtype == mg.int64
     one_d = mg.tensor([1.0, 9.0, 2.0], device=device).argmax(0)
-    assert isinstance(one_d.data, type(t.data)) and one_d.shape == () and one_d.item() == 1
+    assert isinstance(one_d.array, type(t.array)) and one_d.shape == () and one_d.item() == 1
     assert (mg.tensor([3.0, 1.0], requires_grad=True) * 2.0).argmax().grad_fn is None
 
 

@@ -92,7 +92,7 @@ def _send(node: Context, grads: tuple, pending: dict, held: set) -> None:
 
 def _accumulate(leaf, grad, held: set) -> None:
     """leaf.grad += grad, leaving .grad an array of its own that the user may write to."""
-    data = leaf.data
+    data = leaf.array
     if grad.shape != data.shape:
         raise RuntimeError(
             f"gradient of shape {tuple(grad.shape)} does not match its tensor's shape "
@@ -101,7 +101,7 @@ def _accumulate(leaf, grad, held: set) -> None:
     if grad.dtype != data.dtype:
         grad = grad.astype(data.dtype)
     if leaf.grad is not None:
-        grad = leaf.grad.data + grad
+        grad = leaf.grad.array + grad
     elif grad.base is not None or id(grad) in held:
         # A view (a broadcast from Sum is read-only), the caller's gradient, or an array another
         # leaf got too (Add sends one array to both inputs): copy, so .grad owns its memory.

@@ -94,7 +94,7 @@ class Function:
                             f"found {device} and {arg.device}"
                         )
                     device = arg.device
-                arrays.append(arg.data)
+                arrays.append(arg.array)
                 requires_grad = arg._requires_grad
                 needs_input_grad.append(requires_grad)
                 # a result sends its gradient to its grad_fn; a leaf keeps it itself

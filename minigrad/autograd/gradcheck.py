@@ -31,24 +31,24 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 
     def objective() -> float:
         with no_grad():
-            return float((fn(*inputs).data * weight).sum())
+            return float((fn(*inputs).array * weight).sum())
 
     for t in checked:
         t.grad = None
     (output * Tensor._wrap(weight, output.device)).sum().backward()
 
     for number, t in enumerate(checked):
-        analytic = backend.to_host(t.grad.data if t.grad is not None else t.data * 0).ravel()
+        analytic = backend.to_host(t.grad.array if t.grad is not None else t.array * 0).ravel()
         numeric = backend.numpy.empty_like(analytic)
         for i in range(numeric.size):
-            # Perturb the input in place, by index: t.data may be a non-contiguous view.
+            # Perturb the input in place, by index: t.array may be a non-contiguous view.
             index = _unravel(i, t.shape)
-            original = float(t.data[index])
-            t.data[index] = original + eps
+            original = float(t.array[index])
+            t.array[index] = original + eps
             plus = objective()
-            t.data[index] = original - eps
+            t.array[index] = original - eps
             minus = objective()
-            t.data[index] = original
+            t.array[index] = original
             numeric[i] = (plus - minus) / (2 * eps)
         error = abs(analytic - numeric) - (atol + rtol * abs(numeric))
         worst = int(error.argmax()) if error.size else 0  # argmax picks a NaN first

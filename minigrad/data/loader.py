@@ -23,7 +23,7 @@ class DataLoader:
         if hasattr(dataset, "arrays"):
             inputs, targets = dataset.arrays(self.device)
         else:
-            inputs, targets = (t.data if isinstance(t, Tensor) else t for t in dataset)
+            inputs, targets = (t.array if isinstance(t, Tensor) else t for t in dataset)
         if len(inputs) != len(targets):
             raise ValueError(
                 f"DataLoader: {len(inputs)} inputs but {len(targets)} targets; they must match"

@@ -11,7 +11,7 @@ from ..tensor import Tensor
 def uniform_(tensor: Tensor, low: float, high: float) -> Tensor:
     """Fill in place with samples of U(low, high) from the device's seeded generator."""
     rng = backend.generator(tensor.device)
-    tensor.data[...] = rng.uniform(low, high, tensor.shape).astype(tensor.dtype)
+    tensor.array[...] = rng.uniform(low, high, tensor.shape).astype(tensor.dtype)
     return tensor
 
 

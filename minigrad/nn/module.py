@@ -20,7 +20,7 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, requires_grad: bool = True):
-        super().__init__(data.data if isinstance(data, Tensor) else data)
+        super().__init__(data.array if isinstance(data, Tensor) else data)
         self.requires_grad = requires_grad
 
     def __repr__(self) -> str:
@@ -147,7 +147,7 @@ class Module:
         """Move every parameter (and its gradient) to a device, in place."""
         dev = backend.device(device)
         for param in self.parameters():
-            param.data = backend.to_device(param.data, dev)
+            param.array = backend.to_device(param.array, dev)
             param.device = dev
             if param.grad is not None:
                 param.grad = param.grad.to(dev)
@@ -187,7 +187,7 @@ class Module:
             if name not in state_dict:
                 continue
             value = state_dict[name]
-            arrays[name] = value.data if isinstance(value, Tensor) else value
+            arrays[name] = value.array if isinstance(value, Tensor) else value
             if not hasattr(arrays[name], "shape"):  # arrays, or tensors of other libraries
                 problems.append(
                     f"{name!r} is a {type(value).__name__} in the state dict, not a tensor or array"
@@ -204,7 +204,7 @@ class Module:
             )
         for name, array in arrays.items():
             param = own[name]
-            param.data[...] = backend.as_array(backend.to_host(array), param.dtype, param.device)
+            param.array[...] = backend.as_array(backend.to_host(array), param.dtype, param.device)
         return IncompatibleKeys(missing, unexpected)
 
     # ---- printing --------------------------------------------------------------------------

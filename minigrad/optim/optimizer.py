@@ -129,7 +129,7 @@ def _copy_like(value, param: Tensor, key: str, index):
     """A private copy of a saved state value, as an array on the parameter's device and dtype."""
     if not (isinstance(value, Tensor) or hasattr(value, "shape")):
         return value
-    array = value.data if isinstance(value, Tensor) else value
+    array = value.array if isinstance(value, Tensor) else value
     if array.ndim and tuple(array.shape) != param.shape:  # 0-d values are counters, not buffers
         raise ValueError(
             f"load_state_dict: {key!r} of parameter {index} has shape {tuple(array.shape)}, "

@@ -42,20 +42,20 @@ class SGD(Optimizer):
             for param in group["params"]:
                 if param.grad is None:
                     continue
-                d = param.grad.data
-                if kernels.applies(param.data, d):  # CUDA: the whole update in one fused kernel
+                d = param.grad.array
+                if kernels.applies(param.array, d):  # CUDA: the whole update in one fused kernel
                     state = self.state.setdefault(param, {}) if momentum else None
-                    kernels.sgd_update(param.data, d, state, lr, momentum, dampening,
+                    kernels.sgd_update(param.array, d, state, lr, momentum, dampening,
                                        weight_decay, nesterov)
                     continue
                 if weight_decay:
-                    d = d + weight_decay * param.data
+                    d = d + weight_decay * param.array
                 if momentum:
                     state = self.state.setdefault(param, {})
                     buffer = state.get("momentum_buffer")
                     if buffer is None:
                         # a new array (for a 0-d parameter, d may be a NumPy scalar)
-                        xp = backend.array_module(param.data)
+                        xp = backend.array_module(param.array)
                         buffer = state["momentum_buffer"] = xp.array(d, dtype=param.dtype)
                     else:
                         buffer *= momentum
@@ -66,4 +66,4 @@ class SGD(Optimizer):
                         d = step
                     else:
                         d = buffer
-                param.data -= lr * d
+                param.array -= lr * d
