@@ -190,7 +190,7 @@ def initial_layers(seed: int):
     """minigrad's Linear init (PyTorch's default) from a seed, as (weight, bias) NumPy arrays."""
     mg.manual_seed(seed)
     linears = [mg.nn.Linear(n_in, n_out) for n_in, n_out in pairwise(SIZES)]
-    return [(lin.weight.numpy(), lin.bias.numpy()) for lin in linears]
+    return [(lin.weight.detach().numpy(), lin.bias.detach().numpy()) for lin in linears]
 
 
 # ---- the benchmark --------------------------------------------------------------------------

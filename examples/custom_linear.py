@@ -67,8 +67,8 @@ def dummy_input_test() -> bool:
         f"{y.grad_fn.needs_input_grad} (input, weights)"
     )
     y.backward()  # a one-element output needs no gradient argument: it starts from dL/dy = 1
-    print("weights.grad =", weights.grad.numpy().ravel(), " x.grad =", x.grad)
-    return bool(np.array_equal(weights.grad.numpy(), np.ones((5, 1)))) and x.grad is None
+    print("weights.grad =", weights.grad.detach().numpy().ravel(), " x.grad =", x.grad)
+    return bool(np.array_equal(weights.grad.detach().numpy(), np.ones((5, 1)))) and x.grad is None
 
 
 # ---- 3. the network, by hand and by backward() -------------------------------------------------
@@ -98,8 +98,8 @@ def forward(params, x):
 
 def backward_by_hand(params, x, labels) -> list:
     """The same gradients in NumPy, written out layer by layer, last layer first."""
-    (w1, b1), (w2, b2), (w3, b3) = [(w.numpy(), b.numpy()) for w, b in params]
-    x, labels, n = x.numpy(), labels.numpy(), len(labels)
+    (w1, b1), (w2, b2), (w3, b3) = [(w.detach().numpy(), b.detach().numpy()) for w, b in params]
+    x, labels, n = x.detach().numpy(), labels.detach().numpy(), len(labels)
 
     # Forward again, keeping what backward needs: each layer's input and pre-activation.
     z1 = x @ w1 + b1
@@ -154,8 +154,8 @@ def network_test(params, x, labels) -> bool:
     ok = True
     by_hand = backward_by_hand(params, x, labels)
     for layer, ((w, b), (grad_w, grad_b)) in enumerate(zip(params, by_hand, strict=True)):
-        ok &= compare(f"w{layer + 1}", grad_w, w.grad.numpy())
-        ok &= compare(f"b{layer + 1}", grad_b, b.grad.numpy())
+        ok &= compare(f"w{layer + 1}", grad_w, w.grad.detach().numpy())
+        ok &= compare(f"b{layer + 1}", grad_b, b.grad.detach().numpy())
     # The first layer's input is data: its node was told not to compute that gradient.
     first = [node for node in mg.autograd.tape(loss) if node.function is LinearLayer][-1]
     print(f"first layer's needs_input_grad = {first.needs_input_grad}: no gradient for the images")
@@ -174,8 +174,8 @@ def nn_linear_test(params, x, labels) -> bool:
     F.cross_entropy(model(x), labels).backward()
     ok = True
     for (weights, bias), layer in zip(params, model[::2], strict=True):
-        ok &= np.allclose(layer.weight.grad.numpy().T, weights.grad.numpy(), rtol=1e-5, atol=1e-7)
-        ok &= np.allclose(layer.bias.grad.numpy(), bias.grad.numpy(), rtol=1e-5, atol=1e-7)
+        ok &= np.allclose(layer.weight.grad.detach().numpy().T, weights.grad.detach().numpy(), rtol=1e-5, atol=1e-7)
+        ok &= np.allclose(layer.bias.grad.detach().numpy(), bias.grad.detach().numpy(), rtol=1e-5, atol=1e-7)
     print(f"mg.nn.Linear, weight = W.T: weight.grad.T equals W.grad for every layer: {ok}")
     return bool(ok)
 
@@ -186,17 +186,17 @@ def nn_linear_test(params, x, labels) -> bool:
 def sgd_test(params, x, labels, lr: float = 0.1) -> bool:
     """SGD: p <- p - lr * p.grad. Gradients add up over backward calls, so zero them each step."""
     flat = [p for pair in params for p in pair]
-    expected = [p.numpy() - lr * p.grad.numpy() for p in flat]  # the update, by hand
+    expected = [p.detach().numpy() - lr * p.grad.detach().numpy() for p in flat]  # the update, by hand
     optimizer = mg.optim.SGD(flat, lr=lr)
     optimizer.step()
-    stepped = all(np.array_equal(p.numpy(), e) for p, e in zip(flat, expected, strict=True))
+    stepped = all(np.array_equal(p.detach().numpy(), e) for p, e in zip(flat, expected, strict=True))
     print(f"SGD step equals p - lr * p.grad for every parameter: {stepped}")
 
     optimizer.zero_grad()  # the step used these gradients: forget them before the next batch
     F.cross_entropy(forward(params, x), labels).backward()
-    once = flat[0].grad.numpy()
+    once = flat[0].grad.detach().numpy()
     F.cross_entropy(forward(params, x), labels).backward()  # forgot zero_grad(): it adds up
-    doubled = np.allclose(flat[0].grad.numpy(), 2 * once, rtol=1e-6)
+    doubled = np.allclose(flat[0].grad.detach().numpy(), 2 * once, rtol=1e-6)
     optimizer.zero_grad()  # sets every .grad to None, as PyTorch does
     zeroed = all(p.grad is None for p in flat)
     print(

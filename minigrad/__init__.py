@@ -7,10 +7,21 @@
 """
 
 from . import autograd, backend, cuda, data, nn, optim, viz
-from .autograd import Function, enable_grad, gradcheck, is_grad_enabled, no_grad
+from .autograd import (
+    Function,
+    enable_grad,
+    gradcheck,
+    gradgradcheck,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from .backend import Device, float32, float64, int64, manual_seed
 from .backend import device as device
 from .factories import arange, from_numpy, ones, ones_like, rand, randn, tensor, zeros, zeros_like
+from .functions import cat, stack
 from .serialization import load, save
 from .tensor import Tensor
 
@@ -23,6 +34,7 @@ __all__ = [
     "arange",
     "autograd",
     "backend",
+    "cat",
     "cuda",
     "data",
     "device",
@@ -31,8 +43,11 @@ __all__ = [
     "float64",
     "from_numpy",
     "gradcheck",
+    "gradgradcheck",
+    "inference_mode",
     "int64",
     "is_grad_enabled",
+    "is_inference_mode_enabled",
     "load",
     "manual_seed",
     "nn",
@@ -43,6 +58,8 @@ __all__ = [
     "rand",
     "randn",
     "save",
+    "set_grad_enabled",
+    "stack",
     "tensor",
     "viz",
     "zeros",

@@ -287,6 +287,17 @@ def ensure_array(value, xp):
     return value if isinstance(value, xp.ndarray) else xp.asarray(value)
 
 
+def is_scalar(value) -> bool:
+    """True for a NumPy scalar (numpy.float32(1.0)): what full reductions return on the CPU."""
+    return isinstance(value, numpy.generic)
+
+
+def can_cast(source, target) -> bool:
+    """Whether an in-place result of dtype `source` may be written into `target` (PyTorch's rule:
+    not float into int, nor int into bool)."""
+    return bool(numpy.can_cast(source, target, casting="same_kind"))
+
+
 def broadcast_shapes(*shapes) -> tuple:
     """The shape that NumPy broadcasting gives for these shapes."""
     return numpy.broadcast_shapes(*shapes)

@@ -15,7 +15,7 @@ def from_numpy(array) -> Tensor:
     """A CPU tensor that shares memory with a NumPy array (keeps its dtype)."""
     if not isinstance(array, backend.ndarray):
         raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
-    return Tensor._wrap(array, backend.CPU)
+    return Tensor._wrap_no_copy_no_checks(array, backend.CPU)
 
 
 def _make(fill, shape, dtype, device, requires_grad) -> Tensor:
@@ -24,7 +24,7 @@ def _make(fill, shape, dtype, device, requires_grad) -> Tensor:
         raise ValueError(f"shape must be non-negative ints, got {tuple(shape)}")
     dev = backend.device(device)
     dt = backend.dtype(dtype) or backend.float32
-    result = Tensor._wrap(fill(backend.module_for(dev), dev, tuple(shape), dt), dev)
+    result = Tensor._wrap_no_copy_no_checks(fill(backend.module_for(dev), dev, tuple(shape), dt), dev)
     return result.requires_grad_(requires_grad) if requires_grad else result
 
 
@@ -67,7 +67,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         ints = all(isinstance(v, int) for v in (start, end, step))
         dtype = backend.int64 if ints else backend.float32
     array = backend.module_for(dev).arange(start, end, step, dtype=backend.dtype(dtype))
-    return Tensor._wrap(array, dev).requires_grad_(requires_grad)
+    return Tensor._wrap_no_copy_no_checks(array, dev).requires_grad_(requires_grad)
 
 
 def zeros_like(other: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:

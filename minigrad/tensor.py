@@ -1,24 +1,40 @@
 """Tensor: an array, the flag that asks for its gradient, and the node that made it.
 
 Every differentiable method here is one line that calls a Function from `minigrad.ops`; the math
-and the backward live there, so this file only says what each operator means.
+and the backward live there, so this file only says what each operator means. The raw NumPy (or
+CuPy) array is `tensor.array`; `tensor.data` is, as in PyTorch, a Tensor on the same memory that
+is outside the graph. In-place methods (`add_`, `+=`, `x[i] = v`, ...) live in `inplace.py`.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import namedtuple
 
 from . import backend
 from .autograd import engine
-from .ops import activation, elementwise, matmul, reduce, shape
+from .autograd.grad_mode import grad_mode
+from .inplace import InPlaceMethods
+from .ops import activation, broadcast, elementwise, matmul, movement, reduce
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
 
-class Tensor:
+class Tensor(InPlaceMethods):
     """An n-dimensional array on a device that can record the operations applied to it."""
 
-    __slots__ = ("array", "grad", "grad_fn", "device", "_requires_grad", "__weakref__")
+    __slots__ = (
+        "array",  # the backend array (numpy.ndarray or cupy.ndarray)
+        "device",
+        "grad_fn",  # the node (a Context) that made this tensor, None for a leaf
+        "_grad",
+        "_requires_grad",
+        "_output_nr",  # which output of grad_fn this tensor is
+        "_version_counter",  # [number of in-place changes], shared by tensors on this memory
+        "_view_of",  # (base tensor, its grad_fn when the view was made), for views
+        "_hooks",  # register_hook on a leaf
+        "__weakref__",
+    )
     __array_ufunc__ = None  # numpy_scalar * tensor must call Tensor.__rmul__, not numpy
     __hash__ = object.__hash__  # __eq__ compares elementwise; identity stays the hash
 
@@ -33,29 +49,59 @@ class Tensor:
         # A copy, as torch.tensor makes: later writes to `data` must not change the tensor.
         self.array = array.copy() if array is data else array
         self.device = dev
-        self.grad = None
-        self.grad_fn = None
-        self._requires_grad = False
+        self.grad_fn = self._grad = self._view_of = self._hooks = None
+        self._requires_grad, self._output_nr, self._version_counter = False, 0, [0]
         if requires_grad:
             self.requires_grad = True
 
-    @classmethod
-    def _wrap(cls, array, device) -> Tensor:
-        """Wrap a backend array without copying or checking (used by Function.apply)."""
-        t = Tensor.__new__(Tensor)
-        t.array, t.device, t.grad, t.grad_fn, t._requires_grad = array, device, None, None, False
+    @staticmethod
+    def _wrap_no_copy_no_checks(array, device) -> Tensor:
+        """A Tensor around a backend array: no copy, no checks (for code that made the array)."""
+        t = _new_tensor(Tensor)
+        t.array, t.device, t.grad_fn, t._grad, t._view_of, t._hooks = array, device, *_NONES
+        t._requires_grad, t._output_nr, t._version_counter = False, 0, [0]
         return t
 
     # ---- attributes ------------------------------------------------------------------------
 
     @property
-    def data(self):
-        """Temporary alias of `array` (becomes PyTorch's `.data` Tensor)."""
-        return self.array
+    def data(self) -> Tensor:
+        """The same memory as a Tensor outside the graph (in-place changes are not tracked)."""
+        return Tensor._wrap_no_copy_no_checks(self.array, self.device)
 
     @data.setter
-    def data(self, value):
-        self.array = value
+    def data(self, value: Tensor) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data must be set to a Tensor, got {type(value).__name__}")
+        self.array, self.device = value.array, value.device
+
+    @property
+    def grad(self):
+        """The gradient accumulated by backward (a Tensor), or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(
+                    f"assigned grad expected to be a Tensor or None but got grad of type "
+                    f"{type(value).__name__}"
+                )
+            if value.shape != self.shape:
+                raise RuntimeError(
+                    f"assigned grad has data of a different size: the tensor has shape "
+                    f"{self.shape}, the gradient {value.shape}"
+                )
+            if value.device != self.device:
+                raise RuntimeError(
+                    f"assigned grad is on {value.device}, but the tensor is on {self.device}"
+                )
+            if value.dtype != self.dtype:
+                raise RuntimeError(
+                    f"assigned grad has dtype {value.dtype}, but the tensor has {self.dtype}"
+                )
+        self._grad = value
 
     @property
     def requires_grad(self) -> bool:
@@ -78,6 +124,11 @@ class Tensor:
     def is_leaf(self) -> bool:
         """True for tensors made by the user rather than by a recorded operation."""
         return self.grad_fn is None
+
+    @property
+    def _version(self) -> int:
+        """How many in-place operations changed this memory (shared with its views)."""
+        return self._version_counter[0]
 
     @property
     def shape(self) -> tuple:
@@ -141,48 +192,110 @@ class Tensor:
 
     # ---- autograd --------------------------------------------------------------------------
 
-    def backward(self, gradient=None, retain_graph: bool = False) -> None:
-        """Compute the gradient of this tensor with respect to every leaf that requires grad."""
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Compute the gradient of this tensor with respect to every leaf that requires grad.
+
+        With `create_graph=True` the backward pass is recorded too, so the gradients can be
+        differentiated again; `inputs` limits which tensors get a `.grad`.
+        """
         if not self.requires_grad:
             raise RuntimeError(
-                "backward: this tensor does not require grad and has no grad_fn; "
-                "did you create the inputs with requires_grad=True, or run under no_grad()?"
+                "backward: element 0 of tensors does not require grad and does not have a "
+                "grad_fn; did you create the inputs with requires_grad=True, or run under "
+                "no_grad()?"
             )
-        if gradient is None:
-            if self.array.size != 1:
-                raise RuntimeError(
-                    f"backward: a gradient can be created implicitly only for a tensor with one "
-                    f"element (a scalar), but this one has shape {self.shape}; pass gradient="
-                )
-            grad = backend.module_for(self.device).ones(self.array.shape, self.array.dtype)
-        else:
-            grad = gradient.array if isinstance(gradient, Tensor) else gradient
-            grad = backend.as_array(grad, self.dtype, self.device)
-            if grad.shape != self.array.shape:
-                raise RuntimeError(
-                    f"backward: gradient has shape {tuple(grad.shape)}, but the tensor has "
-                    f"shape {self.shape}; they must match"
-                )
-        engine.backward(self, grad, retain_graph=retain_graph)
+        grad = _root_gradient(self, gradient, "backward")
+        if inputs is not None:
+            inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+            if not inputs:
+                raise RuntimeError("backward: inputs= was given as an empty sequence")
+        if self._view_of is not None:
+            self._check_view_is_current("backward")
+        retain = create_graph if retain_graph is None else retain_graph
+        engine.run_backward((self,), (grad,), retain, create_graph, inputs)
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (no grad_fn, requires_grad False)."""
-        return Tensor._wrap(self.array, self.device)
+        result = Tensor._wrap_no_copy_no_checks(self.array, self.device)
+        result._version_counter = self._version_counter  # in-place changes are still seen
+        return result
+
+    def detach_(self) -> Tensor:
+        """Cut this tensor from the graph in place: it becomes a leaf."""
+        self.grad_fn, self._requires_grad, self._output_nr = None, False, 0
+        return self
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set requires_grad in place and return self."""
         self.requires_grad = requires_grad
         return self
 
-    def zero_(self) -> Tensor:
-        """Fill with zeros in place."""
-        self.array[...] = 0
-        return self
+    def register_hook(self, hook):
+        """Call hook(grad) when this tensor's gradient is computed; it may return a new grad."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is None:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        else:
+            if self.grad_fn.hooks is None:
+                self.grad_fn.hooks = {}
+            hooks = self.grad_fn.hooks.setdefault(self._output_nr, [])
+        hooks.append(hook)
+        return RemovableHandle(hooks, hook)
+
+    def retain_grad(self) -> None:
+        """Keep .grad for this non-leaf tensor too (leaves always keep theirs)."""
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is None or self.retains_grad:
+            return
+        self.register_hook(_RetainGrad(self))
+
+    @property
+    def retains_grad(self) -> bool:
+        """True for a non-leaf tensor on which retain_grad() was called."""
+        hooks = (self.grad_fn.hooks or {}).get(self._output_nr, ()) if self.grad_fn else ()
+        return any(isinstance(h, _RetainGrad) and h.tensor() is self for h in hooks)
+
+    # ---- views and memory (used by Function.apply and the in-place methods) ----------------
+
+    def _alias(self) -> Tensor:
+        """A new Tensor on the same memory, seen as a view of this one."""
+        result = Tensor._wrap_no_copy_no_checks(self.array, self.device)
+        result._share_memory_with(self)
+        return result
+
+    def _share_memory_with(self, base: Tensor) -> None:
+        """This tensor is a view of `base`: one version counter, and remember base's history."""
+        self._version_counter = base._version_counter
+        self._view_of = base._view_of or (base, base.grad_fn)
+
+    def _check_view_is_current(self, op: str) -> None:
+        """A view whose base got a new history by an in-place op would send gradients wrong."""
+        base, grad_fn = self._view_of
+        if base.grad_fn is not grad_fn:
+            raise RuntimeError(
+                f"{op}: this tensor is a view of a tensor of shape {base.shape} that was "
+                "modified in place (by an operation recorded on the graph) after the view "
+                "was made, so the view's history is out of date. Make the view again after "
+                "the in-place operation, or clone() before it"
+            )
+
+    def _bump_version(self) -> None:
+        """Record an in-place change of this memory (optimisers call it after writing .array)."""
+        self._version_counter[0] += 1
 
     # ---- conversion ------------------------------------------------------------------------
 
     def numpy(self):
         """A NumPy copy of the data, on the host."""
+        if self.requires_grad:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
+                "instead."
+            )
         host = backend.to_host(self.array)
         return host.copy() if host is self.array else host
 
@@ -200,15 +313,17 @@ class Tensor:
 
     def to(self, device=None, dtype=None) -> Tensor:
         """A copy on another device and/or with another dtype (self when nothing changes)."""
-        if _is_dtype(device):  # x.to("float64") or x.to(mg.float64), as in PyTorch
+        if isinstance(device, Tensor):  # x.to(other): other's device and dtype
+            device, dtype = device.device, device.dtype
+        elif _is_dtype(device):  # x.to("float64") or x.to(mg.float64), as in PyTorch
             device, dtype = None, device
         result = self
         if dtype is not None and backend.dtype(dtype) != self.dtype:
             if not backend.is_floating(dtype):  # integers have no gradient: leave the graph
                 result = result.detach()
-            result = shape.Cast.apply(result, backend.dtype(dtype))
+            result = movement.Cast.apply(result, backend.dtype(dtype))
         if device is not None and backend.device(device) is not self.device:
-            result = shape.ToDevice.apply(result, backend.device(device))
+            result = movement.ToDevice.apply(result, backend.device(device))
         return result
 
     def cpu(self) -> Tensor:
@@ -219,10 +334,19 @@ class Tensor:
         """A copy on GPU `index` (self when it is already there)."""
         return self.to(f"cuda:{index}")
 
+    def clone(self) -> Tensor:
+        """A copy with its own memory; gradients flow back to this tensor."""
+        return movement.Clone.apply(self)
+
     def __float__(self) -> float:
         return float(self.item())
 
     def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.array.dtype.kind not in "iub" or self.array.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
         return int(self.item())
 
     def __bool__(self) -> bool:
@@ -275,6 +399,15 @@ class Tensor:
         """z = self @ other, the matrix product (see ops.matmul.MatMul)."""
         return matmul.MatMul.apply(self, other)
 
+    def mm(self, other) -> Tensor:
+        """z = self @ other for two matrices (2-D tensors)."""
+        if self.ndim != 2 or getattr(other, "ndim", 0) != 2:
+            raise RuntimeError(
+                f"mm: expected two matrices, got shapes {self.shape} and "
+                f"{tuple(getattr(other, 'shape', ()))}"
+            )
+        return matmul.MatMul.apply(self, other)
+
     def exp(self) -> Tensor:
         """z = exp(x), elementwise."""
         return elementwise.Exp.apply(self)
@@ -286,6 +419,14 @@ class Tensor:
     def sqrt(self) -> Tensor:
         """z = sqrt(x), elementwise."""
         return elementwise.Sqrt.apply(self)
+
+    def clamp(self, min=None, max=None) -> Tensor:  # noqa: A002  (PyTorch's argument names)
+        """z = min(max(x, min), max), elementwise; either bound may be None."""
+        return elementwise.Clamp.apply(self, min, max)
+
+    def where(self, condition, other) -> Tensor:
+        """z = self where condition is true, else other (as torch.where(condition, self, other))."""
+        return elementwise.Where.apply(_mask(condition), self, _scalar(other))
 
     # ---- reductions ------------------------------------------------------------------------
 
@@ -310,10 +451,14 @@ class Tensor:
         if dim is None:
             index = self.array.argmax()
         else:
-            (axis,) = reduce.normalize_dims(dim, self.ndim, "argmax") or (None,)
+            (axis,) = broadcast.normalize_dims(dim, self.ndim, "argmax") or (None,)
             index = self.array.argmax(axis=axis, keepdims=keepdim)
         xp = backend.array_module(self.array)  # NumPy gives a scalar when no dims are left
-        return Tensor._wrap(backend.ensure_array(index, xp), self.device)
+        return Tensor._wrap_no_copy_no_checks(backend.ensure_array(index, xp), self.device)
+
+    def sum_to_size(self, *size) -> Tensor:
+        """Sum the broadcast dims away so the result has `size` (the adjoint of expand)."""
+        return broadcast.SumTo.apply(self, shape_args(size))
 
     # ---- activations -----------------------------------------------------------------------
 
@@ -337,21 +482,38 @@ class Tensor:
         """z = exp(x) / sum(exp(x)) along `dim`, computed stably."""
         return activation.Softmax.apply(self, dim)
 
-    # ---- shape -----------------------------------------------------------------------------
+    # ---- movement: views of the same elements ----------------------------------------------
 
     def reshape(self, *shape) -> Tensor:
         """The same elements viewed with a new shape (also called as view)."""
-        return shape_op(self, shape_args(shape))
+        return movement.Reshape.apply(self, shape_args(shape))
 
     view = reshape
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
         """The tensor with dims dim0 and dim1 swapped."""
-        return shape.Transpose.apply(self, dim0, dim1)
+        return movement.Transpose.apply(self, dim0, dim1)
 
     def t(self) -> Tensor:
         """Transpose of a matrix (dims 0 and 1); tensors with fewer dims are returned as is."""
         return self.T
+
+    def expand(self, *sizes) -> Tensor:
+        """A view with size-1 dims repeated to `sizes` (-1 keeps a dim), as in PyTorch."""
+        sizes = shape_args(sizes)
+        lead = len(sizes) - self.ndim
+        if lead < 0:
+            raise RuntimeError(
+                f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal "
+                f"to the number of dimensions in the tensor ({self.ndim})"
+            )
+        shape = tuple(self.shape[i - lead] if s == -1 and i >= lead else s
+                      for i, s in enumerate(sizes))
+        return broadcast.BroadcastTo.apply(self, shape)
+
+    def expand_as(self, other: Tensor) -> Tensor:
+        """expand to other's shape."""
+        return self.expand(other.shape)
 
     def unsqueeze(self, dim: int) -> Tensor:
         """Insert a size-1 dim at `dim` (negative dims count from the new end)."""
@@ -360,37 +522,37 @@ class Tensor:
             raise IndexError(f"unsqueeze: dim {dim} is out of range for {self.ndim} dimensions")
         new_shape = list(self.shape)
         new_shape.insert(dim % rank, 1)
-        return shape_op(self, tuple(new_shape))
+        return self.reshape(tuple(new_shape))
 
     def squeeze(self, dim: int | None = None) -> Tensor:
         """Remove size-1 dims (only `dim`, when given; a dim of another size is kept)."""
-        axes = reduce.normalize_dims(dim, self.ndim, "squeeze")
-        new_shape = tuple(s for i, s in enumerate(self.shape) if not (i in axes and s == 1))
-        return shape_op(self, new_shape)
+        axes = broadcast.normalize_dims(dim, self.ndim, "squeeze")
+        return self.reshape(tuple(s for i, s in enumerate(self.shape) if not (i in axes and s == 1)))
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         """Merge dims start_dim..end_dim into one."""
         if self.ndim == 0:
-            return shape_op(self, (1,))
+            return self.reshape((1,))
         start, end = (
-            reduce.normalize_dims(d, self.ndim, "flatten")[0] for d in (start_dim, end_dim)
+            broadcast.normalize_dims(d, self.ndim, "flatten")[0] for d in (start_dim, end_dim)
         )
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         merged = 1
         for size in self.shape[start : end + 1]:
             merged *= size
-        return shape_op(self, self.shape[:start] + (merged,) + self.shape[end + 1 :])
+        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1 :])
 
     def __getitem__(self, index) -> Tensor:
-        return shape.GetItem.apply(self, _index_arrays(index))
+        return movement.GetItem.apply(self, _index_arrays(index))
 
     # ---- comparisons (not differentiable: bool tensors) ------------------------------------
 
     def _compare(self, other, op) -> Tensor:
         other = other.array if isinstance(other, Tensor) else other
         xp = backend.array_module(self.array)  # NumPy gives a scalar for 0-d tensors
-        return Tensor._wrap(backend.ensure_array(op(self.array, other), xp), self.device)
+        result = backend.ensure_array(op(self.array, other), xp)
+        return Tensor._wrap_no_copy_no_checks(result, self.device)
 
     def __eq__(self, other):
         return self._compare(other, lambda a, b: a == b)
@@ -411,14 +573,69 @@ class Tensor:
         return self._compare(other, lambda a, b: a >= b)
 
 
-def shape_op(tensor: Tensor, new_shape: tuple) -> Tensor:
-    """Every reshape-like method is one Reshape: it only changes how the elements are viewed."""
-    return shape.Reshape.apply(tensor, new_shape)
+_new_tensor = object.__new__
+_NONES = (None,) * 4
+
+
+class RemovableHandle:
+    """What register_hook returns: `handle.remove()` takes the hook away again."""
+
+    def __init__(self, hooks: list, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+class _RetainGrad:
+    """The hook behind retain_grad(): store the gradient on the (non-leaf) tensor."""
+
+    def __init__(self, tensor: Tensor):
+        self.tensor = weakref.ref(tensor)  # the hook lives on the tensor's grad_fn: no cycle
+
+    def __call__(self, grad: Tensor) -> None:
+        tensor = self.tensor()
+        if tensor is None:
+            return
+        if grad_mode.enabled:  # create_graph: keep the graph of the gradient
+            tensor._grad = grad.clone() if tensor._grad is None else tensor._grad + grad
+        else:
+            previous = tensor._grad
+            array = grad.array.copy() if previous is None else previous.array + grad.array
+            tensor._grad = Tensor._wrap_no_copy_no_checks(array, grad.device)
+
+
+def _root_gradient(root: Tensor, gradient, op: str) -> Tensor:
+    """The gradient backward starts from: ones for a one-element root, else the given one."""
+    if gradient is None:
+        if root.array.size != 1:
+            raise RuntimeError(
+                f"{op}: grad can be implicitly created only for scalar outputs (a tensor with "
+                f"one element), but this one has shape {root.shape}; pass gradient="
+            )
+        ones = backend.module_for(root.device).ones(root.array.shape, root.array.dtype)
+        return Tensor._wrap_no_copy_no_checks(ones, root.device)
+    if not isinstance(gradient, Tensor):
+        gradient = Tensor(gradient, dtype=root.dtype, device=root.device)
+    if gradient.shape != root.shape:
+        raise RuntimeError(
+            f"{op}: gradient has shape {gradient.shape}, but the tensor has shape {root.shape}; "
+            "they must match"
+        )
+    if gradient.device is not root.device:
+        raise RuntimeError(f"{op}: gradient is on {gradient.device}, the tensor on {root.device}")
+    return gradient if gradient.dtype == root.dtype else gradient.to(root.dtype)
 
 
 def _scalar(value):
     """A NumPy scalar acts as a Python number: float32 * numpy.float64 stays float32."""
     return value.item() if isinstance(value, backend.numpy.generic) else value
+
+
+def _mask(condition):
+    """A condition for where(): a bool Tensor or array, as a backend array."""
+    return condition.array if isinstance(condition, Tensor) else condition
 
 
 def _is_dtype(spec) -> bool:

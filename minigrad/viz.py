@@ -64,11 +64,11 @@ def to_dot(tensor, params=None) -> str:
     edges = []
     for node in nodes:
         fill = "#c9e4a6" if node is root else "#e8e8e8"
-        label = f"{_escape(node.name())}\\nout {_shape(node.output_shape)}"
+        label = f"{_escape(node.name())}\\nout {_shape(node.output_metadata[0][0])}"
         lines.append(
             f'  {op_ids[node]} [label="{label}", style="rounded,filled", fillcolor="{fill}"];'
         )
-        for target in node.next_nodes:
+        for target, _ in node.next_functions:
             if target is None:  # an input that needs no gradient (data, a constant)
                 continue
             if isinstance(target, Context):

@@ -46,7 +46,7 @@ def data_root() -> Path:
 def to_numpy(value) -> np.ndarray:
     """A host NumPy array from a minigrad Tensor, a torch tensor or an array."""
     if isinstance(value, mg.Tensor):
-        return value.numpy()
+        return value.detach().numpy()
     if hasattr(value, "detach"):
         return value.detach().cpu().numpy()
     return np.asarray(value)

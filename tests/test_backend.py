@@ -62,7 +62,7 @@ def test_device_must_be_a_string():
 def test_ops_between_devices_raise_a_clear_error():
     # No GPU is needed: a tensor that merely claims to be on cuda:0 takes the same path.
     on_cpu = mg.ones(2, requires_grad=True)
-    on_cuda = mg.Tensor._wrap(np.ones(2, dtype=np.float32), mg.device("cuda:0"))
+    on_cuda = mg.Tensor._wrap_no_copy_no_checks(np.ones(2, dtype=np.float32), mg.device("cuda:0"))
     message = "Add: expected all tensors on the same device, found cpu and cuda:0"
     with pytest.raises(RuntimeError, match=message):
         on_cpu + on_cuda

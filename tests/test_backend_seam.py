@@ -348,7 +348,7 @@ def test_cross_entropy_runs_on_a_gpu_array_module(fake_gpu, dtype):
     loss.backward()
     expected.backward()
     assert numpy.allclose(loss.item(), expected.item())
-    assert numpy.allclose(logits.grad.numpy(), on_cpu.grad.numpy())
+    assert numpy.allclose(logits.grad.detach().numpy(), on_cpu.grad.detach().numpy())
     with pytest.raises(IndexError, match="target 7 is out of range"):
         mg.nn.functional.cross_entropy(logits, mg.tensor([0, 7, 1, 1, 2], device="cuda"))
 
@@ -377,7 +377,7 @@ def test_training_on_a_gpu_array_module_matches_the_cpu_and_never_waits(fake_gpu
             loss.backward()
             optimizer.step()
         assert FakeGpuArray.host_reads == 0, "a training step read a value on the host"
-        results[device] = [p.numpy() for p in model.parameters()]
+        results[device] = [p.detach().numpy() for p in model.parameters()]
     for ours, expected in zip(results["cuda"], results["cpu"], strict=True):
         assert numpy.allclose(ours, expected, rtol=1e-5, atol=1e-6)
 
@@ -395,4 +395,4 @@ def test_factories_loader_shuffle_and_save_load_on_a_gpu_array_module(fake_gpu, 
     mg.save(model.state_dict(), tmp_path / "m.npz")
     loaded = mg.load(tmp_path / "m.npz", device="cuda")
     assert type(loaded["weight"].array) is FakeGpuArray
-    assert numpy.array_equal(loaded["weight"].numpy(), model.weight.numpy())
+    assert numpy.array_equal(loaded["weight"].detach().numpy(), model.weight.detach().numpy())

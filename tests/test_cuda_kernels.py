@@ -214,7 +214,7 @@ def _reference_cross_entropy(logits, target, scale):
     loss.backward()
     shifted = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-    return loss.numpy(), probs, x.grad.numpy()
+    return loss.detach().numpy(), probs, x.grad.detach().numpy()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -269,7 +269,7 @@ def test_sgd_update_matches_sgd_step(kernel_device, dtype, settings):
         kernels.sgd_update(ours, _on(grad), state if settings["momentum"] else None,
                            0.05, settings["momentum"], settings.get("dampening", 0.0),
                            settings.get("weight_decay", 0.0), settings.get("nesterov", False))
-    np.testing.assert_allclose(_host(ours), param.numpy(), **TOLERANCE[dtype])
+    np.testing.assert_allclose(_host(ours), param.detach().numpy(), **TOLERANCE[dtype])
     if settings["momentum"]:
         expected = optimizer.state[param]["momentum_buffer"]
         np.testing.assert_allclose(_host(state["momentum_buffer"]), _host(expected),
@@ -307,12 +307,12 @@ _START: dict = {}  # the initial weights, shared by every run of _train_a_few_st
 def _initial_state(model) -> dict:
     """A private copy of the first model's weights (state_dict() shares the live arrays)."""
     if not _START:
-        _START.update({k: mg.tensor(v.numpy()) for k, v in model.state_dict().items()})
+        _START.update({k: mg.tensor(v.detach().numpy()) for k, v in model.state_dict().items()})
     return _START
 
 
 def _numbers(losses, params):
-    return [loss.item() for loss in losses], [p.numpy() for p in params]
+    return [loss.item() for loss in losses], [p.detach().numpy() for p in params]
 
 
 def test_training_step_with_the_kernels_matches_the_cpu(kernel_device, monkeypatch):

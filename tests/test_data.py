@@ -208,8 +208,8 @@ def test_torchvision_finds_a_prepared_root_without_the_network(linked_root, no_n
     torchvision = pytest.importorskip("torchvision")
     ours = mg.data.MNIST(linked_root, train=False, download=True)
     theirs = torchvision.datasets.MNIST(linked_root, train=False, download=True)
-    np.testing.assert_array_equal(ours.data, theirs.data.numpy())
-    np.testing.assert_array_equal(ours.targets, theirs.targets.numpy())
+    np.testing.assert_array_equal(ours.data, theirs.data.detach().numpy())
+    np.testing.assert_array_equal(ours.targets, theirs.targets.detach().numpy())
 
 
 # ---- the real MNIST ----------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def numbered(count: int):
 
 
 def epoch_order(loader) -> list:
-    return [int(v) for _, y in loader for v in y.numpy()]
+    return [int(v) for _, y in loader for v in y.detach().numpy()]
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
@@ -252,8 +252,8 @@ def test_loader_yields_every_sample_once_per_epoch(device, shuffle):
         for x, y in batches:
             assert isinstance(x, mg.Tensor) and x.device == mg.device(device)
             assert x.dtype == np.float32 and y.dtype == np.int64 and x.shape == (len(y), 3)
-            np.testing.assert_array_equal(x.numpy()[:, 0], y.numpy())  # rows stay with labels
-        order = [int(v) for _, y in batches for v in y.numpy()]
+            np.testing.assert_array_equal(x.detach().numpy()[:, 0], y.detach().numpy())  # rows stay with labels
+        order = [int(v) for _, y in batches for v in y.detach().numpy()]
         assert sorted(order) == list(range(103))
         assert (order == list(range(103))) is not shuffle
 
@@ -287,8 +287,8 @@ def test_loader_puts_mnist_on_the_device_once(tmp_path, device):
     assert loader.inputs.shape == (7, 784) and loader.inputs.dtype == np.float32
     (x, y), _ = list(loader)
     expected_x, expected_y = dataset.arrays()
-    np.testing.assert_allclose(x.numpy(), expected_x[:4], rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(y.numpy(), expected_y[:4])
+    np.testing.assert_allclose(x.detach().numpy(), expected_x[:4], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(y.detach().numpy(), expected_y[:4])
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])

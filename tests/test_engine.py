@@ -26,7 +26,7 @@ def test_diamond_graph_adds_gradients(device):
 def test_leaf_used_twice_in_one_op_adds_gradients(device):
     x = mg.tensor([1.0, 2.0], device=device, requires_grad=True)
     (x * x).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [2.0, 4.0])
 
 
 def test_10000_deep_chain_needs_no_recursion(device):
@@ -43,7 +43,7 @@ def test_gradients_accumulate_over_two_backward_calls(device):
     x = mg.tensor([1.0, 2.0], device=device, requires_grad=True)
     (x * 3.0).sum().backward()
     (x * x).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [3.0 + 2.0, 3.0 + 4.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [3.0 + 2.0, 3.0 + 4.0])
 
 
 def test_only_leaves_that_require_grad_get_gradients(device):
@@ -54,7 +54,7 @@ def test_only_leaves_that_require_grad_get_gradients(device):
     assert c.grad is None
     assert y.grad is None  # non-leaf gradients are not kept, as in PyTorch
     assert x.is_leaf and not y.is_leaf
-    np.testing.assert_allclose(x.grad.numpy(), [5.0, 6.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [5.0, 6.0])
 
 
 def test_branch_that_does_not_reach_a_leaf_is_skipped(device):
@@ -62,7 +62,7 @@ def test_branch_that_does_not_reach_a_leaf_is_skipped(device):
     unused = x * 10.0  # recorded, but not part of the loss
     loss = (x * 2.0).sum()
     loss.backward()
-    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [2.0, 2.0])
     assert unused.grad_fn is not None
 
 
@@ -70,14 +70,14 @@ def test_backward_with_gradient_on_non_scalar(device):
     x = mg.tensor([[1.0, 2.0], [3.0, 4.0]], device=device, requires_grad=True)
     y = x * x
     y.backward(mg.tensor([[1.0, 0.0], [0.5, 2.0]], device=device))
-    np.testing.assert_allclose(x.grad.numpy(), [[2.0, 0.0], [3.0, 16.0]])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [[2.0, 0.0], [3.0, 16.0]])
 
 
 def test_backward_accepts_lists_and_arrays_as_gradient():
     x = mg.tensor([1.0, 2.0], requires_grad=True)
     (x * 2.0).backward([1.0, 1.0])
     (x * 2.0).backward(np.array([0.5, 0.5]))
-    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [3.0, 3.0])
     assert x.grad.dtype == mg.float32
 
 
@@ -99,9 +99,9 @@ def test_retain_graph_allows_a_second_backward(device):
     x = mg.tensor([1.0, 2.0], device=device, requires_grad=True)
     y = (x.exp() * x).sum()
     y.backward(retain_graph=True)
-    first = x.grad.numpy()
+    first = x.grad.detach().numpy()
     y.backward()
-    np.testing.assert_allclose(x.grad.numpy(), 2 * first)
+    np.testing.assert_allclose(x.grad.detach().numpy(), 2 * first)
 
 
 def test_second_backward_through_released_graph_says_retain_graph(device):
@@ -135,7 +135,7 @@ def test_enable_grad_inside_no_grad():
         assert not mg.is_grad_enabled()
     assert y.grad_fn is not None
     y.sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [2.0, 2.0, 2.0])
 
 
 def test_no_grad_as_decorator():
@@ -171,9 +171,9 @@ def test_detach_cuts_the_graph(device):
     y = x * 3.0
     d = y.detach()
     assert d.grad_fn is None and not d.requires_grad
-    np.testing.assert_array_equal(d.numpy(), y.numpy())
+    np.testing.assert_array_equal(d.detach().numpy(), y.detach().numpy())
     (d * x).sum().backward()  # d is a constant now: dx = d
-    np.testing.assert_allclose(x.grad.numpy(), [3.0, 6.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [3.0, 6.0])
 
 
 def test_ops_without_grad_inputs_record_nothing():
@@ -212,7 +212,7 @@ def test_custom_function_with_needs_input_grad_and_none_gradient(device):
     assert z.grad_fn is not None and z.grad_fn.name() == "ScaledProductBackward"
     z.sum().backward()
     assert ScaledProduct.calls == [(True, False, False)]
-    np.testing.assert_allclose(x.grad.numpy(), [6.0, 8.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [6.0, 8.0])
     assert y.grad is None
 
 
@@ -227,7 +227,7 @@ def test_custom_function_wrong_number_of_gradients_is_reported():
             return grad
 
     x = mg.ones(2, requires_grad=True)
-    with pytest.raises(RuntimeError, match="returned 1 gradients, expected 2"):
+    with pytest.raises(RuntimeError, match=r"incorrect number of gradients \(expected 2, got 1\)"):
         Broken.apply(x, x).sum().backward()
 
 
@@ -242,7 +242,7 @@ def test_custom_function_gradient_of_wrong_shape_names_both_shapes():
             return grad[:1]
 
     x = mg.ones(3, requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"\(1,\).*\(3,\)"):
+    with pytest.raises(RuntimeError, match=r"WrongShapeBackward returned an invalid gradient at index 0 - got \[1\] but expected shape compatible with \[3\]"):
         WrongShape.apply(x).sum().backward()
 
 
@@ -314,14 +314,14 @@ def test_two_leaves_never_share_a_gradient_array():
     y = mg.tensor([3.0, 4.0], requires_grad=True)
     (x + y).sum().backward()
     x.grad.zero_()
-    np.testing.assert_array_equal(y.grad.numpy(), [1.0, 1.0])
+    np.testing.assert_array_equal(y.grad.detach().numpy(), [1.0, 1.0])
 
 
 def test_gradient_of_a_sum_is_writable():
     x = mg.tensor([1.0, 2.0], requires_grad=True)
     x.sum().backward()
     x.grad.zero_()
-    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [0.0, 0.0])
 
 
 def test_leaf_gradient_does_not_alias_the_given_gradient():
@@ -329,4 +329,4 @@ def test_leaf_gradient_does_not_alias_the_given_gradient():
     given = np.ones(2, dtype=np.float32)
     (x + 0.0).backward(given)
     given[:] = 7.0
-    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [1.0, 1.0])

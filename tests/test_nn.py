@@ -61,7 +61,7 @@ def torch_linear_like(layer: nn.Linear) -> torch.nn.Linear:
         bias=layer.bias is not None,
         dtype=TORCH_DTYPE[layer.weight.dtype.type],
     )
-    theirs.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in layer.state_dict().items()})
+    theirs.load_state_dict({k: torch.from_numpy(v.detach().numpy()) for k, v in layer.state_dict().items()})
     return theirs
 
 
@@ -147,7 +147,7 @@ def test_linear_init_follows_torchs_distribution():
     mg.manual_seed(0)
     layer = nn.Linear(400, 300)
     bound = 1 / np.sqrt(400)
-    weight, bias = layer.weight.numpy(), layer.bias.numpy()
+    weight, bias = layer.weight.detach().numpy(), layer.bias.detach().numpy()
     assert layer.weight.shape == (300, 400) and layer.bias.shape == (300,)
     assert weight.dtype == np.float32 and layer.weight.requires_grad
     # U(-b, b): inside the bound, reaching close to both ends, mean 0 and variance b^2 / 3.
@@ -164,20 +164,20 @@ def test_linear_init_follows_torchs_distribution():
 
 def test_linear_init_is_seeded():
     mg.manual_seed(3)
-    first = nn.Linear(4, 3).weight.numpy()
+    first = nn.Linear(4, 3).weight.detach().numpy()
     mg.manual_seed(3)
-    assert np.array_equal(first, nn.Linear(4, 3).weight.numpy())
+    assert np.array_equal(first, nn.Linear(4, 3).weight.detach().numpy())
 
 
 def test_linear_state_dict_moves_between_minigrad_and_torch():
     ours = nn.Linear(6, 4)
     theirs = torch.nn.Linear(6, 4)
-    theirs.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.from_numpy(v.detach().numpy()) for k, v in ours.state_dict().items()})
     x = random((3, 6), np.float32)
     assert_close(ours(mg.tensor(x)), theirs(torch.from_numpy(x)), np.float32)
 
     back = nn.Linear(6, 4)
-    back.load_state_dict({k: v.numpy() for k, v in torch.nn.Linear(6, 4).state_dict().items()})
+    back.load_state_dict({k: v.detach().numpy() for k, v in torch.nn.Linear(6, 4).state_dict().items()})
     fresh = torch.nn.Linear(6, 4)
     back.load_state_dict(fresh.state_dict())  # torch tensors are accepted as they are
     assert_close(back.weight, fresh.weight, np.float32)
@@ -209,7 +209,7 @@ def test_activation_values_and_grads_match_torch(device, dtype, name):
     y.backward(mg.tensor(g, device=device))
     ty.backward(torch.from_numpy(g))
     assert y.dtype == dtype
-    assert np.isfinite(y.numpy()).all() and np.isfinite(x.grad.numpy()).all()
+    assert np.isfinite(y.detach().numpy()).all() and np.isfinite(x.grad.detach().numpy()).all()
     assert_close(y, ty, dtype, f"{name}(x)")
     assert_close(x.grad, tx.grad, dtype, f"d{name}/dx")
     assert repr(getattr(nn, name)()) == f"{name}()"
@@ -258,7 +258,7 @@ def test_cross_entropy_is_stable_for_huge_logits():
     tloss = torch.nn.functional.cross_entropy(tx, torch.tensor([1, 1]))
     loss.backward()
     tloss.backward()
-    assert np.isfinite(loss.item()) and np.isfinite(x.grad.numpy()).all()
+    assert np.isfinite(loss.item()) and np.isfinite(x.grad.detach().numpy()).all()
     assert_close(loss, tloss, np.float32)
     assert_close(x.grad, tx.grad, np.float32)
 
@@ -367,7 +367,7 @@ def test_zero_grad_clears_every_parameter_gradient():
     F.cross_entropy(model(mg.randn(5, 4)), [0, 1, 1, 0, 1]).backward()
     assert all(p.grad is not None for p in model.parameters())
     model.zero_grad(set_to_none=False)
-    assert all(not p.grad.numpy().any() for p in model.parameters())
+    assert all(not p.grad.detach().numpy().any() for p in model.parameters())
     model.zero_grad()
     assert all(p.grad is None for p in model.parameters())
 
@@ -384,7 +384,7 @@ def test_train_and_eval_reach_every_module():
 def test_to_moves_parameters_in_place(device):
     model = NeuralNet(4, 3, 3, 2)
     params = list(model.parameters())
-    before = [p.numpy() for p in params]
+    before = [p.detach().numpy() for p in params]
     assert model.to(device) is model
     assert list(model.parameters()) == params  # the same Parameter objects (optimisers hold them)
     for p, values in zip(params, before, strict=True):
@@ -392,7 +392,7 @@ def test_to_moves_parameters_in_place(device):
             "numpy",
             "cupy",
         )
-        assert np.array_equal(p.numpy(), values)
+        assert np.array_equal(p.detach().numpy(), values)
     out = model(mg.randn(2, 4, device=device))
     assert out.device == device
     model.to("cpu")
@@ -445,15 +445,15 @@ def test_state_dict_shares_values_and_load_copies_them():
     assert result.missing_keys == [] and result.unexpected_keys == []
     assert other.fc1.weight is weight  # copied into the same Parameter
     for name, value in other.state_dict().items():
-        assert np.array_equal(value.numpy(), state[name].numpy()), name
+        assert np.array_equal(value.detach().numpy(), state[name].detach().numpy()), name
     other.fc1.weight.array[...] = 0
-    assert model.fc1.weight.numpy().any()  # the two models do not share memory
+    assert model.fc1.weight.detach().numpy().any()  # the two models do not share memory
 
 
 def test_state_dict_moves_whole_network_to_torch_and_back():
     model = NeuralNet()
     theirs = TorchNeuralNet()
-    theirs.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in model.state_dict().items()})
+    theirs.load_state_dict({k: torch.from_numpy(v.detach().numpy()) for k, v in model.state_dict().items()})
     x = random((8, 784), np.float32)
     assert_close(model(mg.tensor(x)), theirs(torch.from_numpy(x)), np.float32)
     again = NeuralNet()
@@ -484,14 +484,14 @@ def test_load_state_dict_names_an_unexpected_key():
 
 def test_load_state_dict_names_the_key_and_both_shapes_and_changes_nothing():
     model = NeuralNet(4, 3, 3, 2)
-    before = {k: v.numpy() for k, v in model.state_dict().items()}
+    before = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     state = {k: mg.zeros(*v.shape) for k, v in model.state_dict().items()}
     state["fc2.weight"] = mg.zeros(3, 4)
     for strict in (True, False):
         with pytest.raises(RuntimeError, match=r"'fc2.weight': shape \(3, 4\).*\(3, 3\)"):
             model.load_state_dict(state, strict=strict)
     for name, value in model.state_dict().items():
-        assert np.array_equal(value.numpy(), before[name]), f"{name} changed by a failed load"
+        assert np.array_equal(value.detach().numpy(), before[name]), f"{name} changed by a failed load"
 
 
 # ---- a PyTorch user's code -------------------------------------------------------------------
@@ -565,7 +565,7 @@ def test_a_pytorch_users_code_runs_unchanged_on_minigrad(device):
     tmodel, tlosses, tcorrect = theirs["train"](
         torch.from_numpy(images),
         torch.from_numpy(labels),
-        {k: torch.from_numpy(v.numpy()) for k, v in initial.items()},
+        {k: torch.from_numpy(v.detach().numpy()) for k, v in initial.items()},
     )
     assert repr(model) == repr(tmodel)
     np.testing.assert_allclose(losses, tlosses, rtol=1e-5, atol=1e-5)

@@ -21,7 +21,7 @@ TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 
 def assert_matches_torch(actual: mg.Tensor, expected: torch.Tensor, dtype: str) -> None:
     """Same inf/nan places, finite values within the tolerance relative to their scale."""
-    a, e = actual.numpy(), expected.detach().numpy()
+    a, e = actual.detach().numpy(), expected.detach().numpy()
     assert a.shape == e.shape and a.dtype == e.dtype
     np.testing.assert_array_equal(np.isnan(a), np.isnan(e))
     np.testing.assert_array_equal(np.isinf(a), np.isinf(e))
@@ -50,7 +50,7 @@ def test_cross_entropy_of_logits_of_magnitude_1e4_is_finite_and_matches_torch(dt
     expected = torch.nn.functional.cross_entropy(tx, torch.tensor(labels), reduction=reduction)
     loss.backward()
     expected.backward()
-    assert np.isfinite(loss.item()) and np.isfinite(x.grad.numpy()).all()
+    assert np.isfinite(loss.item()) and np.isfinite(x.grad.detach().numpy()).all()
     assert_matches_torch(loss, expected, dtype)
     assert_matches_torch(x.grad, tx.grad, dtype)
 
@@ -66,7 +66,7 @@ def test_softmaxes_of_logits_of_magnitude_1e4_are_finite_and_match_torch(dtype, 
         out, expected = getattr(x, name)(dim), getattr(tx, name)(dim)
         out.backward(mg.tensor(g))
         expected.backward(torch.tensor(g))
-        assert np.isfinite(out.numpy()).all() and np.isfinite(x.grad.numpy()).all()
+        assert np.isfinite(out.detach().numpy()).all() and np.isfinite(x.grad.detach().numpy()).all()
         assert_matches_torch(out, expected, dtype)
         assert_matches_torch(x.grad, tx.grad, dtype)
 
@@ -97,7 +97,7 @@ def test_sigmoid_and_tanh_saturate_without_nan(dtype):
         expected.sum().backward()
         assert_matches_torch(out, expected, dtype)
         assert_matches_torch(x.grad, tx.grad, dtype)
-        assert not np.isnan(x.grad.numpy()).any()
+        assert not np.isnan(x.grad.detach().numpy()).any()
 
 
 # ---- overflow and invalid values behave like NumPy ---------------------------------------------
@@ -123,7 +123,7 @@ def test_overflow_and_invalid_values_are_not_clipped(dtype, name, fn, numpy_fn, 
     with np.errstate(all="ignore"):
         array = np.array(values, dtype=dtype)
         expected = numpy_fn(array)
-        actual = fn(mg.tensor(array)).numpy()
+        actual = fn(mg.tensor(array)).detach().numpy()
     assert actual.dtype == expected.dtype
     assert not np.isfinite(actual).all(), "the case should overflow or be invalid somewhere"
     np.testing.assert_array_equal(actual, expected)  # nan == nan here
@@ -136,7 +136,7 @@ def test_exp_gradient_at_overflow_is_inf_like_torch():
         x.exp().sum().backward()
     tx.exp().sum().backward()
     assert_matches_torch(x.grad, tx.grad, "float32")
-    assert np.isinf(x.grad.numpy()[0])
+    assert np.isinf(x.grad.detach().numpy()[0])
 
 
 # ---- NaN propagates ----------------------------------------------------------------------------
@@ -152,19 +152,19 @@ def test_nan_in_inputs_propagates_to_loss_and_gradients():
     loss.backward()
     assert np.isnan(loss.item())
     first = model[0]
-    assert np.isnan(first.weight.grad.numpy()).any() and np.isnan(first.bias.grad.numpy()).any()
+    assert np.isnan(first.weight.grad.detach().numpy()).any() and np.isnan(first.bias.grad.detach().numpy()).any()
 
     torch_model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
     with torch.no_grad():
         for p, tp in zip(model.parameters(), torch_model.parameters(), strict=True):
-            tp.copy_(torch.from_numpy(p.numpy()))
+            tp.copy_(torch.from_numpy(p.detach().numpy()))
     torch_loss = torch.nn.functional.cross_entropy(
         torch_model(torch.tensor(x)), torch.tensor([0, 1, 2, 0])
     )
     torch_loss.backward()
     pairs = zip(model.named_parameters(), torch_model.parameters(), strict=True)
     for (name, p), tp in pairs:
-        np.testing.assert_array_equal(np.isnan(p.grad.numpy()), np.isnan(tp.grad.numpy()), name)
+        np.testing.assert_array_equal(np.isnan(p.grad.detach().numpy()), np.isnan(tp.grad.detach().numpy()), name)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -178,7 +178,7 @@ def test_nan_logit_makes_its_loss_and_gradient_row_nan(dtype):
     expected.backward()
     assert np.isnan(loss.item())
     assert_matches_torch(x.grad, tx.grad, dtype)
-    assert np.isnan(x.grad.numpy()[0]).all() and np.isfinite(x.grad.numpy()[1]).all()
+    assert np.isnan(x.grad.detach().numpy()[0]).all() and np.isfinite(x.grad.detach().numpy()[1]).all()
 
 
 @pytest.mark.parametrize(
@@ -237,8 +237,8 @@ def test_detect_anomaly_accepts_inf_and_clean_graphs():
     with mg.autograd.detect_anomaly(), np.errstate(over="ignore"):
         y = x.exp()  # inf is not an anomaly
         (x * x).sum().backward()
-    assert np.isinf(y.numpy()[0])
-    np.testing.assert_allclose(x.grad.numpy(), [2000.0, 2.0])
+    assert np.isinf(y.detach().numpy()[0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [2000.0, 2.0])
 
 
 def test_detect_anomaly_is_off_by_default_and_restored_after_errors():

@@ -57,7 +57,7 @@ class Var:
         return self.m.ndim
 
     def host(self) -> np.ndarray:
-        return self.m.numpy()
+        return self.m.detach().numpy()
 
 
 class Program:
@@ -114,7 +114,7 @@ class Program:
 
 def check_agree(var: Var, what: str, tolerance: float) -> None:
     """Same shape, dtype and values (within the tolerance) in both frameworks."""
-    check_arrays(var.m.numpy(), var.t.detach().numpy(), what, tolerance)
+    check_arrays(var.m.detach().numpy(), var.t.detach().numpy(), what, tolerance)
 
 
 def check_arrays(actual: np.ndarray, expected: np.ndarray, what: str, tolerance=0.0) -> None:
@@ -321,11 +321,11 @@ def op_max(p: Program, v: Var) -> Var:
     m_values, m_indices = v.m.max(dim=dim, keepdim=keepdim)
     t_values, t_indices = v.t.max(dim=dim, keepdim=keepdim)
     if ties:  # PyTorch may pick another of the tied places: route its gradient through ours
-        index = torch.from_numpy(v.m.argmax(dim=dim, keepdim=True).numpy())
+        index = torch.from_numpy(v.m.argmax(dim=dim, keepdim=True).detach().numpy())
         t_values = v.t.gather(dim, index) if v.ndim else v.t
         t_values = t_values if keepdim or not v.ndim else t_values.squeeze(dim)
     else:
-        check_arrays(m_indices.numpy(), t_indices.numpy(), f"{v}.max(dim={dim}).indices")
+        check_arrays(m_indices.detach().numpy(), t_indices.detach().numpy(), f"{v}.max(dim={dim}).indices")
     name = f"v{len(p.values)}"
     p.write(f"{name} = {v}.max(dim={dim}, keepdim={keepdim}).values")
     var = Var(name, m_values, t_values)
@@ -526,7 +526,7 @@ def check_gradients(p: Program, out: Var, twice: bool) -> None:
             continue
         assert (leaf.m.grad is None) == (leaf.t.grad is None), f"{leaf}.grad presence differs"
         if leaf.t.grad is not None:
-            check_arrays(leaf.m.grad.numpy(), leaf.t.grad.numpy(), f"{leaf}.grad", p.tolerance)
+            check_arrays(leaf.m.grad.detach().numpy(), leaf.t.grad.detach().numpy(), f"{leaf}.grad", p.tolerance)
 
 
 def check_gradients_are_own_arrays(p: Program) -> None:

@@ -32,7 +32,7 @@ def test_grad_of_a_summed_leaf_can_be_zeroed_in_place():
     x = mg.tensor([1.0, 2.0, 3.0], requires_grad=True)
     x.sum().backward()
     x.grad.zero_()
-    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [0.0, 0.0, 0.0])
 
 
 def test_two_leaves_never_share_one_gradient_array():
@@ -40,7 +40,7 @@ def test_two_leaves_never_share_one_gradient_array():
     b = mg.tensor([3.0, 4.0], requires_grad=True)
     (a + b).backward(mg.tensor([1.0, 1.0]))
     a.grad.array *= 0.5  # e.g. gradient clipping, one parameter at a time
-    np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])
+    np.testing.assert_array_equal(b.grad.detach().numpy(), [1.0, 1.0])
 
 
 def test_leaf_gradient_does_not_alias_the_gradient_passed_to_backward():
@@ -48,7 +48,7 @@ def test_leaf_gradient_does_not_alias_the_gradient_passed_to_backward():
     x = mg.tensor([1.0, 2.0], requires_grad=True)
     (x + 0).backward(g)
     g[:] = 7.0  # the caller reuses its buffer
-    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [1.0, 1.0])
 
 
 def test_accumulated_grad_of_a_0d_leaf_is_an_array():
@@ -72,7 +72,7 @@ def test_max_backward_with_nan_input_routes_gradient_to_the_nan():
     with np.errstate(invalid="ignore"):
         x.max().backward()
     tx.max().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())  # one 1 at the nan, 0s
+    np.testing.assert_array_equal(x.grad.detach().numpy(), tx.grad.detach().numpy())  # one 1 at the nan, 0s
 
 
 # ---- empty batches -------------------------------------------------------------------------------
@@ -146,5 +146,5 @@ def test_linear_on_one_sample_gives_gradients_like_torch():
     tw = torch.tensor([[0.5, -1.0], [2.0, 3.0], [1.0, 1.0]], requires_grad=True)
     F.linear(x, w).sum().backward()
     torch.nn.functional.linear(tx, tw).sum().backward()
-    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy())
-    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
+    np.testing.assert_allclose(w.grad.detach().numpy(), tw.grad.detach().numpy())
+    np.testing.assert_allclose(x.grad.detach().numpy(), tx.grad.detach().numpy())

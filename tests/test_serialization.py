@@ -46,11 +46,11 @@ def test_model_state_dict_round_trips(tmp_path):
     assert list(loaded) == list(model.state_dict())
     for name, value in model.state_dict().items():
         assert isinstance(loaded[name], mg.Tensor) and loaded[name].dtype == value.dtype
-        assert np.array_equal(loaded[name].numpy(), value.numpy()), name
+        assert np.array_equal(loaded[name].detach().numpy(), value.detach().numpy()), name
     other = small_net()
     other.load_state_dict(loaded)
     x = mg.randn(2, 6)
-    assert np.array_equal(other(x).numpy(), model(x).numpy())
+    assert np.array_equal(other(x).detach().numpy(), model(x).detach().numpy())
 
 
 def test_saved_model_loads_into_torch(tmp_path):
@@ -58,7 +58,7 @@ def test_saved_model_loads_into_torch(tmp_path):
     mg.save(model.state_dict(), tmp_path / "model.npz")
     theirs = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
     theirs.load_state_dict(
-        {k: torch.from_numpy(v.numpy()) for k, v in mg.load(tmp_path / "model.npz").items()}
+        {k: torch.from_numpy(v.detach().numpy()) for k, v in mg.load(tmp_path / "model.npz").items()}
     )
     x = np.random.default_rng(1).standard_normal((3, 6)).astype(np.float32)
     assert_close(model(mg.tensor(x)), theirs(torch.from_numpy(x)), np.float32)
@@ -87,14 +87,14 @@ def test_model_and_optimiser_checkpoint_restores_training_exactly(tmp_path):
         assert q.shape == p.shape
     assert train(resumed, resumed_optimizer, data[5:]) == expected
     for name, value in model.state_dict().items():
-        assert np.array_equal(resumed.state_dict()[name].numpy(), value.numpy()), name
+        assert np.array_equal(resumed.state_dict()[name].detach().numpy(), value.detach().numpy()), name
 
 
 def test_load_puts_tensors_on_the_requested_device(tmp_path, device):
     mg.save({"w": mg.ones(2, 3, dtype="float64")}, tmp_path / "w.npz")
     loaded = mg.load(tmp_path / "w.npz", device=device)["w"]
     assert loaded.device == device and loaded.dtype == np.float64
-    assert np.array_equal(loaded.numpy(), np.ones((2, 3)))
+    assert np.array_equal(loaded.detach().numpy(), np.ones((2, 3)))
 
 
 def test_save_keeps_numbers_strings_lists_and_nesting(tmp_path):
@@ -108,7 +108,7 @@ def test_save_keeps_numbers_strings_lists_and_nesting(tmp_path):
     loaded = mg.load(tmp_path / "obj.npz")
     assert loaded["a"] == [1, 2.5, "x", None, True, 0.25, 7]
     assert list(loaded) == ["a", 3, "array", "scalar"]
-    assert np.array_equal(loaded[3]["nested"][0].numpy(), np.arange(4))
+    assert np.array_equal(loaded[3]["nested"][0].detach().numpy(), np.arange(4))
     assert loaded["array"].dtype == np.float64 and loaded["scalar"].shape == ()
 
 
@@ -141,7 +141,7 @@ def previous_file(tmp_path):
 def check_previous_file_intact(path):
     assert os.listdir(path.parent) == [path.name], "a temporary file was left behind"
     loaded = mg.load(path)
-    assert loaded["version"] == 1 and np.array_equal(loaded["w"].numpy(), np.ones(3))
+    assert loaded["version"] == 1 and np.array_equal(loaded["w"].detach().numpy(), np.ones(3))
 
 
 def test_a_save_that_fails_while_writing_leaves_the_previous_file(previous_file, monkeypatch):

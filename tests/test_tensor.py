@@ -29,12 +29,12 @@ import minigrad as mg
 )
 def test_tensor_dtype_follows_pytorch(data, dtype):
     assert mg.tensor(data).dtype == dtype
-    assert mg.tensor(data).dtype == torch.tensor(data).numpy().dtype
+    assert mg.tensor(data).dtype == torch.tensor(data).detach().numpy().dtype
 
 
 @pytest.mark.parametrize("name", ["float64", "double", "float32", "float", "int64", "long"])
 def test_dtype_strings_are_accepted(name):
-    expected = torch.zeros(1, dtype=getattr(torch, name)).numpy().dtype
+    expected = torch.zeros(1, dtype=getattr(torch, name)).detach().numpy().dtype
     assert mg.tensor([1, 2], dtype=name).dtype == expected
     assert mg.zeros(2, dtype=name).dtype == expected
 
@@ -109,20 +109,20 @@ def test_randn_and_rand(device):
     mg.manual_seed(0)
     n = mg.randn(1000, device=device)
     assert n.shape == (1000,) and n.dtype == mg.float32
-    assert abs(n.numpy().mean()) < 0.2 and 0.8 < n.numpy().std() < 1.2
+    assert abs(n.detach().numpy().mean()) < 0.2 and 0.8 < n.detach().numpy().std() < 1.2
     u = mg.rand(2, 500, dtype="float64", device=device)
     assert u.dtype == mg.float64
-    assert 0.0 <= u.numpy().min() and u.numpy().max() < 1.0
+    assert 0.0 <= u.detach().numpy().min() and u.detach().numpy().max() < 1.0
 
 
 def test_manual_seed_makes_draws_reproducible(device):
     mg.manual_seed(123)
     a, b = mg.randn(5, device=device), mg.rand(3, device=device)
     mg.manual_seed(123)
-    np.testing.assert_array_equal(mg.randn(5, device=device).numpy(), a.numpy())
-    np.testing.assert_array_equal(mg.rand(3, device=device).numpy(), b.numpy())
+    np.testing.assert_array_equal(mg.randn(5, device=device).detach().numpy(), a.detach().numpy())
+    np.testing.assert_array_equal(mg.rand(3, device=device).detach().numpy(), b.detach().numpy())
     mg.manual_seed(124)
-    assert not np.array_equal(mg.randn(5, device=device).numpy(), a.numpy())
+    assert not np.array_equal(mg.randn(5, device=device).detach().numpy(), a.detach().numpy())
 
 
 def test_manual_seed_needs_an_int():
@@ -142,9 +142,9 @@ def test_manual_seed_needs_an_int():
 )
 def test_arange_matches_torch(args, kwargs):
     got = mg.arange(*args, **kwargs)
-    expected = torch.arange(*args, **{k: getattr(torch, v) for k, v in kwargs.items()}).numpy()
+    expected = torch.arange(*args, **{k: getattr(torch, v) for k, v in kwargs.items()}).detach().numpy()
     assert got.dtype == expected.dtype
-    np.testing.assert_array_equal(got.numpy(), expected)
+    np.testing.assert_array_equal(got.detach().numpy(), expected)
 
 
 def test_arange_step_zero_is_an_error():
@@ -181,7 +181,7 @@ def test_item_tolist_numpy(device):
     assert isinstance(mg.tensor(3, device=device).item(), int)
     with pytest.raises(ValueError, match=r"one-element.*\(1, 2\)"):
         t.item()
-    host = t.numpy()
+    host = t.detach().numpy()
     assert isinstance(host, np.ndarray)
     host[0, 0] = 100.0  # a copy: the tensor does not change
     assert t.tolist() == [[1.5, 2.5]]

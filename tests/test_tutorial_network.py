@@ -96,7 +96,7 @@ def test_tutorial_network_trains_like_pytorch(mnist_batches, device, single_thre
     mg.manual_seed(0)
     model = NeuralNet().to(device)
     theirs = TorchNeuralNet()
-    theirs.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in model.state_dict().items()})
+    theirs.load_state_dict({k: torch.from_numpy(v.detach().numpy()) for k, v in model.state_dict().items()})
 
     criterion = nn.CrossEntropyLoss()
     optimizer = mg.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
@@ -127,5 +127,5 @@ def test_tutorial_network_trains_like_pytorch(mnist_batches, device, single_thre
     assert losses[-1] < 0.6 * losses[0], "the network did not learn"
     torch_state = theirs.state_dict()
     for name, value in model.state_dict().items():
-        error = relative_error(value.numpy(), torch_state[name].numpy())
+        error = relative_error(value.detach().numpy(), torch_state[name].detach().numpy())
         assert error <= TOLERANCE, f"{name}: final weights differ by {error:.3g}"

@@ -59,16 +59,23 @@ def _has_nan(array) -> bool:
     return bool(backend.array_module(array).isnan(array).any())
 
 
-def check_forward(ctx, inputs, output) -> None:
+def check_forward(ctx, inputs, outputs) -> None:
     """Called by Function.apply in anomaly mode: remember the call site, reject a nan output."""
     ctx.forward_stack = traceback.extract_stack()[:-2]  # without apply's frame and this one
-    if grad_mode.anomaly_check_nan and _has_nan(output):
-        already = any(_has_nan(array) for array in inputs)
-        raise RuntimeError(
-            f"detect_anomaly: {ctx.function.__name__} produced nan in its output "
-            f"(shape {tuple(output.shape)})"
-            + ("; its inputs already contained nan" if already else "")
-        )
+    if not grad_mode.anomaly_check_nan or grad_mode.in_backward:
+        return
+    for output in outputs:
+        if _has_nan(_array(output)):
+            already = any(_has_nan(_array(value)) for value in inputs)
+            raise RuntimeError(
+                f"detect_anomaly: {ctx.function.__name__} produced nan in its output "
+                f"(shape {tuple(_array(output).shape)})"
+                + ("; its inputs already contained nan" if already else "")
+            )
+
+
+def _array(value):
+    return getattr(value, "array", value)
 
 
 def check_backward(node, grads) -> None:
@@ -76,7 +83,7 @@ def check_backward(node, grads) -> None:
     if not grad_mode.anomaly_check_nan:
         return
     for index, grad in enumerate(grads):
-        if grad is not None and _has_nan(grad):
+        if grad is not None and _has_nan(_array(grad)):
             raise RuntimeError(
                 f"detect_anomaly: {node.name()} returned nan in its gradient for input {index} "
                 f"(shape {tuple(getattr(grad, 'shape', ()))})" + _created_at(node)

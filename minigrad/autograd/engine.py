@@ -1,18 +1,26 @@
 """The engine: order the graph into a tape, then run each node's backward once.
 
-`backward(root, gradient)` walks the graph from the root's grad_fn to the leaves and orders the
-nodes so that every node comes after all the nodes that use its output (reverse topological
-order). Walking that tape, each node receives the sum of the gradients sent to it, runs its
-Function's backward, and sends one gradient along each edge: to the next node, or into a leaf's
-`.grad`. The walk uses an explicit stack, so a 10,000-deep chain needs no recursion.
+`run_backward(roots, grads)` walks the graph from the roots' grad_fns to the leaves and orders the
+nodes so that every node comes after all the nodes that use its outputs (reverse topological
+order). Walking that tape, each node receives, per output, the sum of the gradients sent to it,
+runs its Function's backward, and sends one gradient along each edge: to the next node, or into a
+leaf's `.grad`. The walk uses an explicit stack, so a 10,000-deep chain needs no recursion.
+
+Backward runs with grad mode set to `create_graph`. The derivative formulas are Tensor
+operations, so with `create_graph=True` the backward pass records a graph of its own: the
+gradients it returns have grad_fns, and differentiating them gives second derivatives.
 """
 
 from __future__ import annotations
+
+import threading
 
 from .. import backend
 from . import anomaly
 from .function import Context
 from .grad_mode import grad_mode
+
+_grad_lock = threading.Lock()  # accumulation into .grad is safe across threads, as in PyTorch
 
 
 class Tape(list):
@@ -21,92 +29,249 @@ class Tape(list):
     def __str__(self) -> str:
         lines = []
         for step, node in enumerate(self):
-            targets = ", ".join(_describe_target(t) for t in node.next_nodes if t is not None)
-            shape = tuple(node.output_shape)
+            targets = ", ".join(_describe(t) for t, _ in node.next_functions if t is not None)
+            shape = tuple(node.output_metadata[0][0]) if node.output_metadata[0] else ()
             lines.append(f"{step:3d}  {node.name():<22} out {str(shape):<14} -> {targets}")
         return "\n".join(lines)
 
 
-def _describe_target(target) -> str:
-    if isinstance(target, Context):
-        return target.name()
-    return f"leaf {tuple(target.shape)}"
+def _describe(target) -> str:
+    return target.name() if type(target) is Context else f"leaf {tuple(target.shape)}"
 
 
-def tape(root) -> Tape:
-    """The nodes behind `root` (a Tensor or a grad_fn) in the order backward will run them."""
-    start = root if isinstance(root, Context) or root is None else root.grad_fn
-    if start is None:
-        return Tape()
+def tape(*roots) -> Tape:
+    """The nodes behind the roots (Tensors or grad_fns) in the order backward will run them."""
+    starts = [r if isinstance(r, Context) or r is None else r.grad_fn for r in roots]
     finished = []  # post-order: a node is appended after every node it sends gradients to
-    visited = {start}
-    stack = [(start, iter(start.next_nodes))]
-    while stack:
-        node, children = stack[-1]
-        for child in children:
-            if type(child) is Context and child not in visited:
-                visited.add(child)
-                stack.append((child, iter(child.next_nodes)))
-                break
-        else:  # every child is finished
-            stack.pop()
-            finished.append(node)
+    visited = set()
+    for start in starts:
+        if start is None or start in visited:
+            continue
+        visited.add(start)
+        stack = [(start, iter(start.next_functions))]
+        while stack:
+            node, children = stack[-1]
+            for child, _ in children:
+                if type(child) is Context and child not in visited:
+                    visited.add(child)
+                    stack.append((child, iter(child.next_functions)))
+                    break
+            else:  # every child is finished
+                stack.pop()
+                finished.append(node)
     finished.reverse()  # now every node comes before the nodes it sends gradients to
     return Tape(finished)
 
 
-def backward(root, gradient, retain_graph: bool = False) -> None:
-    """Send `gradient` (an array shaped like root) back through the graph into the leaves."""
-    held = {id(gradient)}  # arrays someone else holds: a leaf's .grad must not be one of them
-    if root.grad_fn is None:  # a leaf: its gradient is the given one
-        _accumulate(root, gradient, held)
-        return
-    pending = {root.grad_fn: gradient}  # node -> sum of the gradients sent to it so far
-    for node in tape(root.grad_fn):
-        grad_output = pending.pop(node, None)
-        if grad_output is not None:  # None: no path from the root carried a gradient here
-            grads = node.function.backward(node, grad_output)
-            _send(node, grads if type(grads) is tuple else (grads,), pending, held)
-        if not retain_graph:
-            node.release()
+class _Run:
+    """The state of one backward pass: pending sums, where gradients end, what to capture."""
+
+    def __init__(self, inputs, capture: bool, create_graph: bool):
+        self.pending = {}  # node -> [sum of the gradients sent to each of its outputs]
+        self.held = set()  # ids of arrays someone else holds: a leaf's .grad must not be one
+        self.create_graph = create_graph
+        self.inputs = inputs  # None: every leaf; else only these get (or capture) gradients
+        self.capture = capture
+        self.captured = [None] * len(inputs) if inputs is not None else None
+        self.leaf_index = {}  # id(leaf) -> position in inputs
+        self.node_index = {}  # (grad_fn, output_nr) -> position in inputs
+        for number, t in enumerate(inputs or ()):
+            if t.grad_fn is None:
+                self.leaf_index[id(t)] = number
+            else:
+                self.node_index[(t.grad_fn, t._output_nr)] = number
+
+    def add_pending(self, node: Context, output_nr: int, grad) -> None:
+        sums = self.pending.get(node)
+        if sums is None:
+            sums = self.pending[node] = [None] * len(node.output_metadata)
+        sums[output_nr] = grad if sums[output_nr] is None else sums[output_nr] + grad
+
+    def deliver_to_leaf(self, leaf, grad) -> None:
+        """A leaf's gradient: through its hooks, then into .grad (or captured for grad())."""
+        if leaf._hooks:
+            grad = _run_hooks(leaf._hooks, grad)
+        if self.inputs is not None:
+            number = self.leaf_index.get(id(leaf))
+            if number is None:
+                return
+            if self.capture:
+                previous = self.captured[number]
+                self.captured[number] = grad if previous is None else previous + grad
+                return
+        _accumulate(leaf, grad, self.held, self.create_graph)
 
 
-def _send(node: Context, grads: tuple, pending: dict, held: set) -> None:
+def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=None,
+                 capture=False):
+    """Send `grads` (Tensors shaped like the roots) back through the graph.
+
+    Gradients go into the leaves' `.grad`; with `inputs`, only into those tensors' `.grad`, or,
+    with `capture=True` (autograd.grad), into the returned list instead of any `.grad`.
+    """
+    run = _Run(inputs, capture, create_graph)
+    previous = grad_mode.enabled
+    grad_mode.enabled = create_graph  # backward's own operations are recorded only if asked
+    try:
+        for root, grad in zip(roots, grads, strict=True):
+            run.held.add(id(grad.array))
+            if root.grad_fn is None:  # a leaf: its gradient is the given one
+                run.deliver_to_leaf(root, grad)
+            else:
+                run.add_pending(root.grad_fn, root._output_nr, grad)
+        order = tape(*roots)
+        needed = _needed(order, run) if inputs is not None else None
+        for node in order:
+            sums = run.pending.pop(node, None)
+            if sums is None:  # no path from a root carried a gradient here
+                continue
+            if node.hooks:
+                sums = [_run_hooks(node.hooks.get(nr), g) for nr, g in enumerate(sums)]
+            if run.node_index:
+                _capture_at(node, sums, run)
+            if needed is not None and node not in needed:
+                continue
+            _run_node(node, sums, run)
+            if not retain_graph:
+                node.release()
+    finally:
+        grad_mode.enabled = previous
+    return run.captured
+
+
+def _run_node(node: Context, sums: list, run: _Run) -> None:
+    if node.materialize_grads:
+        sums = [_zeros(meta) if g is None and meta else g for g, meta in
+                zip(sums, node.output_metadata, strict=True)]
+    if grad_mode.anomaly:  # the ops inside a backward are checked as that node's backward
+        grad_mode.in_backward = True
+        try:
+            grads = node.function.backward(node, *sums)
+        finally:
+            grad_mode.in_backward = False
+    else:
+        grads = node.function.backward(node, *sums)
+    _send(node, grads if type(grads) is tuple else (grads,), run)
+
+
+def _send(node: Context, grads: tuple, run: _Run) -> None:
     """Send each input gradient along its edge: into the next node's pending sum, or a leaf."""
-    if len(grads) != len(node.next_nodes):
-        raise RuntimeError(
-            f"{node.function.__name__}.backward returned {len(grads)} gradients, "
-            f"expected {len(node.next_nodes)} (one per forward input)"
-        )
+    expected = len(node.next_functions)
+    if len(grads) != expected:
+        if len(grads) < expected or any(g is not None for g in grads[expected:]):
+            raise RuntimeError(
+                f"{node.function.__name__}.backward returned an incorrect number of gradients "
+                f"(expected {expected}, got {len(grads)}): one per forward input"
+            )
+        grads = grads[:expected]  # extra trailing Nones are accepted, as in PyTorch
     if grad_mode.anomaly:
         anomaly.check_backward(node, grads)
-    for target, grad in zip(node.next_nodes, grads, strict=False):  # lengths checked above
+    for number, ((target, output_nr), grad) in enumerate(
+        zip(node.next_functions, grads, strict=True)
+    ):
         if target is None or grad is None:
             continue
+        grad = _check_gradient(node, number, grad)
         if type(target) is Context:
-            previous = pending.get(target)
-            pending[target] = grad if previous is None else previous + grad
+            run.add_pending(target, output_nr, grad)
         else:
-            _accumulate(target, grad, held)
+            run.deliver_to_leaf(target, grad)
 
 
-def _accumulate(leaf, grad, held: set) -> None:
-    """leaf.grad += grad, leaving .grad an array of its own that the user may write to."""
-    data = leaf.array
-    if grad.shape != data.shape:
-        raise RuntimeError(
-            f"gradient of shape {tuple(grad.shape)} does not match its tensor's shape "
-            f"{tuple(data.shape)}"
+def _check_gradient(node: Context, number: int, grad):
+    """The gradient for input `number` must be a Tensor shaped, typed and placed like it."""
+    if not isinstance(grad, Tensor):
+        raise TypeError(
+            f"{node.function.__name__}.backward returned a {type(grad).__name__} as the gradient "
+            f"of input {number}; expected a Tensor or None"
         )
-    if grad.dtype != data.dtype:
-        grad = grad.astype(data.dtype)
-    if leaf.grad is not None:
-        grad = leaf.grad.array + grad
-    elif grad.base is not None or id(grad) in held:
-        # A view (a broadcast from Sum is read-only), the caller's gradient, or an array another
-        # leaf got too (Add sends one array to both inputs): copy, so .grad owns its memory.
-        grad = grad.copy()
-    if type(grad) is not type(data):  # a numpy scalar: 0-d arithmetic gives those
-        grad = backend.ensure_array(grad, backend.array_module(data))
-    held.add(id(grad))
-    leaf.grad = leaf._wrap(grad, leaf.device)
+    shape, dtype, device = node.input_metadata[number]
+    if grad.array.shape != shape:
+        try:
+            expandable = backend.broadcast_shapes(shape, grad.array.shape) == grad.array.shape
+        except ValueError:
+            expandable = False
+        if not expandable:
+            raise RuntimeError(
+                f"Function {node.name()} returned an invalid gradient at index {number} - got "
+                f"{list(grad.array.shape)} but expected shape compatible with {list(shape)}"
+            )
+        grad = grad.sum_to_size(shape)
+    if grad.device is not device:
+        raise RuntimeError(
+            f"Function {node.name()} returned a gradient on {grad.device} for input {number}, "
+            f"which is on {device}"
+        )
+    if grad.array.dtype != dtype:
+        grad = grad.to(dtype)
+    return grad
+
+
+def _needed(order, run: _Run) -> set:
+    """The nodes whose backward must run to reach the requested inputs."""
+    targets = {node for node, _ in run.node_index}
+    needed = set()
+    for node in reversed(order):  # leaves' side first
+        for target, _ in node.next_functions:
+            if target is None:
+                continue
+            if type(target) is Context:
+                if target in needed or target in targets:
+                    needed.add(node)
+                    break
+            elif id(target) in run.leaf_index:
+                needed.add(node)
+                break
+    return needed
+
+
+def _capture_at(node: Context, sums: list, run: _Run) -> None:
+    """Non-leaf inputs: their gradient is the sum arriving at their grad_fn's output."""
+    for output_nr, grad in enumerate(sums):
+        number = run.node_index.get((node, output_nr))
+        if number is None or grad is None:
+            continue
+        if run.capture:
+            run.captured[number] = grad
+        else:  # backward(inputs=[a non-leaf]): accumulate into its .grad
+            target = run.inputs[number]
+            _accumulate(target, grad, run.held, run.create_graph)
+
+
+def _run_hooks(hooks, grad):
+    """Each hook sees the gradient and may return a replacement."""
+    for hook in hooks or ():
+        if grad is None:
+            break
+        result = hook(grad)
+        if result is not None:
+            grad = result
+    return grad
+
+
+def _zeros(metadata):
+    shape, dtype, device = metadata
+    return Tensor._wrap_no_copy_no_checks(backend.module_for(device).zeros(shape, dtype), device)
+
+
+def _accumulate(leaf, grad, held: set, create_graph: bool) -> None:
+    """leaf.grad += grad, leaving .grad a Tensor of its own that the user may write to."""
+    with _grad_lock:
+        if create_graph:  # keep the graph: .grad itself can be differentiated
+            leaf.grad = grad.clone() if leaf.grad is None else leaf.grad + grad
+            return
+        array = grad.array
+        if leaf.grad is not None:
+            array = leaf.grad.array + array
+        elif array.base is not None or id(array) in held:
+            # A view (a broadcast from Sum is read-only), the caller's gradient, or an array
+            # another leaf got too (Add sends one gradient to both inputs): copy, so .grad
+            # owns its memory.
+            array = array.copy()
+        if type(array) is not type(leaf.array):  # a numpy scalar: 0-d arithmetic gives those
+            array = backend.ensure_array(array, backend.array_module(leaf.array))
+        held.add(id(array))
+        leaf.grad = Tensor._wrap_no_copy_no_checks(array, leaf.device)
+
+
+from ..tensor import Tensor  # noqa: E402  (tensor.py imports this module)

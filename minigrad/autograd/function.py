@@ -1,12 +1,21 @@
-"""Function and Context: the one pattern every op follows.
+"""Function and Context: the one pattern every op follows, as in torch.autograd.Function.
 
-A Function subclass writes `forward(ctx, *arrays)` and `backward(ctx, *grad_outputs)` on backend
-arrays (numpy or cupy). `Fn.apply(*args)` unwraps Tensors, runs forward, and, when grad mode is on
-and some input requires grad, makes the Context the result's `grad_fn`: the node of the graph that
-remembers what backward needs and where the input gradients go.
+A Function subclass writes `forward(ctx, *args)` and `backward(ctx, *grad_outputs)`. forward
+receives the Tensors (and any other arguments as given) and runs with grad mode off; it returns a
+Tensor or a tuple of them (the built-in ops compute on `x.array` and may return backend arrays,
+which apply wraps). backward receives one gradient Tensor per output and returns one gradient
+(a Tensor or None) per input; it is written with Tensor operations, so when the engine runs it
+with `create_graph=True` the derivative formula is itself recorded on the tape and can be
+differentiated again.
+
+`Fn.apply(*args)` runs forward and, when grad mode is on and some input requires grad, makes the
+Context the outputs' `grad_fn`: the node of the graph that remembers what backward needs
+(saved tensors, flags) and where each input gradient goes (`next_functions`).
 """
 
 from __future__ import annotations
+
+import functools
 
 from .. import backend
 from . import anomaly
@@ -14,19 +23,27 @@ from .grad_mode import grad_mode
 
 
 class Context:
-    """What one call of a Function keeps for its backward: saved arrays, flags and graph edges.
+    """What one call of a Function keeps for its backward: saved tensors, flags and graph edges.
 
-    `next_nodes[i]` says where the gradient of input i goes: the input's own grad_fn (a Context),
-    the input Tensor itself when it is a leaf that requires grad, or None.
+    `next_functions[i]` says where the gradient of input i goes, as a pair (target, output_nr):
+    the input's own grad_fn and which of its outputs the input was, the input Tensor itself when
+    it is a leaf that requires grad (its gradient is accumulated into `.grad`), or (None, 0).
     """
 
     __slots__ = (
         "function",
         "needs_input_grad",
-        "next_nodes",
-        "_saved",
+        "next_functions",
+        "input_metadata",
+        "output_metadata",
+        "materialize_grads",
         "released",
-        "output_shape",
+        "hooks",
+        "_to_save",
+        "_saved",
+        "_dirty",
+        "_non_differentiable",
+        "_scalars",
         "__dict__",
         "__weakref__",
     )
@@ -34,28 +51,57 @@ class Context:
     def __init__(self, function, needs_input_grad):
         self.function = function
         self.needs_input_grad = needs_input_grad
-        self.next_nodes = ()
-        self._saved = ()
+        self.next_functions = ()
+        self.input_metadata = ()  # (shape, dtype, device) of each input, to check gradients
+        self.output_metadata = ()  # (shape, dtype, device) of each output
+        self.materialize_grads = True
         self.released = False
-        self.output_shape = None
+        self.hooks = None  # {output_nr: [hook, ...]} from Tensor.register_hook on non-leaves
+        self._to_save = ()
+        self._saved = ()
+        self._dirty = ()
+        self._non_differentiable = ()
+        self._scalars = []  # (numpy scalar forward returned, the 0-d array it became)
 
-    def save_for_backward(self, *arrays) -> None:
-        """Keep arrays for backward; they are freed after backward unless retain_graph=True."""
-        self._saved = arrays
+    # ---- what forward may call -------------------------------------------------------------
+
+    def save_for_backward(self, *tensors) -> None:
+        """Keep tensors (inputs, outputs, or others) for backward; freed after backward.
+
+        An input or output saved here stays on the graph for a second backward, and backward
+        raises if it was modified in place since. Anything else saved (a built-in op may save a
+        backend array it computed) is a constant to the second pass.
+        """
+        self._to_save = tensors
+
+    def mark_dirty(self, *tensors) -> None:
+        """Say that forward modified these inputs in place (they must be returned as outputs)."""
+        self._dirty = tensors
+
+    def mark_non_differentiable(self, *outputs) -> None:
+        """Say that these outputs have no gradient (e.g. indices); they will not require grad."""
+        self._non_differentiable = outputs
+
+    def set_materialize_grads(self, value: bool) -> None:
+        """With False, backward gets None (not zeros) for outputs that received no gradient."""
+        self.materialize_grads = bool(value)
+
+    # ---- what backward may read ------------------------------------------------------------
 
     @property
     def saved_tensors(self) -> tuple:
-        """The arrays given to save_for_backward."""
+        """The tensors given to save_for_backward, checked against in-place modification."""
         if self.released:
             raise RuntimeError(
-                f"{self.name()}: trying to backward through the graph a second time, but its "
-                "saved arrays were freed by the first backward; pass retain_graph=True to the "
-                "first backward() to keep them"
+                f"{self.name()}: trying to backward through the graph a second time (or to "
+                "access saved tensors after they have already been freed); the saved tensors "
+                "were freed by the first backward. Pass retain_graph=True to the first "
+                "backward() (or autograd.grad()) to keep them"
             )
-        return self._saved
+        return tuple(s.unpack(self) if type(s) is SavedTensor else s for s in self._saved)
 
     def release(self) -> None:
-        """Free the saved arrays (called by the engine after this node's backward)."""
+        """Free the saved tensors (called by the engine after this node's backward)."""
         self._saved = ()
         self.released = True
 
@@ -80,11 +126,9 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        """Run forward on the inputs' arrays and record the node when gradients are needed."""
-        arrays = []
-        needs_input_grad = []
-        next_nodes = []  # where each input's gradient will go (see Context)
+        """Run forward with grad mode off; record the node when some input requires grad."""
         device = None
+        needs_input_grad = []
         for arg in args:
             if isinstance(arg, Tensor):
                 if arg.device is not device:
@@ -94,39 +138,147 @@ class Function:
                             f"found {device} and {arg.device}"
                         )
                     device = arg.device
-                arrays.append(arg.array)
-                requires_grad = arg._requires_grad
-                needs_input_grad.append(requires_grad)
-                # a result sends its gradient to its grad_fn; a leaf keeps it itself
-                next_nodes.append((arg.grad_fn or arg) if requires_grad else None)
+                if arg._view_of is not None:
+                    arg._check_view_is_current(cls.__name__)
+                needs_input_grad.append(arg._requires_grad)
             else:
-                arrays.append(arg)
                 needs_input_grad.append(False)
-                next_nodes.append(None)
         ctx = Context(cls, tuple(needs_input_grad))
-        out = cls.forward(ctx, *arrays)
-        if type(out) is _ndarray:
-            device = _CPU
-        elif isinstance(out, Tensor):
-            raise TypeError(
-                f"{cls.__name__}.forward must return an array (e.g. numpy.ndarray), not a Tensor: "
-                "forward and backward work on the arrays, as in the built-in ops"
-            )
-        else:  # a cupy array, or a numpy scalar from a full reduction
-            out = backend.ensure_array(out, backend.array_module(out))
-            device = backend.device_of(out)
+        enabled = grad_mode.enabled
+        record = enabled and True in ctx.needs_input_grad
+        grad_mode.enabled = False  # forward is not recorded: its result is one node
+        try:
+            raw = cls.forward(ctx, *args)
+        finally:
+            grad_mode.enabled = enabled
+        single = type(raw) is not tuple
+        outputs = [_as_output(out, args, ctx) for out in ((raw,) if single else raw)]
         if grad_mode.anomaly:
-            anomaly.check_forward(ctx, arrays, out)
-        result = Tensor._wrap(out, device)
-        if grad_mode.enabled and True in needs_input_grad:
-            ctx.next_nodes = tuple(next_nodes)
-            ctx.output_shape = out.shape
-            result.grad_fn = ctx
-            result._requires_grad = True
-        return result
+            anomaly.check_forward(ctx, args, outputs)
+        if record:
+            _record(ctx, args, outputs)
+        return outputs[0] if single else tuple(outputs)
+
+
+def _as_output(out, args, ctx):
+    """One value forward returned, as the Tensor apply hands back (arrays are wrapped)."""
+    if isinstance(out, Tensor):
+        if any(out is arg for arg in args) and not any(out is d for d in ctx._dirty):
+            return out._alias()  # an input returned as is: a new Tensor on the same memory
+        return out
+    if type(out) is _ndarray:
+        array = out
+    elif backend.is_array(out):
+        array = out  # a cupy array
+    elif backend.is_scalar(out):  # NumPy gives scalars for 0-d results: make them 0-d arrays
+        array = backend.ensure_array(out, backend.array_module(out))
+        ctx._scalars.append((out, array))  # so that saving the scalar saves this output
+    else:
+        return out  # forward may return non-Tensor values too (ints, None)
+    result = Tensor._wrap_no_copy_no_checks(
+        array, _CPU if type(array) is _ndarray else backend.device_of(array)
+    )
+    base = array.base
+    if base is not None:  # a view of an input (reshape, transpose, basic indexing)
+        for arg in args:
+            if isinstance(arg, Tensor) and (arg.array is base or arg.array.base is base):
+                result._share_memory_with(arg)
+                break
+    return result
+
+
+def _record(ctx: Context, args, outputs) -> None:
+    """Make ctx the grad_fn of the outputs and remember where each input's gradient goes."""
+    edges, metadata = [], []
+    for arg in args:
+        if isinstance(arg, Tensor):
+            metadata.append((arg.array.shape, arg.array.dtype, arg.device))
+            if arg._requires_grad:
+                edges.append((arg.grad_fn, arg._output_nr) if arg.grad_fn else (arg, 0))
+                continue
+        else:
+            metadata.append(None)
+        edges.append((None, 0))
+    ctx.next_functions, ctx.input_metadata = tuple(edges), tuple(metadata)
+    for tensor in ctx._dirty:
+        _check_dirty(ctx, tensor, args, outputs)
+    output_metadata = []
+    for number, out in enumerate(outputs):
+        if not isinstance(out, Tensor):
+            output_metadata.append(None)
+            continue
+        output_metadata.append((out.array.shape, out.array.dtype, out.device))
+        if any(out is nd for nd in ctx._non_differentiable) or not backend.is_floating(
+            out.array.dtype
+        ):
+            continue
+        out.grad_fn, out._output_nr, out._requires_grad = ctx, number, True
+    ctx.output_metadata = tuple(output_metadata)
+    if ctx._to_save:
+        ctx._saved = tuple(SavedTensor.make(t, args, outputs, ctx._scalars) for t in ctx._to_save)
+        ctx._to_save = ()
+
+
+def _check_dirty(ctx: Context, tensor, args, outputs) -> None:
+    """mark_dirty: the tensor must be an input, returned, and not a leaf that requires grad."""
+    if not any(tensor is arg for arg in args):
+        raise RuntimeError(f"{ctx.function.__name__}: mark_dirty was given a tensor that is not "
+                           "an input of forward")
+    if not any(tensor is out for out in outputs):
+        raise RuntimeError(f"{ctx.function.__name__}: an input marked dirty (modified in place) "
+                           "must be returned as an output of forward")
+    if tensor.grad_fn is None and tensor._requires_grad:
+        raise RuntimeError(
+            f"{ctx.function.__name__}: a leaf Variable that requires grad is being used in an "
+            "in-place operation."
+        )
+
+
+def once_differentiable(backward):
+    """Decorate a backward that cannot itself be differentiated: it runs under no_grad, and a
+    second backward through its results raises instead of giving a silently wrong answer."""
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grad_outputs):
+        recording = grad_mode.enabled
+        grad_mode.enabled = False
+        try:
+            grads = backward(ctx, *grad_outputs)
+        finally:
+            grad_mode.enabled = recording
+        if not recording:
+            return grads
+        single = not isinstance(grads, tuple)
+        sources = [g for g in grad_outputs if isinstance(g, Tensor) and g.requires_grad]
+        if not sources:
+            return grads
+        marked = tuple(
+            _DelayedError.apply(g, ctx.name(), *sources) if isinstance(g, Tensor) else g
+            for g in ((grads,) if single else grads)
+        )
+        return marked[0] if single else marked
+
+    return wrapper
+
+
+class _DelayedError(Function):
+    """Passes a gradient through; differentiating it raises (see once_differentiable)."""
+
+    @staticmethod
+    def forward(ctx, grad, name, *sources):
+        ctx.node_name = name
+        return grad.array
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(
+            f"trying to differentiate twice a function that was marked with "
+            f"@once_differentiable ({ctx.node_name})"
+        )
 
 
 _ndarray, _CPU = backend.ndarray, backend.CPU
 
 # Imported last: tensor.py imports the ops, which import Function from this module.
+from .saved import SavedTensor  # noqa: E402
 from ..tensor import Tensor  # noqa: E402

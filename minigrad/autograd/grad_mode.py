@@ -1,8 +1,9 @@
-"""Grad mode: whether `Function.apply` records the graph (`no_grad`, `enable_grad`)."""
+"""Grad mode: whether `Function.apply` records the graph (`no_grad`, `enable_grad`, ...)."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 
 
@@ -10,6 +11,8 @@ class _GradMode(threading.local):
     """Per-thread switch, as in PyTorch; `apply` reads `enabled` on every call."""
 
     enabled = True
+    inference = False  # inside inference_mode()
+    in_backward = False  # the engine is running a node's backward (anomaly.py checks it)
     anomaly = False  # detect_anomaly() (anomaly.py)
     anomaly_check_nan = True
 
@@ -22,30 +25,70 @@ def is_grad_enabled() -> bool:
     return grad_mode.enabled
 
 
+def is_inference_mode_enabled() -> bool:
+    """True inside inference_mode()."""
+    return grad_mode.inference
+
+
 class _SetGradEnabled:
     """Context manager and decorator that sets grad mode and restores it on exit."""
 
     mode = True
+    inference = None  # None: leave inference mode as it is
 
     def __new__(cls, fn=None):
         """`@no_grad` works with or without parentheses, as in PyTorch."""
         manager = super().__new__(cls)
-        return manager if fn is None else manager(fn)
+        return manager if fn is None or not callable(fn) else manager(fn)
 
     def __enter__(self):
-        self.previous = grad_mode.enabled
+        self.previous = (grad_mode.enabled, grad_mode.inference)
         grad_mode.enabled = self.mode
+        if self.inference is not None:
+            grad_mode.inference = self.inference
 
     def __exit__(self, *exc_info):
-        grad_mode.enabled = self.previous
+        grad_mode.enabled, grad_mode.inference = self.previous
+
+    def clone(self):
+        return self.__class__()
 
     def __call__(self, fn):
+        """Decorate a function (or a generator function: each resumption is covered too)."""
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def generator(*args, **kwargs):
+                gen = fn(*args, **kwargs)
+                try:
+                    with self.clone():
+                        value = gen.send(None)
+                    while True:
+                        try:
+                            sent = yield value
+                        except GeneratorExit:
+                            with self.clone():
+                                gen.close()
+                            raise
+                        except BaseException as error:
+                            with self.clone():
+                                value = gen.throw(error)
+                        else:
+                            with self.clone():
+                                value = gen.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+            return generator
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with self.__class__():
+            with self.clone():
                 return fn(*args, **kwargs)
 
         return wrapper
+
+
 
 
 class no_grad(_SetGradEnabled):
@@ -58,3 +101,41 @@ class enable_grad(_SetGradEnabled):
     """Record the graph again inside a `no_grad` block."""
 
     mode = True
+
+
+class inference_mode(_SetGradEnabled):
+    """Like no_grad, for evaluation: nothing is recorded inside (mode=False: grad mode on)."""
+
+    mode = False
+    inference = True
+
+    def __new__(cls, mode=True):
+        manager = object.__new__(cls)
+        if callable(mode):  # @inference_mode without parentheses
+            return manager(mode)
+        manager.mode, manager.inference = not mode, bool(mode)
+        return manager
+
+    def clone(self):
+        return inference_mode(self.inference)
+
+
+class set_grad_enabled(_SetGradEnabled):
+    """Switch grad mode on or off: at once when called, and back on exit when used with `with`."""
+
+    def __new__(cls, mode: bool):
+        manager = object.__new__(cls)
+        manager.mode = bool(mode)
+        manager.previous = (grad_mode.enabled, grad_mode.inference)
+        grad_mode.enabled = manager.mode  # set_grad_enabled(False) as a plain call works too
+        return manager
+
+    def __enter__(self):
+        grad_mode.enabled = self.mode
+
+    def clone(self):
+        return enable_grad() if self.mode else no_grad()
+
+    def __call__(self, fn):
+        grad_mode.enabled, _ = self.previous  # as a decorator, the call itself changes nothing
+        return super().__call__(fn)

@@ -1,20 +1,23 @@
-"""gradcheck: compare backward's gradients with central finite differences in float64."""
+"""gradcheck and gradgradcheck: compare backward with central finite differences in float64."""
 
 from __future__ import annotations
 
 from .. import backend
-from .grad_mode import no_grad
+from .grad_mode import enable_grad, no_grad
+
+
+def _outputs(value) -> tuple:
+    return (value,) if isinstance(value, Tensor) else tuple(v for v in value if v is not None)
 
 
 def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3) -> bool:
     """Return True when every analytic gradient matches (f(x+eps) - f(x-eps)) / 2eps.
 
     `inputs` is a Tensor or a sequence of Tensors; those with requires_grad are checked and must
-    be float64. The check uses the scalar sum(fn(*inputs) * w) for a fixed random weight w, so one
-    backward gives every gradient. Raises RuntimeError naming the worst element otherwise.
+    be float64. `fn` returns a Tensor or a tuple of them. The check uses the scalar
+    sum_k sum(out_k * w_k) for fixed random weights w_k, so one backward gives every gradient.
+    Raises RuntimeError naming the worst element otherwise.
     """
-    from ..tensor import Tensor
-
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     checked = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
     if not checked:
@@ -24,21 +27,30 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
             raise TypeError(
                 f"gradcheck: inputs must be float64 for finite differences, got {t.dtype}"
             )
-
-    output = fn(*inputs)
-    host = backend.numpy.random.default_rng(0).standard_normal(output.shape)
-    weight = backend.to_device(host.astype(output.dtype), output.device)
+    with enable_grad():
+        outputs = _outputs(fn(*inputs))
+    rng = backend.numpy.random.default_rng(0)
+    weights = [
+        backend.to_device(rng.standard_normal(out.shape).astype(out.dtype), out.device)
+        for out in outputs
+    ]
 
     def objective() -> float:
         with no_grad():
-            return float((fn(*inputs).array * weight).sum())
+            return float(sum((out.array * w).sum() for out, w in
+                             zip(_outputs(fn(*inputs)), weights, strict=True)))
 
-    for t in checked:
-        t.grad = None
-    (output * Tensor._wrap(weight, output.device)).sum().backward()
+    with enable_grad():
+        total = sum((out * Tensor._wrap_no_copy_no_checks(w, out.device)).sum()
+                    for out, w in zip(outputs, weights, strict=True) if out.requires_grad)
+    if isinstance(total, Tensor) and total.requires_grad:
+        analytic_grads = grad(total, checked, allow_unused=True)
+    else:
+        analytic_grads = (None,) * len(checked)
 
-    for number, t in enumerate(checked):
-        analytic = backend.to_host(t.grad.array if t.grad is not None else t.array * 0).ravel()
+    for number, (t, analytic_grad) in enumerate(zip(checked, analytic_grads, strict=True)):
+        source = analytic_grad.array if analytic_grad is not None else t.array * 0
+        analytic = backend.to_host(source).ravel()
         numeric = backend.numpy.empty_like(analytic)
         for i in range(numeric.size):
             # Perturb the input in place, by index: t.array may be a non-contiguous view.
@@ -62,6 +74,46 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     return True
 
 
+def gradgradcheck(fn, inputs, grad_outputs=None, eps: float = 1e-6, atol: float = 1e-5,
+                  rtol: float = 1e-3) -> bool:
+    """gradcheck of the gradient itself: second derivatives against finite differences.
+
+    The function checked is (inputs, v) -> autograd.grad(fn(inputs), inputs, v,
+    create_graph=True): its derivative is what a second backward through the recorded
+    backward pass computes.
+    """
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    checked = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
+    with enable_grad():
+        outputs = _outputs(fn(*inputs))
+    if grad_outputs is None:
+        rng = backend.numpy.random.default_rng(1)
+        grad_outputs = [
+            Tensor(rng.standard_normal(out.shape), dtype=out.dtype, device=out.device,
+                   requires_grad=True)
+            for out in outputs
+        ]
+    grad_outputs = list(_outputs(grad_outputs))
+    count = len(inputs)
+
+    def first_derivative(*args):
+        xs, vs = args[:count], args[count:]
+        with enable_grad():
+            outs = [o for o in _outputs(fn(*xs)) if o.requires_grad]
+            pairs = [(o, v) for o, v in zip(outs, vs, strict=False)]
+            return grad([o for o, _ in pairs], [x for x in xs if isinstance(x, Tensor)
+                                               and x.requires_grad],
+                        [v for _, v in pairs], create_graph=True, allow_unused=True)
+
+    if not checked:
+        raise ValueError("gradgradcheck: no input requires grad, so there is nothing to check")
+    return gradcheck(first_derivative, (*inputs, *grad_outputs), eps, atol, rtol)
+
+
 def _unravel(flat_index: int, shape: tuple) -> tuple:
     """The position of element `flat_index` (row-major) in an array of this shape."""
     return tuple(int(k) for k in backend.numpy.unravel_index(flat_index, shape))
+
+
+from ..tensor import Tensor  # noqa: E402
+from .grad import grad  # noqa: E402

@@ -47,7 +47,7 @@ class DataLoader:
                 inputs, targets = self.inputs[batch].copy(), self.targets[batch].copy()
             else:  # gathering by index makes new arrays
                 inputs, targets = self.inputs[order[batch]], self.targets[order[batch]]
-            yield Tensor._wrap(inputs, self.device), Tensor._wrap(targets, self.device)
+            yield Tensor._wrap_no_copy_no_checks(inputs, self.device), Tensor._wrap_no_copy_no_checks(targets, self.device)
 
 
 def _permutation(rng, count: int):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .. import backend
+from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
 
 
@@ -12,6 +13,7 @@ def uniform_(tensor: Tensor, low: float, high: float) -> Tensor:
     """Fill in place with samples of U(low, high) from the device's seeded generator."""
     rng = backend.generator(tensor.device)
     tensor.array[...] = rng.uniform(low, high, tensor.shape).astype(tensor.dtype)
+    tensor._bump_version()
     return tensor
 
 
@@ -31,4 +33,5 @@ def kaiming_uniform_linear_(weight: Tensor) -> Tensor:
 
 def zeros_(tensor: Tensor) -> Tensor:
     """Fill in place with zeros."""
-    return tensor.zero_()
+    with no_grad():
+        return tensor.zero_()

@@ -15,12 +15,20 @@ IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_k
 
 
 class Parameter(Tensor):
-    """A Tensor that a Module owns as a weight: requires_grad defaults to True."""
+    """A Tensor that a Module owns as a weight: requires_grad defaults to True.
+
+    `Parameter(t)` shares t's memory (and version counter), as in PyTorch.
+    """
 
     __slots__ = ()
 
     def __init__(self, data, requires_grad: bool = True):
-        super().__init__(data.array if isinstance(data, Tensor) else data)
+        if not isinstance(data, Tensor):
+            data = Tensor(data)
+        self.array, self.device = data.array, data.device
+        self.grad_fn = self._grad = self._view_of = self._hooks = None
+        self._requires_grad, self._output_nr = False, 0
+        self._version_counter = data._version_counter
         self.requires_grad = requires_grad
 
     def __repr__(self) -> str:
@@ -150,7 +158,7 @@ class Module:
             param.array = backend.to_device(param.array, dev)
             param.device = dev
             if param.grad is not None:
-                param.grad = param.grad.to(dev)
+                param._grad = param.grad.detach().to(dev)
         return self
 
     # ---- state dicts -----------------------------------------------------------------------
@@ -205,6 +213,7 @@ class Module:
         for name, array in arrays.items():
             param = own[name]
             param.array[...] = backend.as_array(backend.to_host(array), param.dtype, param.device)
+            param._bump_version()
         return IncompatibleKeys(missing, unexpected)
 
     # ---- printing --------------------------------------------------------------------------

@@ -1,39 +1,29 @@
 """Built-in differentiable operations, one small Function class per op."""
 
-from .activation import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from .broadcast import unbroadcast
-from .elementwise import Add, Div, Exp, Log, Mul, Neg, Pow, Sqrt, Sub
-from .loss import CrossEntropy
+from .activation import LogSoftmax, ReLU, ReLUBackward, Sigmoid, Softmax, Tanh
+from .broadcast import BroadcastTo, SumTo, expand_grad, normalize_dims, unbroadcast
+from .elementwise import Add, Clamp, Div, Exp, Log, Mul, Neg, Pow, Sqrt, Sub, Where
+from .loss import CrossEntropy, CrossEntropyBackward
 from .matmul import Linear, MatMul
+from .movement import (
+    Cast,
+    Cat,
+    Clone,
+    Copy,
+    Fill,
+    GetItem,
+    Reshape,
+    ScatterAdd,
+    SetItem,
+    ToDevice,
+    Transpose,
+)
 from .reduce import Max, MaxDim, Mean, Sum
-from .shape import Cast, GetItem, Reshape, ToDevice, Transpose
 
 __all__ = [
-    "Add",
-    "Cast",
-    "CrossEntropy",
-    "Div",
-    "Exp",
-    "GetItem",
-    "Linear",
-    "Log",
-    "LogSoftmax",
-    "MatMul",
-    "Max",
-    "MaxDim",
-    "Mean",
-    "Mul",
-    "Neg",
-    "Pow",
-    "ReLU",
-    "Reshape",
-    "Sigmoid",
-    "Softmax",
-    "Sqrt",
-    "Sub",
-    "Sum",
-    "Tanh",
-    "ToDevice",
-    "Transpose",
-    "unbroadcast",
+    "Add", "BroadcastTo", "Cast", "Cat", "Clamp", "Clone", "Copy", "CrossEntropy",
+    "CrossEntropyBackward", "Div", "Exp", "Fill", "GetItem", "Linear", "Log", "LogSoftmax",
+    "MatMul", "Max", "MaxDim", "Mean", "Mul", "Neg", "Pow", "ReLU", "ReLUBackward", "Reshape",
+    "ScatterAdd", "SetItem", "Sigmoid", "Softmax", "Sqrt", "Sub", "Sum", "SumTo", "Tanh",
+    "ToDevice", "Transpose", "Where", "expand_grad", "normalize_dims", "unbroadcast",
 ]

@@ -5,24 +5,38 @@ from __future__ import annotations
 from .. import backend
 from ..autograd.function import Function
 from ..cuda import kernels
-from .reduce import normalize_dims
+from .broadcast import normalize_dims
 
 
 class ReLU(Function):
-    """z = max(x, 0);  dz/dx = 1 where x > 0, else 0"""
+    """z = max(x, 0);  dz/dx = 1 where z > 0, else 0"""
 
     @staticmethod
     def forward(ctx, x):
-        z = backend.array_module(x).maximum(x, 0)
+        z = backend.array_module(x.array).maximum(x.array, 0)
         ctx.save_for_backward(z)
         return z
 
     @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved_tensors
-        if kernels.applies(grad, z):  # CUDA: one fused kernel instead of a compare and a multiply
-            return kernels.relu_backward(grad, z)
-        return grad * (z > 0)
+        return ReLUBackward.apply(grad, z)
+
+
+class ReLUBackward(Function):
+    """g' = g where z > 0, else 0 (ReLU's slope applied to g);  dg'/dg = the same mask"""
+
+    @staticmethod
+    def forward(ctx, grad, z):
+        ctx.save_for_backward(z)  # z's own slope is 0: the mask is piecewise constant
+        if kernels.applies(grad.array, z.array):  # CUDA: one kernel, not a compare and a multiply
+            return kernels.relu_backward(grad.array, z.array)
+        return grad.array * (z.array > 0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved_tensors
+        return ReLUBackward.apply(grad, z), None
 
 
 class Sigmoid(Function):
@@ -30,10 +44,10 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
-        xp = backend.array_module(x)
+        xp = backend.array_module(x.array)
         # exp of a non-positive number never overflows: use the form that keeps it so.
-        e = xp.exp(-xp.abs(x))
-        z = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        e = xp.exp(-xp.abs(x.array))
+        z = xp.where(x.array >= 0, 1 / (1 + e), e / (1 + e))
         ctx.save_for_backward(z)
         return z
 
@@ -48,7 +62,7 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx, x):
-        z = backend.array_module(x).tanh(x)
+        z = backend.array_module(x.array).tanh(x.array)
         ctx.save_for_backward(z)
         return z
 
@@ -58,7 +72,8 @@ class Tanh(Function):
         return grad * (1 - z * z)
 
 
-def _softmax_axis(x, dim: int, op: str) -> int:
+def softmax_axis(x, dim: int, op: str):
+    """The axis softmax-like ops work along (None for a 0-d tensor)."""
     if not isinstance(dim, int):
         raise TypeError(f"{op}: dim must be an int, got {dim!r}")
     return normalize_dims(dim, x.ndim, op)[0] if x.ndim else None
@@ -69,9 +84,9 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, x, dim):
-        xp = backend.array_module(x)
-        axis = ctx.axis = _softmax_axis(x, dim, "log_softmax")
-        shifted = x - x.max(axis=axis, keepdims=True)
+        xp = backend.array_module(x.array)
+        axis = ctx.axis = softmax_axis(x.array, dim, "log_softmax")
+        shifted = x.array - x.array.max(axis=axis, keepdims=True)
         z = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
         ctx.save_for_backward(z)
         return z
@@ -79,8 +94,7 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved_tensors
-        xp = backend.array_module(z)
-        return grad - xp.exp(z) * grad.sum(axis=ctx.axis, keepdims=True), None
+        return grad - z.exp() * _sum(grad, ctx.axis), None
 
 
 class Softmax(Function):
@@ -88,9 +102,9 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, x, dim):
-        xp = backend.array_module(x)
-        axis = ctx.axis = _softmax_axis(x, dim, "softmax")
-        e = xp.exp(x - x.max(axis=axis, keepdims=True))
+        xp = backend.array_module(x.array)
+        axis = ctx.axis = softmax_axis(x.array, dim, "softmax")
+        e = xp.exp(x.array - x.array.max(axis=axis, keepdims=True))
         z = e / e.sum(axis=axis, keepdims=True)
         ctx.save_for_backward(z)
         return z
@@ -98,4 +112,9 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved_tensors
-        return z * (grad - (grad * z).sum(axis=ctx.axis, keepdims=True)), None
+        return z * (grad - _sum(grad * z, ctx.axis)), None
+
+
+def _sum(t, axis):
+    """Sum along the softmax axis, keeping it (all of a 0-d tensor)."""
+    return t.sum(axis, keepdim=True) if axis is not None else t

@@ -1,10 +1,14 @@
-"""Elementwise arithmetic with NumPy broadcasting: add, sub, mul, div, pow, neg, exp, log, sqrt.
+"""Elementwise math with NumPy broadcasting: add, sub, mul, div, pow, neg, exp, log, sqrt, clamp,
+where.
 
-Inputs may be arrays or Python numbers; a number gets no gradient (its needs_input_grad is False).
+Inputs may be Tensors or Python numbers; a number gets no gradient (its needs_input_grad is
+False). forward computes on the arrays; backward is written with Tensor operations, so it can be
+recorded (create_graph=True) and differentiated again.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 
 from .. import backend
@@ -12,15 +16,20 @@ from ..autograd.function import Function
 from .broadcast import unbroadcast
 
 
-def _shape(x) -> tuple:
-    return getattr(x, "shape", ())
+def _array(value):
+    """The backend array of a Tensor; a Python number stays a number."""
+    return value.array if hasattr(value, "array") else value
+
+
+def _shape(value) -> tuple:
+    return getattr(_array(value), "shape", ())
 
 
 def _binary(name: str, op, x, y, true_divide: bool = False):
-    """op(x, y) in PyTorch's result dtype; returns it with the (promoted) x and y for backward."""
-    x, y = backend.promote(x, y, true_divide)
+    """op(x, y) on the arrays, in PyTorch's result dtype."""
+    x, y = backend.promote(_array(x), _array(y), true_divide)
     try:
-        return op(x, y), x, y
+        return op(x, y)
     except ValueError:
         try:
             backend.broadcast_shapes(_shape(x), _shape(y))
@@ -38,7 +47,7 @@ class Add(Function):
     @staticmethod
     def forward(ctx, x, y):
         ctx.shapes = (_shape(x), _shape(y))
-        return _binary("add", operator.add, x, y)[0]
+        return _binary("add", operator.add, x, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -55,7 +64,7 @@ class Sub(Function):
     @staticmethod
     def forward(ctx, x, y):
         ctx.shapes = (_shape(x), _shape(y))
-        return _binary("sub", operator.sub, x, y)[0]
+        return _binary("sub", operator.sub, x, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -71,9 +80,8 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        z, x, y = _binary("mul", operator.mul, x, y)
         ctx.save_for_backward(x, y)
-        return z
+        return _binary("mul", operator.mul, x, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -89,9 +97,8 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        z, x, y = _binary("div", operator.truediv, x, y, true_divide=True)
         ctx.save_for_backward(x, y)
-        return z
+        return _binary("div", operator.truediv, x, y, true_divide=True)
 
     @staticmethod
     def backward(ctx, grad):
@@ -107,23 +114,29 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        z, x, y = _binary("pow", operator.pow, x, y)
+        z = _binary("pow", operator.pow, x, y)
         ctx.save_for_backward(x, y, z)
         return z
 
     @staticmethod
     def backward(ctx, grad):
         x, y, z = ctx.saved_tensors
-        xp = backend.array_module(z)
-        x, y = xp.asarray(x, dtype=z.dtype), xp.asarray(y, dtype=z.dtype)  # numbers -> arrays
         grad_x = grad_y = None
         if ctx.needs_input_grad[0]:
             # Where y = 0 the slope is 0, also at x = 0 (where the formula gives 0 * inf = nan).
-            slope = xp.where(y == 0, 0, y * x ** (y - 1))
+            slope = y * x ** (y - 1)
+            if not isinstance(y, (int, float)):
+                slope = Where.apply(_array(y == 0), 0.0, slope)
+            elif y == 0:
+                slope = 0.0
             grad_x = unbroadcast(grad * slope, _shape(x))
         if ctx.needs_input_grad[1]:
             # Where x = 0, z = 0**y does not change with y > 0 (the formula gives 0 * -inf = nan).
-            grad_y = unbroadcast(grad * z * xp.log(xp.where(x == 0, 1, x)), _shape(y))
+            if isinstance(x, (int, float)):
+                log_x = math.log(x) if x > 0 else (0.0 if x == 0 else math.nan)
+            else:
+                log_x = Where.apply(_array(x == 0), 1.0, x).log()
+            grad_y = unbroadcast(grad * z * log_x, _shape(y))
         return grad_x, grad_y
 
 
@@ -132,7 +145,7 @@ class Neg(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return -x
+        return -x.array
 
     @staticmethod
     def backward(ctx, grad):
@@ -144,7 +157,7 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx, x):
-        z = backend.array_module(x).exp(x)
+        z = backend.array_module(x.array).exp(_float(x.array))
         ctx.save_for_backward(z)
         return z
 
@@ -160,7 +173,7 @@ class Log(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return backend.array_module(x).log(x)
+        return backend.array_module(x.array).log(_float(x.array))
 
     @staticmethod
     def backward(ctx, grad):
@@ -173,7 +186,7 @@ class Sqrt(Function):
 
     @staticmethod
     def forward(ctx, x):
-        z = backend.array_module(x).sqrt(x)
+        z = backend.array_module(x.array).sqrt(_float(x.array))
         ctx.save_for_backward(z)
         return z
 
@@ -181,3 +194,60 @@ class Sqrt(Function):
     def backward(ctx, grad):
         (z,) = ctx.saved_tensors
         return grad / (2 * z)
+
+
+class Clamp(Function):
+    """z = min(max(x, lo), hi);  dz/dx = 1 where lo <= x <= hi, else 0"""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        if lo is None and hi is None:
+            raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
+        xp = backend.array_module(x.array)
+        z = x.array
+        inside = True
+        if lo is not None:
+            z, inside = xp.maximum(z, _array(lo)), inside & (x.array >= _array(lo))
+        if hi is not None:
+            z, inside = xp.minimum(z, _array(hi)), inside & (x.array <= _array(hi))
+        ctx.inside = inside  # a constant mask: the slope is 0 or 1
+        ctx.below = x.array < _array(lo) if lo is not None else None
+        ctx.above = x.array > _array(hi) if hi is not None else None
+        ctx.shapes = (_shape(lo), _shape(hi))
+        return z.astype(x.array.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        needs_x, needs_lo, needs_hi = ctx.needs_input_grad
+        grad_x = Where.apply(ctx.inside, grad, 0.0) if needs_x else None
+        grad_lo = unbroadcast(Where.apply(ctx.below, grad, 0.0), ctx.shapes[0]) if needs_lo else None
+        grad_hi = unbroadcast(Where.apply(ctx.above, grad, 0.0), ctx.shapes[1]) if needs_hi else None
+        return grad_x, grad_lo, grad_hi
+
+
+class Where(Function):
+    """z = a where condition, else b;  dz/da = 1 where condition,  dz/db = 1 elsewhere"""
+
+    @staticmethod
+    def forward(ctx, condition, a, b):
+        condition = _array(condition)
+        if getattr(condition, "dtype", None) != backend.bool_:
+            raise TypeError(f"where: the condition must be a bool tensor, got {condition.dtype}")
+        ctx.condition, ctx.shapes = condition, (_shape(a), _shape(b))
+        a, b = backend.promote(_array(a), _array(b))
+        return backend.array_module(condition).where(condition, a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a_shape, b_shape = ctx.shapes
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[1]:
+            grad_a = unbroadcast(Where.apply(ctx.condition, grad, 0.0), a_shape)
+        if ctx.needs_input_grad[2]:
+            grad_b = unbroadcast(Where.apply(ctx.condition, 0.0, grad), b_shape)
+        return None, grad_a, grad_b
+
+
+def _float(array):
+    """Integer inputs to exp/log/sqrt give float32, as in PyTorch (NumPy would give float64)."""
+    return array if array.dtype.kind == "f" else array.astype(backend.float32)

@@ -37,31 +37,65 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, target, reduction="mean"):
-        fused = kernels.applies(logits)  # CUDA: one kernel, which gives a bad target a NaN loss
-        check_targets(logits, target, check_range=not fused)  # (checking would wait for the GPU)
-        batch = logits.shape[0]
+        x, t = logits.array, target.array
+        fused = kernels.applies(x)  # CUDA: one kernel, which gives a bad target a NaN loss
+        check_targets(x, t, check_range=not fused)  # (checking would wait for the GPU)
+        batch = x.shape[0]
         ctx.scale = (1.0 / batch if batch else float("nan")) if reduction == "mean" else 1.0
         if fused:
-            loss, probs = kernels.cross_entropy_forward(logits, target, ctx.scale)
-            ctx.save_for_backward(probs, target)
+            loss, probs = kernels.cross_entropy_forward(x, t, ctx.scale)
+            ctx.save_for_backward(logits, target, probs)
             return loss
-        xp = backend.array_module(logits)
-        shifted = logits - logits.max(axis=1, keepdims=True)
+        xp = backend.array_module(x)
+        shifted = x - x.max(axis=1, keepdims=True)
         exp = xp.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
-        rows = xp.arange(logits.shape[0])
+        rows = xp.arange(batch)
         # -log softmax(x)[t] = log(sum(exp(shifted))) - shifted[t]; no one-hot matrix is built.
-        losses = xp.log(total[:, 0]) - shifted[rows, target]
-        exp /= total  # now the softmax, kept for backward
-        ctx.save_for_backward(exp, target)
-        return losses.sum() * logits.dtype.type(ctx.scale)
+        losses = xp.log(total[:, 0]) - shifted[rows, t]
+        exp /= total  # now the softmax: a constant for backward, which recomputes it if needed
+        ctx.save_for_backward(logits, target, exp)
+        return losses.sum() * x.dtype.type(ctx.scale)
 
     @staticmethod
     def backward(ctx, grad):
-        probs, target = ctx.saved_tensors
-        if kernels.applies(probs, grad):  # CUDA: softmax minus one-hot, scaled, in one kernel
-            return kernels.cross_entropy_backward(probs, target, grad, ctx.scale), None, None
-        grad_logits = probs.copy()
-        grad_logits[backend.array_module(probs).arange(target.shape[0]), target] -= 1
-        grad_logits *= grad * ctx.scale
-        return grad_logits, None, None
+        logits, target, probs = ctx.saved_tensors
+        return CrossEntropyBackward.apply(grad, logits, target, probs, ctx.scale), None, None
+
+
+class CrossEntropyBackward(Function):
+    """dL/dx = (p - onehot(t)) * g * s with p = softmax(x);  its own slopes: d/dg = (p - onehot) s,
+    d/dx applied to v = g s p (v - sum(v p)) (softmax's Jacobian)"""
+
+    @staticmethod
+    def forward(ctx, grad, logits, target, probs, scale):
+        ctx.save_for_backward(grad, logits, target)
+        ctx.scale = scale
+        g, p, t = grad.array, probs.array, target.array
+        if kernels.applies(p, g):  # CUDA: softmax minus one-hot, scaled, in one kernel
+            return kernels.cross_entropy_backward(p, t, g, scale)
+        grad_logits = p.copy()
+        grad_logits[backend.array_module(p).arange(t.shape[0]), t] -= 1
+        grad_logits *= g * scale
+        return grad_logits
+
+    @staticmethod
+    def backward(ctx, upstream):
+        grad, logits, target = ctx.saved_tensors
+        probs = logits.softmax(1)  # recomputed as an op, so higher orders flow through it too
+        grad_grad = grad_logits = None
+        if ctx.needs_input_grad[0]:
+            onehot = _onehot(target, logits)
+            grad_grad = ((probs - onehot) * upstream).sum() * ctx.scale
+        if ctx.needs_input_grad[1]:
+            weighted = upstream * probs
+            grad_logits = (weighted - probs * weighted.sum(1, keepdim=True)) * (grad * ctx.scale)
+        return grad_grad, grad_logits, None, None, None
+
+
+def _onehot(target, like):
+    """onehot(t) as a constant Tensor shaped and typed like the logits."""
+    xp = backend.array_module(like.array)
+    onehot = xp.zeros(like.array.shape, like.array.dtype)
+    onehot[xp.arange(target.array.shape[0]), target.array] = 1
+    return type(like)._wrap_no_copy_no_checks(onehot, like.device)

@@ -26,10 +26,19 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        _check_matmul_shapes(x, y)
+        if not hasattr(y, "array") or not hasattr(x, "array"):
+            raise TypeError(
+                f"matmul: expected two Tensors, got {type(x).__name__} and {type(y).__name__}"
+            )
+        _check_matmul_shapes(x.array, y.array)
+        if x.array.dtype != y.array.dtype:
+            raise RuntimeError(
+                f"matmul: expected both operands to have the same dtype, but got "
+                f"{x.array.dtype} and {y.array.dtype}"
+            )
         ctx.save_for_backward(x, y)
         try:
-            return x @ y
+            return x.array @ y.array
         except ValueError:  # batch dims that do not broadcast
             raise ValueError(
                 f"matmul: batch dims of shapes {tuple(x.shape)} and {tuple(y.shape)} "
@@ -39,16 +48,19 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
+        needs_x, needs_y = ctx.needs_input_grad
+        if x.ndim == 2 and y.ndim == 2:  # the common case, written as the docstring says
+            return (grad @ y.T if needs_x else None), (x.T @ grad if needs_y else None)
         # Treat 1-D operands as matrices (a row for x, a column for y), as matmul itself does.
         x2 = x.reshape(1, -1) if x.ndim == 1 else x
         y2 = y.reshape(-1, 1) if y.ndim == 1 else y
         batch = backend.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])
         grad = grad.reshape(batch + (x2.shape[-2], y2.shape[-1]))
         grad_x = grad_y = None
-        if ctx.needs_input_grad[0]:
-            grad_x = unbroadcast(grad @ y2.swapaxes(-1, -2), x2.shape).reshape(x.shape)
-        if ctx.needs_input_grad[1]:
-            grad_y = unbroadcast(x2.swapaxes(-1, -2) @ grad, y2.shape).reshape(y.shape)
+        if needs_x:
+            grad_x = unbroadcast(grad @ y2.transpose(-1, -2), x2.shape).reshape(x.shape)
+        if needs_y:
+            grad_y = unbroadcast(x2.transpose(-1, -2) @ grad, y2.shape).reshape(y.shape)
         return grad_x, grad_y
 
 
@@ -62,16 +74,16 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        if x.array.ndim == 0 or x.array.shape[-1] != weight.array.shape[1]:
             raise ValueError(
                 f"linear: input of shape {tuple(x.shape)} has "
                 f"{x.shape[-1] if x.ndim else 0} features, but the layer expects "
                 f"{weight.shape[1]} (weight shape {tuple(weight.shape)})"
             )
         ctx.save_for_backward(x, weight)
-        y = x @ weight.T
+        y = x.array @ weight.array.T
         if bias is not None:
-            y += bias
+            y += bias.array
         return y
 
     @staticmethod
@@ -82,5 +94,5 @@ class Linear(Function):
         if grad.ndim != 2:  # one sample (1-D), or extra leading dims: make (batch, features)
             grad, x = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
         grad_w = (grad.T @ x) if needs_w else None
-        grad_b = grad.sum(axis=0) if needs_b else None
+        grad_b = grad.sum(0) if needs_b else None
         return grad_x, grad_w, grad_b

@@ -4,34 +4,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd.function import Function
-
-
-def normalize_dims(dim, ndim: int, op: str) -> tuple:
-    """Turn dim (None, an int or a sequence, negatives allowed) into sorted non-negative axes."""
-    dims = (dim,) if isinstance(dim, int) else tuple(dim) if dim is not None else ()
-    if not dims:  # None or (): every dim, as in PyTorch's sum(dim=())
-        return tuple(range(ndim))
-    rank = max(ndim, 1)  # a 0-d tensor accepts dim 0 and -1, as in PyTorch
-    for d in dims:
-        if not -rank <= d < rank:
-            raise IndexError(
-                f"{op}: dim {d} is out of range for a tensor with {ndim} dimensions "
-                f"(expected {-rank} to {rank - 1})"
-            )
-    axes = sorted({d % rank for d in dims})
-    if len(axes) != len(dims):
-        raise ValueError(f"{op}: dims {tuple(dims)} name the same dim more than once")
-    return tuple(axes) if ndim else ()
-
-
-def expand_grad(grad, input_shape: tuple, axes: tuple, keepdim: bool):
-    """Broadcast a reduced gradient back over the reduced axes: the adjoint of summing them."""
-    if not keepdim:
-        kept = list(grad.shape) if hasattr(grad, "shape") else []
-        for axis in axes:
-            kept.insert(axis, 1)
-        grad = grad.reshape(kept)
-    return backend.array_module(grad).broadcast_to(grad, input_shape)
+from .broadcast import expand_grad, normalize_dims
 
 
 class Sum(Function):
@@ -39,9 +12,9 @@ class Sum(Function):
 
     @staticmethod
     def forward(ctx, x, dim=None, keepdim=False):
-        ctx.axes = normalize_dims(dim, x.ndim, "sum")
-        ctx.input_shape, ctx.keepdim = x.shape, keepdim
-        return x.sum(axis=ctx.axes, keepdims=keepdim)
+        ctx.axes = normalize_dims(dim, x.array.ndim, "sum")
+        ctx.input_shape, ctx.keepdim = x.array.shape, keepdim
+        return x.array.sum(axis=ctx.axes, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, grad):
@@ -53,12 +26,12 @@ class Mean(Function):
 
     @staticmethod
     def forward(ctx, x, dim=None, keepdim=False):
-        ctx.axes = normalize_dims(dim, x.ndim, "mean")
-        ctx.input_shape, ctx.keepdim = x.shape, keepdim
+        ctx.axes = normalize_dims(dim, x.array.ndim, "mean")
+        ctx.input_shape, ctx.keepdim = x.array.shape, keepdim
         ctx.count = 1
         for axis in ctx.axes:
-            ctx.count *= x.shape[axis]
-        return x.mean(axis=ctx.axes, keepdims=keepdim)
+            ctx.count *= x.array.shape[axis]
+        return x.array.mean(axis=ctx.axes, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, grad):
@@ -71,18 +44,19 @@ class Max(Function):
 
     @staticmethod
     def forward(ctx, x):
-        if x.size == 0:
+        if x.array.size == 0:
             raise RuntimeError("max: cannot take the max of an empty tensor")
-        z = x.max()
-        ctx.save_for_backward(x, z)
+        z = x.array.max()
+        xp = backend.array_module(x.array)
+        # Which elements are the max (a nan max: the nans), as a constant share of the slope.
+        share = ((x.array == z) | (xp.isnan(x.array) & xp.isnan(z))).astype(x.array.dtype)
+        ctx.save_for_backward(share / share.sum())
         return z
 
     @staticmethod
     def backward(ctx, grad):
-        x, z = ctx.saved_tensors
-        xp = backend.array_module(x)
-        share = ((x == z) | (xp.isnan(x) & xp.isnan(z))).astype(x.dtype)  # a nan max: the nans
-        return grad * share / share.sum()
+        (share,) = ctx.saved_tensors
+        return grad * share
 
 
 class MaxDim(Function):
@@ -91,24 +65,22 @@ class MaxDim(Function):
     @staticmethod
     def forward(ctx, x, indices, dim, keepdim=False):
         """`indices` is x.argmax(dim, keepdims=True), which Tensor.max also returns."""
-        if x.ndim == 0:
+        if x.array.ndim == 0:
             ctx.axis = None
-            return x.copy()
-        (axis,) = normalize_dims(dim, x.ndim, "max")
-        values = backend.array_module(x).take_along_axis(x, indices, axis=axis)
-        ctx.save_for_backward(indices)
-        ctx.axis, ctx.input_shape, ctx.keepdim = axis, x.shape, keepdim
+            return x.array.copy()
+        (axis,) = normalize_dims(dim, x.array.ndim, "max")
+        xp = backend.array_module(x.array)
+        values = xp.take_along_axis(x.array, indices, axis=axis)
+        positions = xp.arange(x.array.shape[axis]).reshape(
+            [-1 if a == axis else 1 for a in range(x.array.ndim)]
+        )
+        ctx.save_for_backward((positions == indices).astype(x.array.dtype))  # a constant mask
+        ctx.axis, ctx.input_shape, ctx.keepdim = axis, x.array.shape, keepdim
         return values if keepdim else values.squeeze(axis)
 
     @staticmethod
     def backward(ctx, grad):
         if ctx.axis is None:
             return grad, None, None, None
-        xp = backend.array_module(grad)
-        if not ctx.keepdim:
-            grad = xp.expand_dims(grad, ctx.axis)
-        positions = xp.arange(ctx.input_shape[ctx.axis]).reshape(
-            [-1 if axis == ctx.axis else 1 for axis in range(len(ctx.input_shape))]
-        )
-        (indices,) = ctx.saved_tensors
-        return (positions == indices) * grad, None, None, None
+        (mask,) = ctx.saved_tensors
+        return expand_grad(grad, ctx.input_shape, (ctx.axis,), ctx.keepdim) * mask, None, None, None

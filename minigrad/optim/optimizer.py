@@ -121,7 +121,7 @@ def _as_tensor(value, param: Tensor):
     if isinstance(value, Tensor):
         return value.detach()
     if backend.is_array(value):
-        return Tensor._wrap(value, backend.device_of(value))
+        return Tensor._wrap_no_copy_no_checks(value, backend.device_of(value))
     return value
 
 

@@ -47,6 +47,7 @@ class SGD(Optimizer):
                     state = self.state.setdefault(param, {}) if momentum else None
                     kernels.sgd_update(param.array, d, state, lr, momentum, dampening,
                                        weight_decay, nesterov)
+                    param._bump_version()
                     continue
                 if weight_decay:
                     d = d + weight_decay * param.array
@@ -67,3 +68,4 @@ class SGD(Optimizer):
                     else:
                         d = buffer
                 param.array -= lr * d
+                param._bump_version()  # a graph that saved this weight can no longer backward

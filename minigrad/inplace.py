@@ -1,0 +1,157 @@
+"""In-place operations: `add_`, `mul_`, `+=`, `x[i] = v`, ..., with PyTorch's safety rules.
+
+An in-place operation writes into the tensor's own memory, so everything sharing that memory
+(views, `.data`, `detach()`) sees the new values, and it increments the version counter the
+tensor shares with them. That counter is what makes in-place safe: a tensor that a node saved
+for backward and that was modified since makes backward raise instead of silently using the new
+values (see autograd/saved.py).
+
+Under grad mode, when the tensor or the other operand requires grad, the operation is recorded:
+the result is computed out of place from a copy of the old values, written into the tensor, and
+the tensor's history (grad_fn) becomes that operation. A leaf that requires grad cannot be
+modified this way (its gradient would have nowhere to go); under `no_grad()` it can, which is
+how optimisers update parameters.
+"""
+
+from __future__ import annotations
+
+from . import backend
+from .autograd.grad_mode import grad_mode, no_grad
+from .ops import movement
+
+
+class InPlaceMethods:
+    """The in-place methods of Tensor (a base class of it, kept in this file)."""
+
+    __slots__ = ()
+
+    def _inplace(self, op: str, compute, *others):
+        """Write compute(self), an out-of-place result, into self's memory; return self."""
+        recording = grad_mode.enabled and (
+            self._requires_grad or any(getattr(o, "_requires_grad", False) for o in others)
+        )
+        if not recording:
+            with no_grad():
+                result = compute(self)
+            _write(self, op, result)
+            return self
+        if self.grad_fn is None and self._requires_grad:
+            raise RuntimeError(
+                f"{op}: a leaf Variable that requires grad is being used in an in-place "
+                "operation. Do it under mg.no_grad() (as optimisers do), or on a clone()"
+            )
+        if self._view_of is not None:
+            raise RuntimeError(
+                f"{op}: in-place operations recorded on the graph are not supported on a view "
+                f"(a reshape, transpose or slice of a tensor of shape {self._view_of[0].shape}) "
+                "in minigrad; apply it to the base tensor, or to a clone() of the view"
+            )
+        old = self.detach()  # the old values and history, on their own memory
+        old.array = self.array.copy()
+        old._version_counter = [0]
+        old.grad_fn, old._output_nr, old._requires_grad = (
+            self.grad_fn, self._output_nr, self._requires_grad,
+        )
+        result = _write(self, op, compute(old))
+        self.grad_fn, self._output_nr = result.grad_fn, result._output_nr
+        self._requires_grad = result._requires_grad
+        return self
+
+    def add_(self, other, alpha=1):
+        """self += alpha * other, in place."""
+        return self._inplace("add_", lambda s: s + _scaled(other, alpha), other)
+
+    def sub_(self, other, alpha=1):
+        """self -= alpha * other, in place."""
+        return self._inplace("sub_", lambda s: s - _scaled(other, alpha), other)
+
+    def mul_(self, other):
+        """self *= other, in place."""
+        return self._inplace("mul_", lambda s: s * other, other)
+
+    def div_(self, other):
+        """self /= other, in place."""
+        return self._inplace("div_", lambda s: s / other, other)
+
+    def clamp_(self, min=None, max=None):  # noqa: A002  (PyTorch's argument names)
+        """self = clamp(self, min, max), in place."""
+        return self._inplace("clamp_", lambda s: s.clamp(min, max))
+
+    def zero_(self):
+        """Fill with zeros in place."""
+        return self.fill_(0)
+
+    def fill_(self, value):
+        """Fill with one value in place (a number or a one-element tensor)."""
+        return self._inplace("fill_", lambda s: movement.Fill.apply(s, value), value)
+
+    def copy_(self, src):
+        """Copy src's values (broadcast, converted to self's dtype and device) into self."""
+        if isinstance(src, type(self)) and src.device is not self.device:
+            src = src.to(self.device)
+        return self._inplace("copy_", lambda s: movement.Copy.apply(s, src), src)
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0):
+        """Fill with samples of the uniform distribution on [a, b)."""
+        values = backend.generator(self.device).uniform(a, b, self.shape).astype(self.dtype)
+        return self._inplace("uniform_", lambda s: movement.Fill.apply(s, values))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0):
+        """Fill with samples of the normal distribution N(mean, std**2)."""
+        values = backend.generator(self.device).normal(mean, std, self.shape).astype(self.dtype)
+        return self._inplace("normal_", lambda s: movement.Fill.apply(s, values))
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def __setitem__(self, index, value):
+        """self[index] = value (slices, integer and boolean masks), in place."""
+        from .tensor import _index_arrays
+
+        index = _index_arrays(index)
+        if not (grad_mode.enabled and (self._requires_grad or getattr(value, "_requires_grad",
+                                                                       False))):
+            array = value.array if isinstance(value, type(self)) else value
+            if isinstance(value, type(self)) and value.device is not self.device:
+                raise RuntimeError(
+                    f"setitem: value is on {value.device}, the tensor on {self.device}"
+                )
+            self.array[index] = array
+            self._bump_version()
+            return
+        self._inplace("setitem", lambda s: movement.SetItem.apply(s, value, index), value)
+
+
+def _scaled(other, alpha):
+    return other if alpha == 1 else other * alpha
+
+
+def _write(tensor, op: str, result) -> None:
+    """Write an out-of-place result into the tensor's memory, as PyTorch's in-place rules allow."""
+    if result.shape != tensor.shape:
+        raise RuntimeError(
+            f"{op}: output with shape {list(tensor.shape)} doesn't match the broadcast shape "
+            f"{list(result.shape)}"
+        )
+    if result.dtype != tensor.dtype:
+        if not backend.can_cast(result.dtype, tensor.dtype):
+            raise RuntimeError(
+                f"{op}: result type {result.dtype} can't be cast to the desired output type "
+                f"{tensor.dtype}"
+            )
+        result = result.to(tensor.dtype)
+    if result.device is not tensor.device:
+        raise RuntimeError(f"{op}: the result is on {result.device}, the tensor on {tensor.device}")
+    tensor.array[...] = result.array
+    tensor._bump_version()
+    return result
+

@@ -1,0 +1,213 @@
+"""Movement ops: where elements sit, not what they are.
+
+Reshape (also view, flatten, squeeze, unsqueeze), transpose and basic indexing give views of the
+same memory; getitem's adjoint scatters a gradient back; copies to another device or dtype; and
+the functions behind the in-place methods (fill_, copy_, x[i] = v).
+"""
+
+from __future__ import annotations
+
+from .. import backend
+from ..autograd.function import Function
+from .broadcast import normalize_dims, unbroadcast
+
+
+class Reshape(Function):
+    """z = x viewed with a new shape;  dz/dx = grad reshaped back"""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.input_shape = x.array.shape
+        try:
+            return x.array.reshape(shape)
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"reshape: cannot reshape a tensor of shape {tuple(x.array.shape)} "
+                f"({x.array.size} elements) into shape {tuple(shape)}"
+            ) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.input_shape), None
+
+
+class Transpose(Function):
+    """z = x with dims d0 and d1 swapped;  dz/dx = grad with them swapped back"""
+
+    @staticmethod
+    def forward(ctx, x, dim0, dim1):
+        rank = max(x.array.ndim, 1)
+        for d in (dim0, dim1):
+            if not -rank <= d < rank:
+                raise IndexError(
+                    f"transpose: dim {d} is out of range for a tensor with {x.ndim} dimensions"
+                )
+        ctx.dims = (dim0, dim1)
+        return x.array.swapaxes(dim0, dim1) if x.array.ndim else x.array
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad.transpose(*ctx.dims) if grad.ndim else grad), None, None
+
+
+class GetItem(Function):
+    """z = x[index];  dz/dx = grad scattered back to the indexed places (repeats add up)"""
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.input_shape, ctx.index = x.array.shape, index
+        try:
+            return x.array[index]
+        except IndexError as error:
+            raise IndexError(
+                f"index {index!r} is invalid for shape {tuple(x.array.shape)}: {error}"
+            ) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ScatterAdd.apply(grad, ctx.index, ctx.input_shape), None
+
+
+class ScatterAdd(Function):
+    """z = zeros(shape) with grad added at [index] (getitem's adjoint);  dz/dgrad = gg[index]"""
+
+    @staticmethod
+    def forward(ctx, grad, index, shape):
+        ctx.index = index
+        z = backend.array_module(grad.array).zeros(shape, dtype=grad.array.dtype)
+        backend.scatter_add(z, index, grad.array)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        return GetItem.apply(grad, ctx.index), None, None
+
+
+class ToDevice(Function):
+    """z = x copied to another device;  dz/dx = grad copied back"""
+
+    @staticmethod
+    def forward(ctx, x, device):
+        ctx.source = x.device
+        return backend.to_device(x.array, device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.to(ctx.source), None
+
+
+class Cast(Function):
+    """z = x converted to another dtype;  dz/dx = grad converted back"""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.source = x.array.dtype
+        return x.array.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.to(ctx.source), None
+
+
+class Clone(Function):
+    """z = a copy of x in its own memory;  dz/dx = 1"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.array.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class Fill(Function):
+    """z = value everywhere (fill_, zero_, uniform_);  dz/dx = 0,  dz/dvalue = sum(grad)"""
+
+    @staticmethod
+    def forward(ctx, x, value):
+        xp = backend.array_module(x.array)
+        value = value.array if hasattr(value, "array") else value
+        if getattr(value, "ndim", 0) and value.shape != x.array.shape:
+            raise RuntimeError(
+                f"fill_: only supports 0-dimension value tensor but got tensor with "
+                f"{value.ndim} dimensions"
+            )
+        return xp.full(x.array.shape, value, dtype=x.array.dtype) if not getattr(
+            value, "ndim", 0) else value.astype(x.array.dtype, copy=True)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_value = grad.sum() if ctx.needs_input_grad[1] else None
+        return grad * 0.0, grad_value
+
+
+class Copy(Function):
+    """z = src broadcast to x's shape, in x's dtype (copy_);  dz/dx = 0,  dz/dsrc = 1"""
+
+    @staticmethod
+    def forward(ctx, x, src):
+        xp = backend.array_module(x.array)
+        src_array = src.array if hasattr(src, "array") else xp.asarray(src)
+        ctx.src_shape = src_array.shape
+        try:
+            out = xp.broadcast_to(src_array, x.array.shape)
+        except ValueError:
+            raise RuntimeError(
+                f"copy_: the source of shape {tuple(src_array.shape)} cannot be broadcast to "
+                f"the destination's shape {tuple(x.array.shape)}"
+            ) from None
+        return out.astype(x.array.dtype, copy=True)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_src = unbroadcast(grad, ctx.src_shape) if ctx.needs_input_grad[1] else None
+        return grad * 0.0, grad_src
+
+
+class SetItem(Function):
+    """z = x with z[index] = value;  dz/dx = 1 outside index, dz/dvalue = grad[index] summed"""
+
+    @staticmethod
+    def forward(ctx, x, value, index):
+        value_array = value.array if hasattr(value, "array") else value
+        ctx.index, ctx.value_shape = index, getattr(value_array, "shape", ())
+        z = x.array.copy()
+        z[index] = value_array
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_x = SetItem.apply(grad, 0.0, ctx.index) if ctx.needs_input_grad[0] else None
+        grad_value = None
+        if ctx.needs_input_grad[1]:
+            grad_value = unbroadcast(grad[ctx.index], ctx.value_shape)
+        return grad_x, grad_value, None
+
+
+class Cat(Function):
+    """z = the inputs joined along dim;  dz/dx_k = grad's slice where x_k sits"""
+
+    @staticmethod
+    def forward(ctx, dim, *tensors):
+        arrays = [t.array for t in tensors]
+        (axis,) = normalize_dims(dim, arrays[0].ndim, "cat")
+        for number, a in enumerate(arrays):
+            if a.ndim != arrays[0].ndim or a.shape[:axis] + a.shape[axis + 1:] != (
+                arrays[0].shape[:axis] + arrays[0].shape[axis + 1:]
+            ):
+                raise RuntimeError(
+                    f"cat: sizes of tensors must match except in dimension {dim}: tensor 0 has "
+                    f"shape {tuple(arrays[0].shape)}, tensor {number} {tuple(a.shape)}"
+                )
+        ctx.axis, ctx.sizes = axis, [a.shape[axis] for a in arrays]
+        return backend.array_module(arrays[0]).concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grads, start = [None], 0
+        for number, size in enumerate(ctx.sizes):
+            index = (slice(None),) * ctx.axis + (slice(start, start + size),)
+            grads.append(grad[index] if ctx.needs_input_grad[number + 1] else None)
+            start += size
+        return tuple(grads)
