@@ -21,7 +21,7 @@ from .autograd import (
 from .backend import Device, float32, float64, int64, manual_seed
 from .backend import device as device
 from .factories import arange, from_numpy, ones, ones_like, rand, randn, tensor, zeros, zeros_like
-from .functions import cat, stack
+from .functions import cat, matmul, mm, stack
 from .serialization import load, save
 from .tensor import Tensor
 
@@ -50,6 +50,8 @@ __all__ = [
     "is_inference_mode_enabled",
     "load",
     "manual_seed",
+    "matmul",
+    "mm",
     "nn",
     "no_grad",
     "ones",

@@ -298,6 +298,27 @@ def can_cast(source, target) -> bool:
     return bool(numpy.can_cast(source, target, casting="same_kind"))
 
 
+def _address(array) -> int:
+    return array.data.ptr if is_cuda_array(array) else array.__array_interface__["data"][0]
+
+
+def flat_positions(view, base):
+    """For each element of `view`, its index in the flattened `base` whose memory it shares
+    (an int64 array shaped like view), or None when base is not C-contiguous."""
+    if not base.flags.c_contiguous:
+        return None
+    xp = array_module(base)
+    itemsize = base.itemsize
+    offset, remainder = divmod(_address(view) - _address(base), itemsize)
+    positions = xp.full(view.shape, offset, dtype=int64)
+    for axis, (size, stride) in enumerate(zip(view.shape, view.strides, strict=True)):
+        if stride % itemsize:
+            return None
+        step = xp.arange(size, dtype=int64) * (stride // itemsize)
+        positions = positions + step.reshape([-1 if a == axis else 1 for a in range(view.ndim)])
+    return None if remainder else positions
+
+
 def broadcast_shapes(*shapes) -> tuple:
     """The shape that NumPy broadcasting gives for these shapes."""
     return numpy.broadcast_shapes(*shapes)

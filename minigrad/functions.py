@@ -27,3 +27,13 @@ def stack(tensors, dim: int = 0) -> Tensor:
                 f"{t.shape} at entry {number}"
             )
     return cat([t.unsqueeze(dim) for t in tensors], dim)
+
+
+def mm(input: Tensor, mat2: Tensor) -> Tensor:  # noqa: A002  (PyTorch's argument names)
+    """The matrix product of two matrices (2-D tensors)."""
+    return input.mm(mat2)
+
+
+def matmul(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    """The matrix product, with NumPy's rules for 1-D and batched operands."""
+    return input.matmul(other)

@@ -41,20 +41,9 @@ class InPlaceMethods:
                 "operation. Do it under mg.no_grad() (as optimisers do), or on a clone()"
             )
         if self._view_of is not None:
-            raise RuntimeError(
-                f"{op}: in-place operations recorded on the graph are not supported on a view "
-                f"(a reshape, transpose or slice of a tensor of shape {self._view_of[0].shape}) "
-                "in minigrad; apply it to the base tensor, or to a clone() of the view"
-            )
-        old = self.detach()  # the old values and history, on their own memory
-        old.array = self.array.copy()
-        old._version_counter = [0]
-        old.grad_fn, old._output_nr, old._requires_grad = (
-            self.grad_fn, self._output_nr, self._requires_grad,
-        )
-        result = _write(self, op, compute(old))
-        self.grad_fn, self._output_nr = result.grad_fn, result._output_nr
-        self._requires_grad = result._requires_grad
+            return _inplace_on_view(self, op, compute)
+        result = _write(self, op, compute(_snapshot(self)))
+        _take_history(self, result)
         return self
 
     def add_(self, other, alpha=1):
@@ -129,6 +118,44 @@ class InPlaceMethods:
             self._bump_version()
             return
         self._inplace("setitem", lambda s: movement.SetItem.apply(s, value, index), value)
+
+
+def _snapshot(tensor):
+    """The tensor's current values and history, on memory of their own."""
+    old = type(tensor)._wrap_no_copy_no_checks(tensor.array.copy(), tensor.device)
+    _take_history(old, tensor)
+    return old
+
+
+def _take_history(tensor, source) -> None:
+    tensor.grad_fn, tensor._output_nr = source.grad_fn, source._output_nr
+    tensor._requires_grad = source._requires_grad
+
+
+def _inplace_on_view(view, op: str, compute):
+    """A recorded in-place op on a view changes its base: the base's history becomes "the old
+    base with the view's elements replaced", and the view is read from the new base again."""
+    base = view._view_of[0]
+    if base.grad_fn is None and base._requires_grad:
+        raise RuntimeError(
+            f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
+            "operation. Do it under mg.no_grad() (as optimisers do), or on a clone()"
+        )
+    positions = backend.flat_positions(view.array, base.array)
+    if positions is None:
+        raise RuntimeError(
+            f"{op}: minigrad cannot record an in-place operation on this view (its base of "
+            f"shape {base.shape} is not contiguous); apply it to a clone() of the view"
+        )
+    positions = type(view)._wrap_no_copy_no_checks(positions, view.device)
+    new_values = compute(_snapshot(view))
+    flat = _snapshot(base).reshape(-1)
+    new_base = movement.SetItem.apply(flat, new_values, positions.array).reshape(base.shape)
+    _write(base, op, new_base)
+    _take_history(base, new_base)
+    _take_history(view, new_base.reshape(-1)[positions])
+    view._view_of = (base, base.grad_fn)
+    return view
 
 
 def _scaled(other, alpha):
