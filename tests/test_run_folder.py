@@ -320,3 +320,32 @@ def test_evaluate_prints_the_accuracy_of_a_saved_model(example, tiny_root, tmp_p
     assert "argument --evaluate: load: " in error and "damaged" in error
     (tmp_path / "junk.npz").unlink()
     assert snapshot(tmp_path) == before
+
+
+def test_the_main_job_needs_neither_torch_nor_torchvision_when_the_files_are_there(
+        tiny_root, tmp_path):
+    blocked = textwrap.dedent(f"""
+        import runpy, sys
+        sys.modules["torch"] = sys.modules["torchvision"] = None  # import fails, as if absent
+        sys.argv = ["mnist.py", *{[str(a) for a in ["--data-root", tiny_root, "--out", tmp_path,
+                                                     *TINY]]!r}]
+        sys.path.insert(0, {str(EXAMPLES)!r})
+        runpy.run_path({str(EXAMPLES / "mnist.py")!r}, run_name="__main__")
+    """)
+    result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert "final test accuracy" in result.stdout
+
+
+def test_the_examples_extra_leaves_the_download_dependency_out():
+    tomllib = pytest.importorskip("tomllib")
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    names = {extra: {re.split(r"[<>=\[; ]", spec)[0] for spec in specs}
+             for extra, specs in extras.items()}
+    assert names["examples"] == {"tqdm", "matplotlib"}
+    assert "torchvision" in names["download"] and {"torch", "torchvision"} <= names["test"]
+    readme = (REPO / "README.md").read_text()
+    assert 'pip install -e ".[examples,download]" && python examples/mnist.py' in readme
+    assert 'pip install -e ".[test]" && pytest' in readme
