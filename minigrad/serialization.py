@@ -78,18 +78,18 @@ def atomic_write(path, write, who: str = "atomic_write") -> None:
 
 def _check_target(shown: str, target: str, who: str):
     """The target's os.stat result (None when it does not exist yet), or a clear error."""
-    where = shown if shown == target else f"{shown!r} (a link to {target!r})"
+    where = repr(shown) if shown == target else f"{shown!r} (a link to {target!r})"
     try:
         info = os.stat(target)
     except FileNotFoundError:
         return None
     if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(f"{who}: {where!r} is a folder; give a file name inside it")
+        raise IsADirectoryError(f"{who}: {where} is a folder; give a file name inside it")
     if not stat.S_ISREG(info.st_mode):
-        raise OSError(f"{who}: {where!r} is {_kind(info.st_mode)}, not a regular file; "
+        raise OSError(f"{who}: {where} is {_kind(info.st_mode)}, not a regular file; "
                       "only regular files are written")
     if info.st_nlink > 1:
-        raise OSError(f"{who}: {where!r} has {info.st_nlink} hard links; replacing it would "
+        raise OSError(f"{who}: {where} has {info.st_nlink} hard links; replacing it would "
                       "leave the other names with the old contents, so it is not written "
                       "(remove the other links, or write to a new name)")
     return info
