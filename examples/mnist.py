@@ -2,22 +2,25 @@
 
     python examples/mnist.py                        # 10 epochs, about 98.4% on the test set
     python examples/mnist.py --data-root ../shared/datasets --device cpu --out runs/cpu
-    python examples/mnist.py --resume               # after Ctrl-C: finish the run in --out
+    python examples/mnist.py --resume               # after Ctrl-C or a crash: finish the run
+    python examples/mnist.py --evaluate runs/mnist/best.npz
 
-The --out folder gets best.npz (the model's state dict at the lowest test loss so far),
-checkpoint.npz (model, optimizer and scheduler after the last epoch, for --resume), stats.csv and
-stats.json (one row per epoch), and at the end curves.png and, with HiPlot installed, hiplot.html.
+The --out folder gets checkpoint.npz (everything --resume needs, written first each epoch),
+best.npz (the model's state dict at the lowest test loss so far), stats.csv and stats.json (one
+row per epoch), and at the end curves.png and, with HiPlot installed, hiplot.html. run_folder.py
+says what holds after a crash; mnist_options.py, how --resume settles the settings.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
+import math
 import os
+import shlex
 import sys
 import time
 
-from run_folder import RunFolder
+import mnist_options as options
+from run_folder import RunFolder, RunFolderError
 from tqdm import tqdm
 
 import minigrad as mg
@@ -41,15 +44,17 @@ class NeuralNet(nn.Module):
         return self.fc3(x)
 
 
-def train_epoch(model, loader, loss_fn, optimizer, bar, max_steps=None):
+class Diverged(Exception):
+    """The loss stopped being a finite number; training cannot recover from that."""
+
+
+def train_epoch(model, loader, loss_fn, optimizer, bar, max_steps=None, log_interval=20):
     """One pass over the training set; returns the running mean loss and accuracy."""
     model.train()
     # Sums stay tensors on the device: reading a number back (.item()) makes the CPU wait for
-    # the GPU, so it happens only for the progress bar, every 20 steps, and at the end.
+    # the GPU, so it happens only every log_interval steps (for the bar and the NaN check).
     total_loss, correct, seen = 0.0, 0, 0
-    for step, (x, y) in enumerate(loader):
-        if step == max_steps:
-            break
+    for step, (x, y) in enumerate(loader, start=1):
         logits = model(x)
         loss = loss_fn(logits, y)
         optimizer.zero_grad()
@@ -60,8 +65,14 @@ def train_epoch(model, loader, loss_fn, optimizer, bar, max_steps=None):
             correct = correct + (logits.argmax(dim=1) == y).sum()
         seen += len(y)
         bar.update()
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{float(total_loss) / seen:.4f}")
+        last = step == max_steps or step == len(loader)
+        if step % log_interval == 0 or last:
+            mean = float(total_loss) / seen
+            if not math.isfinite(mean):
+                raise Diverged(f"the training loss became {mean} by step {step}")
+            bar.set_postfix(loss=f"{mean:.4f}")
+        if last:
+            break
     return float(total_loss) / seen, int(correct) / seen
 
 
@@ -86,161 +97,205 @@ def make_scheduler(name, optimizer, epochs):
     return None
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    device = check_device(parser, args.device)
-    try:
-        run = RunFolder(args.out)
-    except OSError as error:
-        parser.error(f"argument --out: cannot write to {args.out!r}: {error.strerror or error}")
-    checkpoint_path, best_path = run.file("checkpoint.npz"), run.file("best.npz")
-    if args.resume and not os.path.exists(checkpoint_path):
-        parser.error(f"argument --resume: no checkpoint.npz in {run.path} to resume from")
+def generator_state() -> dict:
+    """The CPU generator's state (model initialisation and CPU shuffles draw from it)."""
+    return {"cpu": mg.backend.generator(mg.device("cpu")).bit_generator.state}
 
+
+def restore_generators(saved: dict, device, train_loader, epochs_done: int) -> None:
+    """Put the generators where they were after `epochs_done` epochs, bit for bit."""
+    mg.backend.generator(mg.device("cpu")).bit_generator.state = saved["cpu"]
+    if device.type == "cuda":  # CuPy's generators expose no state: replay the epochs' shuffles,
+        for _ in range(epochs_done):  # the only draws the run made from it
+            next(iter(train_loader))
+
+
+def main(argv=None, restart: bool = False) -> int:
+    parser = options.build_parser()
+    args = parser.parse_args(argv)
+    if args.evaluate:
+        return evaluate_file(parser, args)
+    run, state, settings, notes = settle_run(parser, args)
+    if state is not None and state["epoch"] >= settings["epochs"]:
+        if not os.path.isfile(run.file("curves.png")):  # stopped before the end's last write
+            notes.append(f"{run.save_plot(state['history'])} (it was missing)")
+        print("\n".join([*notes, f"the run in {run.path} is finished ({state['epoch']} of "
+                                   f"{settings['epochs']} epochs); nothing to resume; "
+                                   f"{describe_best(state['best'], run)}"]))
+        return 0
+    threads_note = options.use_threads(settings["threads"], restart)
+    device = options.check_device(parser, settings["device"])
     try:
-        train_set = mg.data.MNIST(args.data_root, train=True, download=True)
-        test_set = mg.data.MNIST(args.data_root, train=False, download=True)
+        train_set = mg.data.MNIST(settings["data_root"], train=True, download=True)
+        test_set = mg.data.MNIST(settings["data_root"], train=False, download=True)
     except (OSError, ValueError, RuntimeError) as error:
         print(f"mnist.py: error: {error}", file=sys.stderr)
         return 1
+    if state is None and args.overwrite:
+        run.remove_run()
 
-    mg.manual_seed(args.seed)
+    mg.manual_seed(settings["seed"])
     model = NeuralNet().to(device)
     loss_fn = nn.CrossEntropyLoss()
-    optimizer = mg.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                             nesterov=args.momentum > 0, weight_decay=args.weight_decay)
-    scheduler = make_scheduler(args.schedule, optimizer, args.epochs)
-    history, best_loss, start = [], float("inf"), 0
-    if args.resume:
-        state = mg.load(checkpoint_path, device=device)
-        planned = state["settings"].get("epochs")
-        if scheduler is not None and planned != args.epochs:
-            parser.error(f"argument --resume: the run in {run.path} planned {planned} epochs "
-                         f"and its lr schedule ends there; pass --epochs {planned}")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state["scheduler"] is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        history, best_loss, start = state["history"], state["best_test_loss"], state["epoch"]
-        mg.manual_seed(args.seed + start)  # a fresh, reproducible shuffle for the epochs left
-        print(f"resuming from epoch {start} of {checkpoint_path}")
-    train_loader = mg.data.DataLoader(train_set, args.batch_size, shuffle=True, device=device)
-    test_loader = mg.data.DataLoader(test_set, 1000, device=device)
-    steps = min(args.steps_per_epoch or len(train_loader), len(train_loader))
-    settings = {k: v for k, v in vars(args).items() if k not in ("no_progress", "resume")}
+    optimizer = mg.optim.SGD(model.parameters(), lr=settings["lr"],
+                             momentum=settings["momentum"], nesterov=settings["momentum"] > 0,
+                             weight_decay=settings["weight_decay"])
+    scheduler = make_scheduler(settings["schedule"], optimizer, settings["epochs"])
+    train_loader = mg.data.DataLoader(train_set, settings["batch_size"], shuffle=True,
+                                      device=device)
+    test_loader = mg.data.DataLoader(test_set, settings["test_batch_size"], device=device)
+    history, best, best_model, start = [], None, None, 0
+    if state is not None:
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            restore_generators(state["rng"], device, train_loader, state["epoch"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            parser.error(f"argument --resume: {run.file('checkpoint.npz')} does not fit this "
+                         f"model and optimiser ({type(error).__name__}: {error})")
+        history, best, best_model = state["history"], state["best"], state["best_model"]
+        start = state["epoch"]
+    steps = min(settings["steps_per_epoch"] or len(train_loader), len(train_loader))
 
     print(model)
-    print(f"training on {device}: {len(train_set)} train / {len(test_set)} test images, "
-          f"{steps} batches of {args.batch_size} per epoch; writing to {run.path}")
-    epoch = start
+    for note in [*notes, threads_note] if threads_note else notes:
+        print(note)
+    if start:
+        print(f"resuming from epoch {start} of {run.file('checkpoint.npz')}")
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    print(f"training on {device} ({blas} BLAS threads): {len(train_set)} train / "
+          f"{len(test_set)} test images, "
+          f"{steps} batches of {settings['batch_size']} per epoch; writing to {run.path}")
+    epochs, epoch = settings["epochs"], start
     try:
-        for epoch in range(start + 1, args.epochs + 1):
+        for epoch in range(start + 1, epochs + 1):
             lr = optimizer.param_groups[0]["lr"]
             began = time.perf_counter()
-            with tqdm(total=steps, desc=f"epoch {epoch}/{args.epochs}", leave=False,
-                      disable=args.no_progress, dynamic_ncols=True) as bar:
+            # Overflow on the way to a NaN would print NumPy warnings across the progress bar;
+            # the NaN itself is caught below and stops the run with a hint.
+            with tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False,
+                      disable=args.no_progress, dynamic_ncols=True) as bar, \
+                    mg.backend.numpy.errstate(all="ignore"):
                 train_loss, train_acc = train_epoch(model, train_loader, loss_fn, optimizer, bar,
-                                                    args.steps_per_epoch)
-            train_time = time.perf_counter() - began
-            test_loss, test_acc = evaluate(model, test_loader)
+                                                    steps, settings["log_interval"])
+                train_time = time.perf_counter() - began
+                test_loss, test_acc = evaluate(model, test_loader)
+            if not math.isfinite(test_loss):
+                raise Diverged(f"the test loss became {test_loss}")
             if scheduler is not None:
                 scheduler.step()
             history.append(dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc,
                                 test_loss=test_loss, test_acc=test_acc,
                                 train_time_s=round(train_time, 3),
                                 eval_time_s=round(time.perf_counter() - began - train_time, 3)))
-            improved = test_loss < best_loss
+            improved = best is None or test_loss < best["test_loss"]
             if improved:
-                best_loss = test_loss
-                mg.save(model.state_dict(), best_path)
-            mg.save({"epoch": epoch, "model": model.state_dict(),
-                     "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict() if scheduler else None,
-                     "history": history, "best_test_loss": best_loss, "settings": settings},
-                    checkpoint_path)
-            run.save_stats(history, settings)
-            print(f"epoch {epoch:2d}/{args.epochs}  {train_time:5.1f}s  lr {lr:.4g}  "
+                best = {"epoch": epoch, "test_loss": test_loss, "test_acc": test_acc}
+                best_model = {name: mg.tensor(value.numpy())
+                              for name, value in model.state_dict().items()}
+            run.commit({"epoch": epoch, "settings": settings, "history": history, "best": best,
+                        "best_model": best_model, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict() if scheduler else None,
+                        "rng": generator_state()})
+            print(f"epoch {epoch:2d}/{epochs}  {train_time:5.1f}s  lr {lr:.4g}  "
                   f"train loss {train_loss:.4f} acc {train_acc:6.2%}  "
                   f"test loss {test_loss:.4f} acc {test_acc:6.2%}"
                   + ("  (best, saved)" if improved else ""), flush=True)
     except KeyboardInterrupt:  # every file in --out was written atomically: all are whole
-        print(f"\ninterrupted in epoch {epoch}; {describe_best(history, best_path)}; "
-              "--resume carries on", file=sys.stderr)
+        print(f"\ninterrupted in epoch {epoch}; {describe_best(best, run)}; "
+              f"{resume_hint(run)}", file=sys.stderr)
         return 130
-    if history:
-        run.save_plot(history)
-        print(f"wrote curves.png; {run.save_hiplot(history, settings)}")
-        print(f"final test accuracy {history[-1]['test_acc']:.2%}; "
-              f"{describe_best(history, best_path)}")
+    except Diverged as error:
+        print(f"mnist.py: error: {error} in epoch {epoch} (lr {lr:.4g}, batch size "
+              f"{settings['batch_size']}); the run diverged and was stopped, nothing of this "
+              f"epoch was saved: lower --lr (try --lr {lr / 10:.2g}) or raise --batch-size; "
+              f"{describe_best(best, run)}", file=sys.stderr)
+        return 1
+    finish(run, history, settings, best)
     return 0
 
 
-def describe_best(history, best_path) -> str:
-    if not history:
-        return "no epoch finished, so no model was saved"
-    best = min(history, key=lambda row: row["test_loss"])
-    return (f"the best model (epoch {best['epoch']}, test loss {best['test_loss']:.4f}, "
-            f"accuracy {best['test_acc']:.2%}) is in {best_path}")
-
-
-def check_device(parser, name: str):
-    """The Device for --device, or a parser error naming it and the devices this machine has."""
-    available = ["cpu"] + [f"cuda:{i}" for i in range(mg.cuda.device_count())]
+def settle_run(parser, args):
+    """(run folder, checkpoint or None, settings, notes) for a new, resumed or overwritten run."""
+    where = os.path.abspath(os.path.expanduser(args.out))
+    if args.resume and args.overwrite:
+        parser.error("argument --overwrite: not allowed with --resume (which keeps the run)")
+    if args.resume:
+        run = RunFolder(where, create=False)
+        if not os.path.isfile(run.file("checkpoint.npz")):
+            parser.error(f"argument --resume: no checkpoint.npz in {where} to resume from")
+        try:
+            state = run.read_checkpoint()
+        except RunFolderError as error:
+            parser.error(f"argument --resume: {error}")
+        settings, notes = options.resumed_settings(parser, args, state["settings"], where)
+        repaired = run.repair(state)
+        if repaired:
+            notes.append(f"repaired {', '.join(repaired)} from checkpoint.npz (a run that was "
+                         "stopped between two writes)")
+        return run, state, settings, notes
     try:
-        device = mg.device(name)
-    except (TypeError, ValueError) as error:
-        parser.error(f"argument --device: {error}; available here: {', '.join(available)}")
-    if device.type == "cuda" and str(device) not in available:
-        reason = ("CuPy is not installed" if importlib.util.find_spec("cupy") is None
-                  else f"{len(available) - 1} GPU(s) visible")
-        parser.error(f"argument --device: {name!r} is not available ({reason}); "
-                     f"available here: {', '.join(available)}")
-    return device
+        run = RunFolder(where)
+    except OSError as error:
+        parser.error(f"argument --out: cannot write to {args.out!r}: {error.strerror or error}")
+    existing = run.existing_run_files()
+    if existing and not args.overwrite:
+        parser.error(f"argument --out: {where} already holds a run ({', '.join(existing)}); "
+                     "pass --resume to continue it, --overwrite to replace it, or another --out")
+    return run, None, options.new_run_settings(args), []
 
 
-def positive(kind):
-    def parse(text):
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    parse.__name__ = kind.__name__
-    return parse
+def finish(run, history, settings, best) -> None:
+    print(f"{run.save_plot(history)}; {run.save_hiplot(history, settings)}")
+    print(f"final test accuracy {history[-1]['test_acc']:.2%}; {describe_best(best, run)}")
 
 
-def non_negative(text):
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
-    return value
+def describe_best(best, run) -> str:
+    if best is None:
+        return "no epoch finished, so no model was saved"
+    if not os.path.isfile(run.file("best.npz")):
+        return f"the best model (epoch {best['epoch']}) is in {run.file('checkpoint.npz')}"
+    return (f"the best model (epoch {best['epoch']}, test loss {best['test_loss']:.4f}, "
+            f"accuracy {best['test_acc']:.2%}) is in {run.file('best.npz')}")
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(description="Train the tutorial's MNIST net with minigrad.")
-    parser.add_argument("--device", default="cuda" if mg.cuda.is_available() else "cpu",
-                        help="cpu, cuda or cuda:N (default: cuda when a GPU is usable, else cpu)")
-    parser.add_argument("--epochs", type=positive(int), default=10, help="default: 10")
-    parser.add_argument("--batch-size", type=positive(int), default=64, help="default: 64")
-    parser.add_argument("--lr", type=positive(float), default=0.05, help="default: 0.05")
-    parser.add_argument("--momentum", type=non_negative, default=0.9,
-                        help="Nesterov momentum, 0 for plain SGD (default: 0.9)")
-    parser.add_argument("--weight-decay", type=non_negative, default=5e-4, help="default: 5e-4")
-    parser.add_argument("--schedule", choices=["cosine", "step", "none"], default="cosine",
-                        help="lr over --epochs: cosine down to 0, step (x0.1 every epochs/3), "
-                             "none (default: cosine)")
-    parser.add_argument("--data-root", default=os.path.expanduser("~/.cache/minigrad"),
-                        help="folder holding MNIST/raw (downloaded there by torchvision when "
-                             "missing; default: ~/.cache/minigrad)")
-    parser.add_argument("--seed", type=int, default=0, help="default: 0")
-    parser.add_argument("--out", default="runs/mnist", help="run folder (default: runs/mnist)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from --out's checkpoint.npz (with its saved lr schedule)")
-    parser.add_argument("--steps-per-epoch", type=positive(int), default=None,
-                        help=argparse.SUPPRESS)  # for quick tests: stop each epoch early
-    return parser
+def resume_hint(run) -> str:
+    if not os.path.isfile(run.file("checkpoint.npz")):
+        return "run the same command again to start over"
+    script = os.path.abspath(__file__)
+    return "resume with: " + shlex.join([sys.executable, script, "--resume", "--out", run.path])
+
+
+def evaluate_file(parser, args) -> int:
+    """--evaluate: the test loss and accuracy of a saved model; writes nothing."""
+    try:
+        state = mg.load(args.evaluate)
+    except (OSError, RuntimeError) as error:
+        parser.error(f"argument --evaluate: {error}")
+    if isinstance(state, dict) and "model" in state and "optimizer" in state:
+        state = state["model"]  # a checkpoint.npz: its model after the last epoch
+    defaults = options.new_run_settings(args)
+    device = options.check_device(parser, defaults["device"])
+    model = NeuralNet().to(device)
+    try:
+        model.load_state_dict(state)
+    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as error:
+        parser.error(f"argument --evaluate: {args.evaluate} is not a state dict of this model "
+                     f"({type(error).__name__}: {error})")
+    try:
+        test_set = mg.data.MNIST(defaults["data_root"], train=False, download=True)
+    except (OSError, ValueError, RuntimeError) as error:
+        print(f"mnist.py: error: {error}", file=sys.stderr)
+        return 1
+    loader = mg.data.DataLoader(test_set, defaults["test_batch_size"], device=device)
+    loss, accuracy = evaluate(model, loader)
+    print(f"{args.evaluate}: test loss {loss:.4f}, accuracy {accuracy:.2%} "
+          f"({len(test_set)} images, on {device})")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(restart=True))

@@ -1,8 +1,11 @@
-"""The run folder of examples/mnist.py: per-epoch stats, a plot of the curves, a HiPlot page.
+"""The run folder of examples/mnist.py, and what it promises after a crash.
 
-Every file is written atomically (a temporary file in the same folder, then a rename over the
-target), so a run that is interrupted never leaves a half-written file where a good one was.
-The checkpoints themselves are written by mg.save, which works the same way.
+checkpoint.npz is the run: model, optimiser, schedule, random generator, the settings, every
+epoch's stats and the best model so far, all in one file written atomically (mg.save). It is
+written first, each epoch; best.npz, stats.csv and stats.json are then derived from it, so they are
+never ahead of it, and `repair` rewrites whichever of them lag behind (a kill between two writes)
+when the run is resumed. After a kill at any moment, the checkpoint is the previous epoch's or the
+new one, never half of one; after --resume, every file agrees with it.
 """
 
 from __future__ import annotations
@@ -11,43 +14,102 @@ import csv
 import io
 import json
 import os
-import tempfile
 
+import minigrad as mg
 from minigrad.serialization import atomic_write
+
+KIND, VERSION = "examples/mnist.py checkpoint", 1
+DERIVED = ("best.npz", "stats.csv", "stats.json")
+RUN_FILES = ("checkpoint.npz", *DERIVED, "curves.png", "hiplot.html")
+CHECKPOINT_KEYS = ("epoch", "settings", "history", "best", "best_model", "model", "optimizer",
+                   "scheduler", "rng")
+
+
+class RunFolderError(Exception):
+    """A run folder (or its checkpoint) that cannot be used as asked; the message says why."""
 
 
 class RunFolder:
-    """A folder that must be writable before training starts; raises OSError when it is not."""
+    """A folder of run files; `create` makes it and checks that it is writable (OSError if not)."""
 
-    def __init__(self, path):
+    def __init__(self, path, create: bool = True):
         self.path = os.path.abspath(os.path.expanduser(os.fspath(path)))
-        os.makedirs(self.path, exist_ok=True)
-        handle, probe = tempfile.mkstemp(dir=self.path, prefix=".write-test-")
-        os.close(handle)
-        os.remove(probe)
+        if create:
+            os.makedirs(self.path, exist_ok=True)
+            probe = self.file(f".write-test-{os.getpid()}")
+            with open(probe, "wb"):
+                pass
+            os.remove(probe)
 
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
+
+    def existing_run_files(self) -> list:
+        """The names of this folder's run files that exist (a run is there when any does)."""
+        return [name for name in RUN_FILES if os.path.lexists(self.file(name))]
+
+    def remove_run(self) -> None:
+        """Delete the run files (for --overwrite), the checkpoint last."""
+        for name in reversed(RUN_FILES):
+            if os.path.lexists(self.file(name)):
+                os.remove(self.file(name))
 
     def write(self, name: str, content: str | bytes) -> None:
         """Replace `name` with `content` atomically."""
         data = content.encode() if isinstance(content, str) else content
         atomic_write(self.file(name), lambda file: file.write(data), "RunFolder.write")
 
+    # ---- the checkpoint, and the files derived from it --------------------------------------
+
+    def read_checkpoint(self, device=None) -> dict:
+        """The checkpoint's contents, checked to be one that examples/mnist.py wrote."""
+        path = self.file("checkpoint.npz")
+        try:
+            state = mg.load(path, device=device)
+        except (OSError, RuntimeError) as error:
+            raise RunFolderError(f"cannot read {path}: {error}") from None
+        if not isinstance(state, dict) or state.get("kind") != KIND:
+            raise RunFolderError(f"{path} is not a checkpoint written by examples/mnist.py "
+                                 "(its 'kind' entry is missing or different)")
+        if state.get("version") != VERSION:
+            raise RunFolderError(f"{path} is a version {state.get('version')} checkpoint; this "
+                                 f"examples/mnist.py reads version {VERSION}")
+        missing = [key for key in CHECKPOINT_KEYS if key not in state]
+        if missing:
+            raise RunFolderError(f"{path} is damaged: it has no {', '.join(missing)}")
+        return state
+
+    def commit(self, state: dict) -> None:
+        """Write one epoch: the checkpoint first (the commit point), then what derives from it."""
+        mg.save({"kind": KIND, "version": VERSION, **state}, self.file("checkpoint.npz"))
+        mg.save(state["best_model"], self.file("best.npz"))
+        self.save_stats(state["history"], state["settings"])
+
+    def repair(self, state: dict) -> list:
+        """Rewrite the derived files that disagree with the checkpoint; returns their names."""
+        stale = []
+        if not _holds(self.file("best.npz"), state["best_model"]):
+            mg.save(state["best_model"], self.file("best.npz"))
+            stale.append("best.npz")
+        for name, text in stats_texts(state["history"], state["settings"]).items():
+            if _read_text(self.file(name)) != text:
+                self.write(name, text)
+                stale.append(name)
+        return stale
+
     def save_stats(self, rows: list, settings: dict) -> None:
         """stats.csv (one row per epoch) and stats.json (the settings and the same rows)."""
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        self.write("stats.csv", text.getvalue())
-        record = {"settings": settings, "epochs": rows}
-        self.write("stats.json", json.dumps(record, indent=2) + "\n")
+        for name, text in stats_texts(rows, settings).items():
+            self.write(name, text)
 
-    def save_plot(self, rows: list) -> None:
-        """curves.png: loss and accuracy per epoch, train and test."""
-        import matplotlib
+    # ---- pictures of the run -----------------------------------------------------------------
 
+    def save_plot(self, rows: list) -> str:
+        """curves.png: loss and accuracy per epoch, train and test; returns what happened."""
+        try:
+            import matplotlib
+        except ImportError:
+            return "matplotlib is not installed (pip install -e '.[examples]'), no curves.png"
         matplotlib.use("Agg")  # files only, no window
         import matplotlib.pyplot as plt
         from matplotlib.ticker import MaxNLocator
@@ -70,6 +132,7 @@ class RunFolder:
         figure.savefig(image, format="png", dpi=100)
         plt.close(figure)
         self.write("curves.png", image.getvalue())
+        return "wrote curves.png"
 
     def save_hiplot(self, rows: list, settings: dict) -> str:
         """hiplot.html, a parallel-coordinates view of the epochs; returns what happened.
@@ -86,3 +149,35 @@ class RunFolder:
         except Exception as error:  # HiPlot is not ours to fix; the run goes on without it
             return f"hiplot failed ({type(error).__name__}: {error}), no hiplot.html"
         return "wrote hiplot.html"
+
+
+def stats_texts(rows: list, settings: dict) -> dict:
+    """The contents of stats.csv and stats.json for these epochs and settings."""
+    text = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    record = {"settings": settings, "epochs": rows}
+    return {"stats.csv": text.getvalue(), "stats.json": json.dumps(record, indent=2) + "\n"}
+
+
+def _read_text(path: str):
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _holds(path: str, state: dict) -> bool:
+    """Whether the .npz at path holds exactly this state dict."""
+    try:
+        saved = mg.load(path)
+    except (OSError, RuntimeError):
+        return False
+    return list(saved) == list(state) and all(
+        saved[name].dtype == value.dtype and saved[name].shape == value.shape
+        and saved[name].numpy().tobytes() == value.numpy().tobytes()  # bit for bit, NaN too
+        for name, value in state.items()
+    )

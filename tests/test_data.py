@@ -301,3 +301,47 @@ def test_loader_rejects_inputs_and_targets_of_different_lengths():
     inputs, targets = numbered(4)
     with pytest.raises(ValueError, match="4 inputs but 3 targets"):
         mg.data.DataLoader((inputs, targets[:3]))
+
+
+# ---- roots that are almost right, files that hold nothing, downloads that fail ----------------
+
+
+@pytest.mark.parametrize("too_deep", ["MNIST", "MNIST/raw"])
+def test_a_root_one_level_too_deep_is_recognised_and_named(tmp_path, monkeypatch, too_deep):
+    make_fake_mnist(tmp_path)
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # a download attempt would fail
+    with pytest.raises(FileNotFoundError, match=f"so root '{tmp_path / too_deep}' is too deep") \
+            as error:
+        mg.data.MNIST(tmp_path / too_deep, train=False)
+    assert f"pass root '{tmp_path}'" in str(error.value)
+    assert not (tmp_path / too_deep / "MNIST").exists()  # nothing made inside it
+
+
+def test_a_zero_sample_idx_file_is_refused_by_name(tmp_path):
+    make_fake_mnist(tmp_path)
+    raw = tmp_path / "MNIST" / "raw"
+    write_idx(raw / "train-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8))
+    write_idx(raw / "train-labels-idx1-ubyte", np.zeros(0, np.uint8))
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte: holds 0 images .*shape "
+                                         r"\(0, 28, 28\).* holds 60,000"):
+        mg.data.DataLoader(mg.data.MNIST(tmp_path, download=False), batch_size=4)
+
+
+@pytest.mark.parametrize("existing", ["", "root", "root/MNIST"])
+def test_a_failed_download_leaves_no_folders_behind(tmp_path, monkeypatch, existing):
+    root = tmp_path / "root"
+    if existing:
+        (tmp_path / existing).mkdir(parents=True)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+
+    def download_that_fails(root, train, download):
+        raw = os.path.join(root, "MNIST", "raw")
+        os.makedirs(raw, exist_ok=True)  # as torchvision does before fetching
+        with open(os.path.join(raw, "train-images-idx3-ubyte.gz"), "wb") as file:
+            file.write(b"half a download")
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    fake_torchvision(monkeypatch, download_that_fails)
+    with pytest.raises(RuntimeError, match="could not download MNIST"):
+        mg.data.MNIST(root)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before

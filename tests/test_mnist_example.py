@@ -94,7 +94,7 @@ def test_ctrl_c_keeps_the_best_model_and_resume_finishes_the_run(example, data_r
     assert example.main(args) == 130
     message = capsys.readouterr().err
     assert "interrupted in epoch 2; the best model (epoch 1, test loss " in message
-    assert f"is in {tmp_path / 'best.npz'}; --resume carries on" in message
+    assert f"is in {tmp_path / 'best.npz'}; resume with: " in message
     state = mg.load(tmp_path / "best.npz")
     assert sorted(state) == [f"fc{i}.{name}" for i in (1, 2, 3) for name in ("bias", "weight")]
     (first,) = json.loads((tmp_path / "stats.json").read_text())["epochs"]
@@ -174,4 +174,32 @@ def test_help_lists_the_documented_options(example, capsys):
     for option in ["--device", "--epochs", "--batch-size", "--lr", "--momentum", "--weight-decay",
                    "--schedule", "--data-root", "--seed", "--out", "--no-progress", "--resume"]:
         assert option in text
-    assert "--steps-per-epoch" not in text  # a testing aid, not advertised
+    for option in ["--steps-per-epoch", "--test-batch-size", "--log-interval", "--threads",
+                   "--overwrite", "--evaluate"]:
+        assert option in text
+
+
+def test_a_negative_seed_is_refused_by_the_parser(example, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        example.main(["--seed", "-1", "--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    assert "argument --seed: must be zero or more, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed")
+def test_cuda_without_cupy_gives_the_install_line(example, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        example.main(["--device", "cuda", "--out", str(tmp_path)])
+    error = capsys.readouterr().err
+    assert "CuPy is not installed: pip install -e '.[cuda13]' (or '.[cuda12]'" in error
+
+
+@pytest.mark.parametrize("too_deep", ["MNIST", "MNIST/raw"])
+def test_a_data_root_too_deep_is_named_with_the_root_meant(example, data_root, tmp_path, capsys,
+                                                           too_deep):
+    args = ["--data-root", str(data_root / too_deep), "--out", str(tmp_path), *QUICK]
+    assert example.main(args) == 1
+    error = capsys.readouterr().err
+    assert f"so root '{data_root / too_deep}' is too deep" in error
+    assert f"pass root '{data_root}'" in error

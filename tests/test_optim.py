@@ -256,3 +256,41 @@ def test_load_state_dict_rejects_a_state_that_does_not_fit():
         optimizer = mg.optim.SGD([nn.Parameter(mg.ones(3)), nn.Parameter(mg.ones(5))], lr=0.5)
         optimizer.load_state_dict(state)
     assert optimizer.param_groups[0]["lr"] == 0.5 and optimizer.state == {}  # nothing changed
+
+
+# ---- param groups: a parameter in one place only, as PyTorch checks ---------------------------
+
+
+def test_a_parameter_in_two_groups_is_refused_like_torch():
+    ours, theirs = make_params(np.float64)
+    with pytest.raises(ValueError, match="some parameters appear in more than one parameter group"):
+        torch.optim.SGD([{"params": theirs[:2]}, {"params": theirs[1:]}], lr=0.1)
+    with pytest.raises(ValueError, match=r"more than one parameter group: parameter 0 of the new "
+                                         r"group \(shape \(3,\)\) is already in group 0"):
+        mg.optim.SGD([{"params": ours[:2]}, {"params": ours[1:]}], lr=0.1)
+
+
+def test_add_param_group_refuses_a_parameter_already_present():
+    ours, _ = make_params(np.float64)
+    optimizer = mg.optim.SGD(ours[:2], lr=0.1)
+    with pytest.raises(ValueError, match="is already in group 0"):
+        optimizer.add_param_group({"params": [ours[2], ours[0]], "lr": 0.5})
+    assert len(optimizer.param_groups) == 1  # nothing was added
+    optimizer.add_param_group({"params": ours[2:], "lr": 0.5})
+    assert [len(group["params"]) for group in optimizer.param_groups] == [2, len(ours) - 2]
+
+
+def test_a_duplicate_inside_one_group_warns_like_torch():
+    ours, theirs = make_params(np.float64)
+    with pytest.warns(UserWarning, match="duplicate parameters"):
+        torch.optim.SGD([theirs[0], theirs[0]], lr=0.1)
+    with pytest.warns(UserWarning, match="holds the same parameter more than once"):
+        mg.optim.SGD([ours[0], ours[0]], lr=0.1)
+
+
+def test_params_in_a_set_are_refused_like_torch():
+    ours, theirs = make_params(np.float64)
+    with pytest.raises(TypeError, match="ordering of tensors in sets"):
+        torch.optim.SGD([{"params": {theirs[0]}}], lr=0.1)
+    with pytest.raises(TypeError, match="ordering of tensors in sets"):
+        mg.optim.SGD([{"params": {ours[0]}}], lr=0.1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 from .. import backend
 
@@ -60,9 +61,14 @@ def _download(root: str, folder: str, train: bool) -> None:
             f"installed: pip install torchvision, or copy the uncompressed IDX files ({files}) "
             "into that folder"
         ) from error
+    # torchvision makes root/MNIST/raw before it downloads: a failed download must not leave
+    # those folders behind, empty or holding half a file.
+    made = next((p for p in (root, os.path.dirname(folder), folder) if not os.path.exists(p)), None)
     try:
         torchvision.datasets.MNIST(root, train=train, download=True)
     except Exception as error:  # no network, a mirror down, a checksum mismatch
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
         reason = (str(error).strip().splitlines() or [""])[0].rstrip(":")  # torchvision's are long
         raise RuntimeError(
             f"could not download MNIST into {folder} ({type(error).__name__}: {reason}); copy the "
@@ -77,6 +83,20 @@ def _read_mnist_file(path: str, size: int):
         raise ValueError(f"{error}; the original MNIST file is {size:,} bytes") from None
 
 
+def _check_not_too_deep(root: str, folder: str, names: list) -> None:
+    """Refuse a root that is MNIST/ or MNIST/raw/ itself, naming the root that was meant."""
+    if os.path.exists(folder):
+        return
+    root = os.path.normpath(os.path.abspath(root))
+    for inner, meant in ((root, os.path.dirname(os.path.dirname(root))),
+                         (os.path.join(root, "raw"), os.path.dirname(root))):
+        if all(os.path.isfile(os.path.join(inner, name)) for name in names):
+            raise FileNotFoundError(
+                f"the MNIST files are in {inner}, so root {root!r} is too deep: they must be in "
+                f"<root>/MNIST/raw, as torchvision lays them out; pass root {meant!r}"
+            )
+
+
 class MNIST:
     """The MNIST digits: `data` uint8 (N, 28, 28) and `targets` int64 (N,), as NumPy arrays.
 
@@ -88,6 +108,7 @@ class MNIST:
         self.root, self.train = os.path.expanduser(os.fspath(root)), train
         self.folder = os.path.join(self.root, "MNIST", "raw")
         files = [(os.path.join(self.folder, name), size) for name, size in FILES[train]]
+        _check_not_too_deep(self.root, self.folder, [name for name, _ in FILES[train]])
         if download and not all(os.path.exists(path) for path, _ in files):
             _download(self.root, self.folder, train)
         missing = [f"{path} ({size:,} bytes)" for path, size in files if not os.path.exists(path)]
@@ -101,6 +122,12 @@ class MNIST:
             raise ValueError(
                 f"MNIST files in {self.folder} disagree: images {images.shape} and labels "
                 f"{labels.shape} (expected (N, 28, 28) and (N,))"
+            )
+        if len(images) == 0:
+            raise ValueError(
+                f"{files[0][0]}: holds 0 images (its header says shape {images.shape}); the "
+                f"original MNIST file holds {(files[0][1] - 16) // 784:,} (delete it and "
+                "download it again)"
             )
         if labels.size and labels.max() > 9:
             raise ValueError(f"{files[1][0]}: label {labels.max()} is not a digit")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from .. import backend
 from ..tensor import Tensor
 
@@ -26,8 +28,16 @@ class Optimizer:
             self.add_param_group(group)
 
     def add_param_group(self, group: dict) -> None:
+        """Add a dict of params (and settings that override the defaults) as a new group."""
+        if not isinstance(group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(group).__name__}")
         group = dict(group)
         params = group["params"]
+        if isinstance(params, (set, frozenset)):  # an order that changes between runs
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, but the "
+                "ordering of tensors in sets will change between runs; use a list instead"
+            )
         group["params"] = [params] if isinstance(params, Tensor) else list(params)
         for param in group["params"]:
             if not isinstance(param, Tensor) or not param.requires_grad:
@@ -40,9 +50,33 @@ class Optimizer:
                     f"{type(self).__name__} can't optimise a non-leaf tensor (made by "
                     f"{param.grad_fn.name()}): its value is computed, not stored"
                 )
+        self._check_duplicates(group["params"])
         for name, default in self.defaults.items():
             group.setdefault(name, default)
         self.param_groups.append(group)
+
+    def _check_duplicates(self, params: list) -> None:
+        """A parameter in two groups would be updated twice per step: refuse it, as PyTorch does.
+
+        Twice in one group, PyTorch only warns (a future version will refuse it), so we do too.
+        """
+        if len({id(param) for param in params}) != len(params):
+            warnings.warn(
+                f"{type(self).__name__}: a parameter group holds the same parameter more than "
+                "once, so step() updates it more than once (PyTorch warns here too and will "
+                "make it an error)",
+                UserWarning,
+                stacklevel=3,
+            )
+        for index, other in enumerate(self.param_groups):
+            taken = {id(param) for param in other["params"]}
+            for position, param in enumerate(params):
+                if id(param) in taken:
+                    raise ValueError(
+                        f"some parameters appear in more than one parameter group: parameter "
+                        f"{position} of the new group (shape {param.shape}) is already in "
+                        f"group {index}"
+                    )
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Set every parameter's .grad to None (PyTorch's default), or fill it with zeros."""

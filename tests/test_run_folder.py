@@ -1,0 +1,351 @@
+"""examples/mnist.py's run folder: killed at every write, resumed, and every file agrees.
+
+The runs here train on a tiny random MNIST (a few hundred images, four steps an epoch), so each
+takes a fraction of a second; what is checked is the bookkeeping, not the learning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+NAMES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+         False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+TINY = ["--device", "cpu", "--no-progress", "--batch-size", "32", "--steps-per-epoch", "4",
+        "--epochs", "2"]
+WRITES_PER_EPOCH = 4  # checkpoint.npz, best.npz, stats.csv, stats.json; then curves.png at the end
+
+
+@pytest.fixture(scope="module")
+def example():
+    """examples/mnist.py imported as a module (its helpers sit beside it)."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        spec = importlib.util.spec_from_file_location("mnist_run_example", EXAMPLES / "mnist.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> Path:
+    """A torchvision-layout root with 256 random training and 64 test images."""
+    root = tmp_path_factory.mktemp("tiny-mnist")
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for train, count in ((True, 256), (False, 64)):
+        images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, count, dtype=np.uint8)
+        for name, array in zip(NAMES[train], (images, labels), strict=True):
+            header = bytes([0, 0, 8, array.ndim]) + b"".join(
+                d.to_bytes(4, "big") for d in array.shape)
+            (raw / name).write_bytes(header + array.tobytes())
+    return root
+
+
+def run(example, args, expect=0) -> tuple[str, str]:
+    """main(args) as the command line calls it; returns (stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = example.main([str(a) for a in args])
+        except SystemExit as exit_:
+            code = exit_.code
+    assert code == expect, out.getvalue() + err.getvalue()
+    return out.getvalue(), err.getvalue()
+
+
+def snapshot(folder: Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def without_times(rows: list) -> list:
+    return [{k: v for k, v in row.items() if not k.endswith("_time_s")} for row in rows]
+
+
+def check_files_agree(out: Path, epochs: int) -> dict:
+    """Every file of a finished run agrees with checkpoint.npz; returns the checkpoint."""
+    assert not [name for name in os.listdir(out) if name.startswith(".")], "a partial was left"
+    state = mg.load(out / "checkpoint.npz")
+    history = state["history"]
+    assert state["epoch"] == epochs and [row["epoch"] for row in history] == list(
+        range(1, epochs + 1))
+    record = json.loads((out / "stats.json").read_text())
+    assert record["epochs"] == history and record["settings"] == state["settings"]
+    csv_rows = (out / "stats.csv").read_text().splitlines()
+    assert len(csv_rows) == epochs + 1 and csv_rows[-1].startswith(f"{epochs},")
+    best = min(history, key=lambda row: row["test_loss"])
+    assert state["best"]["epoch"] == best["epoch"]
+    saved_best = mg.load(out / "best.npz")
+    for name, value in state["best_model"].items():
+        assert saved_best[name].numpy().tobytes() == value.numpy().tobytes(), name
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    return state
+
+
+@pytest.fixture(scope="module")
+def reference(example, tiny_root, tmp_path_factory) -> dict:
+    """The checkpoint of an uninterrupted two-epoch run."""
+    out = tmp_path_factory.mktemp("reference")
+    run(example, ["--data-root", tiny_root, "--out", out, *TINY])
+    return mg.load(out / "checkpoint.npz")
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing in the script catches it."""
+
+
+def kill_at_write(monkeypatch, number: int, after: bool = False) -> None:
+    """Make the number-th atomic rename of this process die, before it happens or just after."""
+    real, calls = os.replace, []
+
+    def replace(source, target):
+        calls.append(target)
+        if len(calls) == number and not after:
+            raise Killed(target)
+        real(source, target)
+        if len(calls) == number:
+            raise Killed(target)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+@pytest.mark.parametrize(
+    ("number", "after"),
+    [(n, False) for n in range(1, 2 * WRITES_PER_EPOCH + 2)] + [(2 * WRITES_PER_EPOCH + 1, True)],
+    ids=lambda value: str(value),
+)
+def test_a_kill_at_any_write_then_resume_leaves_every_file_agreeing_bit_for_bit(
+        example, tiny_root, tmp_path, monkeypatch, reference, number, after):
+    args = ["--data-root", tiny_root, "--out", tmp_path, *TINY]
+    kill_at_write(monkeypatch, number, after)
+    with pytest.raises(Killed), contextlib.redirect_stdout(io.StringIO()):
+        example.main([str(a) for a in args])
+    monkeypatch.undo()
+    if (tmp_path / "checkpoint.npz").exists():
+        printed, _ = run(example, ["--resume", "--out", tmp_path, "--no-progress"])
+    else:  # killed before the first commit: there is no run yet, so the same command starts it
+        assert not (tmp_path / "best.npz").exists() and not (tmp_path / "stats.json").exists()
+        printed, _ = run(example, args)
+    state = mg.load(tmp_path / "checkpoint.npz")
+    for name, value in reference["model"].items():  # the same weights as the run not killed
+        assert state["model"][name].numpy().tobytes() == value.numpy().tobytes(), name
+    assert without_times(state["history"]) == without_times(reference["history"])
+    stats = json.loads((tmp_path / "stats.json").read_text())["epochs"]
+    assert stats == state["history"], "stats.json disagrees with the checkpoint"
+    check_files_agree(tmp_path, 2)
+    lagging = number in (2, 3, 4, 6, 7, 8)  # killed between the checkpoint and a derived file
+    assert ("repaired" in printed) == lagging, printed
+    for key, value in reference["optimizer"]["state"].items():
+        momentum = state["optimizer"]["state"][key]["momentum_buffer"].numpy()
+        assert momentum.tobytes() == value["momentum_buffer"].numpy().tobytes()
+
+
+def test_a_real_kill_mid_save_leaves_a_partial_that_resume_cleans(example, tiny_root, tmp_path,
+                                                                  reference):
+    killed = textwrap.dedent(f"""
+        import os, runpy, sys
+        real, calls = os.replace, []
+        def replace(source, target):
+            calls.append(target)
+            if len(calls) == {WRITES_PER_EPOCH + 1}:  # epoch 2's checkpoint, written, not renamed
+                os._exit(137)
+            real(source, target)
+        os.replace = replace
+        sys.argv = ["mnist.py", *{[str(a) for a in ["--data-root", tiny_root, "--out", tmp_path,
+                                                     *TINY]]!r}]
+        sys.path.insert(0, {str(EXAMPLES)!r})
+        runpy.run_path({str(EXAMPLES / "mnist.py")!r}, run_name="__main__")
+    """)
+    result = subprocess.run([sys.executable, "-c", killed], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 137, result.stderr
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".checkpoint.npz.partial-")]
+    assert mg.load(tmp_path / "checkpoint.npz")["epoch"] == 1
+    run(example, ["--resume", "--out", tmp_path, "--no-progress"])
+    state = check_files_agree(tmp_path, 2)
+    for name, value in reference["model"].items():
+        assert state["model"][name].numpy().tobytes() == value.numpy().tobytes(), name
+
+
+def test_ctrl_c_prints_the_exact_resume_command_and_it_restores_every_setting(
+        example, tiny_root, tmp_path, monkeypatch):
+    train_epoch, calls = example.train_epoch, []
+
+    def interrupted_in_epoch_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(example, "train_epoch", interrupted_in_epoch_two)
+    args = ["--data-root", tiny_root, "--out", tmp_path, *TINY, "--epochs", "3", "--lr", "0.01",
+            "--schedule", "none", "--momentum", "0.5", "--test-batch-size", "16"]
+    _, error = run(example, args, expect=130)
+    assert "interrupted in epoch 2; the best model (epoch 1" in error
+    command = error.split("resume with: ")[1].strip()
+    assert shlex.split(command)[-3:] == ["--resume", "--out", str(tmp_path)]
+    # The printed command, run as it is: no --data-root, yet it finds the data from the run.
+    result = subprocess.run(shlex.split(command) + ["--no-progress", "--threads", "1"],
+                            capture_output=True, text=True, timeout=120, cwd=REPO.parent,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resuming from epoch 1" in result.stdout and "(1 BLAS threads)" in result.stdout
+    assert "override: --threads 1 (the run had None)" in result.stdout
+    record = json.loads((tmp_path / "stats.json").read_text())
+    assert [row["epoch"] for row in record["epochs"]] == [1, 2, 3]
+    assert [row["lr"] for row in record["epochs"]] == [0.01, 0.01, 0.01]
+    settings = record["settings"]
+    assert settings["data_root"] == str(tiny_root) and settings["lr"] == 0.01
+    assert settings["momentum"] == 0.5 and settings["test_batch_size"] == 16
+    assert settings["threads"] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [(["--lr", "0.5"], "argument --lr: the run in {out} was trained with --lr 0.05"),
+     (["--batch-size", "64"], "argument --batch-size: the run in {out} was trained with "
+                              "--batch-size 32"),
+     (["--schedule", "step"], "was trained with --schedule cosine"),
+     (["--epochs", "5"], "argument --epochs: the run in {out} was trained with --epochs 2"),
+     (["--momentum", "0"], "was trained with --momentum 0.9"),
+     (["--weight-decay", "0"], "was trained with --weight-decay 0.0005")],
+)
+def test_resume_refuses_a_changed_training_setting(example, tiny_root, tmp_path, change,
+                                                   message):
+    run(example, ["--data-root", tiny_root, "--out", tmp_path, *TINY, "--epochs", "1"])
+    state = mg.load(tmp_path / "checkpoint.npz")
+    state["settings"]["epochs"] = 2  # as if stopped after epoch 1 of 2
+    mg.save(state, tmp_path / "checkpoint.npz")
+    before = snapshot(tmp_path)
+    _, error = run(example, ["--resume", "--out", tmp_path, *change], expect=2)
+    assert message.format(out=tmp_path) in error and "Traceback" not in error
+    assert snapshot(tmp_path) == before
+
+
+def test_resume_may_add_epochs_without_a_schedule_and_says_so(example, tiny_root, tmp_path):
+    run(example, ["--data-root", tiny_root, "--out", tmp_path, *TINY, "--epochs", "1",
+                  "--schedule", "none"])
+    printed, _ = run(example, ["--resume", "--out", tmp_path, "--epochs", "2", "--no-progress"])
+    assert "override: --epochs 2 (the run had 1)" in printed
+    state = check_files_agree(tmp_path, 2)
+    assert state["settings"]["epochs"] == 2
+
+
+def test_a_new_run_refuses_a_folder_that_holds_a_run(example, tiny_root, tmp_path):
+    args = ["--data-root", tiny_root, "--out", tmp_path, *TINY, "--epochs", "1"]
+    run(example, args)
+    before = snapshot(tmp_path)
+    _, error = run(example, [*args, "--lr", "0.5"], expect=2)
+    assert f"argument --out: {tmp_path} already holds a run (checkpoint.npz, best.npz" in error
+    assert "--resume to continue it, --overwrite to replace it" in error
+    assert snapshot(tmp_path) == before
+    run(example, [*args, "--lr", "0.5", "--overwrite"])
+    record = json.loads((tmp_path / "stats.json").read_text())
+    assert record["settings"]["lr"] == 0.5 and len(record["epochs"]) == 1
+
+
+def test_resume_of_a_finished_run_says_so_and_writes_nothing(example, tiny_root, tmp_path):
+    run(example, ["--data-root", tiny_root, "--out", tmp_path, *TINY, "--epochs", "1"])
+    before = snapshot(tmp_path)
+    printed, _ = run(example, ["--resume", "--out", tmp_path])
+    assert f"the run in {tmp_path} is finished (1 of 1 epochs); nothing to resume" in printed
+    assert "resuming" not in printed and snapshot(tmp_path) == before
+
+
+def test_resume_into_a_missing_folder_creates_nothing(example, tmp_path):
+    _, error = run(example, ["--resume", "--out", tmp_path / "missing"], expect=2)
+    assert "no checkpoint.npz in" in error and not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "best-model", "not-a-run"])
+def test_resume_from_a_damaged_or_wrong_checkpoint_says_which(example, tiny_root, tmp_path,
+                                                              damage):
+    run(example, ["--data-root", tiny_root, "--out", tmp_path, *TINY, "--epochs", "1"])
+    checkpoint = tmp_path / "checkpoint.npz"
+    if damage == "truncated":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+        message = "is not a minigrad .npz file or is damaged"
+    elif damage == "best-model":  # a model's state dict where the run's checkpoint should be
+        checkpoint.write_bytes((tmp_path / "best.npz").read_bytes())
+        message = "is not a checkpoint written by examples/mnist.py"
+    else:
+        mg.save({"epoch": 1, "model": {}}, checkpoint)
+        message = "is not a checkpoint written by examples/mnist.py"
+    _, error = run(example, ["--resume", "--out", tmp_path], expect=2)
+    assert "argument --resume: " in error and message in error, error
+    assert str(checkpoint) in error and "Traceback" not in error
+
+
+def test_a_diverging_run_stops_with_a_hint_and_claims_no_file(example, tiny_root, tmp_path):
+    _, error = run(example, ["--data-root", tiny_root, "--out", tmp_path, *TINY,
+                             "--lr", "1e6"], expect=1)
+    assert re.search(r"the training loss became (nan|inf) by step [24] in epoch 1", error)
+    assert "lower --lr (try --lr 1e+05)" in error
+    assert "no epoch finished, so no model was saved" in error
+    assert "Warning" not in error and not (tmp_path / "best.npz").exists()
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+
+def test_evaluate_prints_the_accuracy_of_a_saved_model(example, tiny_root, tmp_path):
+    run(example, ["--data-root", tiny_root, "--out", tmp_path, *TINY, "--epochs", "1"])
+    before = snapshot(tmp_path)
+    best = json.loads((tmp_path / "stats.json").read_text())["epochs"][0]
+    for name in ("best.npz", "checkpoint.npz"):
+        printed, _ = run(example, ["--evaluate", tmp_path / name, "--data-root", tiny_root,
+                                   "--device", "cpu"])
+        assert f"test loss {best['test_loss']:.4f}, accuracy {best['test_acc']:.2%}" in printed
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    _, error = run(example, ["--evaluate", tmp_path / "junk.npz"], expect=2)
+    assert "argument --evaluate: load: " in error and "damaged" in error
+    (tmp_path / "junk.npz").unlink()
+    assert snapshot(tmp_path) == before
+
+
+def test_the_main_job_needs_neither_torch_nor_torchvision_when_the_files_are_there(
+        tiny_root, tmp_path):
+    blocked = textwrap.dedent(f"""
+        import runpy, sys
+        sys.modules["torch"] = sys.modules["torchvision"] = None  # import fails, as if absent
+        sys.argv = ["mnist.py", *{[str(a) for a in ["--data-root", tiny_root, "--out", tmp_path,
+                                                     *TINY]]!r}]
+        sys.path.insert(0, {str(EXAMPLES)!r})
+        runpy.run_path({str(EXAMPLES / "mnist.py")!r}, run_name="__main__")
+    """)
+    result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert "final test accuracy" in result.stdout
+
+
+def test_the_examples_extra_leaves_the_download_dependency_out():
+    tomllib = pytest.importorskip("tomllib")
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    names = {extra: {re.split(r"[<>=\[; ]", spec)[0] for spec in specs}
+             for extra, specs in extras.items()}
+    assert names["examples"] == {"tqdm", "matplotlib"}
+    assert "torchvision" in names["download"] and {"torch", "torchvision"} <= names["test"]
+    readme = (REPO / "README.md").read_text()
+    assert 'pip install -e ".[examples,download]" && python examples/mnist.py' in readme
+    assert 'pip install -e ".[test]" && pytest' in readme
