@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import operator
 
-from .. import backend
+from .. import backend, promotion
 from ..autograd.function import Function
 from .broadcast import unbroadcast
 
@@ -27,7 +27,7 @@ def _shape(value) -> tuple:
 
 def _binary(name: str, op, x, y, true_divide: bool = False):
     """op(x, y) on the arrays, in PyTorch's result dtype."""
-    x, y = backend.promote(_array(x), _array(y), true_divide)
+    x, y = promotion.promote(_array(x), _array(y), true_divide)
     try:
         return op(x, y)
     except ValueError:
@@ -234,7 +234,7 @@ class Where(Function):
         if getattr(condition, "dtype", None) != backend.bool_:
             raise TypeError(f"where: the condition must be a bool tensor, got {condition.dtype}")
         ctx.condition, ctx.shapes = condition, (_shape(a), _shape(b))
-        a, b = backend.promote(_array(a), _array(b))
+        a, b = promotion.promote(_array(a), _array(b))
         return backend.array_module(condition).where(condition, a, b)
 
     @staticmethod
