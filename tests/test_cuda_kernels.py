@@ -16,6 +16,7 @@ Three levels, so most of it runs on a machine without a GPU:
 from __future__ import annotations
 
 import ctypes
+import functools
 import re
 import shutil
 import subprocess
@@ -25,7 +26,7 @@ import pytest
 
 import minigrad as mg
 from minigrad.cuda import kernels
-from tests.test_backend_seam import FakeGpuArray, fake_gpu  # noqa: F401 (a fixture)
+from tests.test_backend_seam import CAPTURE, FakeGpuArray, fake_gpu, launched  # noqa: F401
 
 DTYPES = [np.float32, np.float64]
 TOLERANCE = {np.float32: dict(rtol=2e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
@@ -77,6 +78,10 @@ static Barrier* block_barrier;
 #define __device__
 #define __shared__ static
 #define __syncthreads() block_barrier->wait()
+#define __threadfence() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
+    return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+}
 inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, sizeof f); return f; }
 template <class Body> void emulate(unsigned grid, unsigned block, Body body) {
     gridDim.x = grid; blockDim.x = block;
@@ -91,6 +96,7 @@ template <class Body> void emulate(unsigned grid, unsigned block, Body body) {
 }
 """
 C_SCALARS = {"long long": (ctypes.c_longlong, np.int64), "int": (ctypes.c_int, np.int32)}
+C_POINTEES = {"long long": np.int64, "unsigned long long": np.uint64}  # else scalar_t
 
 
 def _parameters(source: str) -> tuple[str, list]:
@@ -122,7 +128,7 @@ class EmulatedKernel:
             array = value._data if isinstance(value, FakeGpuArray) else value
             assert isinstance(array, np.ndarray), f"{where} got {type(value).__name__}"
             pointee = ctype.replace("const", "").rstrip("*").strip()
-            expected = np.int64 if pointee == "long long" else self.dtype
+            expected = C_POINTEES.get(pointee, self.dtype)
             assert array.dtype == expected, f"{where} got a {array.dtype} array"
             assert array.flags.c_contiguous, f"{where} got a non-contiguous array"
             return ctypes.c_void_p(array.ctypes.data)
@@ -135,8 +141,15 @@ class EmulatedKernel:
 
     def __call__(self, grid, block, args):
         assert len(args) == len(self.params), f"{self.name}: {len(args)} arguments"
+        assert block == (kernels.BLOCK,) and grid[0] >= 1, f"{self.name}: grid {grid} block {block}"
         converted = [self._convert(c, p, v) for (c, p), v in zip(self.params, args, strict=True)]
-        self.function(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), *converted)
+        run = functools.partial(self.function, ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]),
+                                *converted)
+        if CAPTURE.recording is not None:  # a fake stream capture: the graph replays it later
+            CAPTURE.recording.append(run)
+        else:
+            launched(f"kernel:{self.name}")
+            run()
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +166,7 @@ def emulated_kernels(tmp_path_factory):
         for name, source in kernels.SOURCES.items():
             kernel_name, signatures[name] = _parameters(source)
             assert kernel_name == name
-            code += ["#undef BLOCK", source, _launcher(name, signatures[name])]
+            code += [source, _launcher(name, signatures[name])]
         path = folder / f"kernels_{scalar}.cpp"
         path.write_text("\n".join(code))
         library = folder / f"kernels_{scalar}.so"
