@@ -217,8 +217,14 @@ class GraphedStep:
         xp = backend.module_for(self.device)
         arrays = self._sgd_arrays()
         self._table = kernels.pointer_table(arrays[0::3], arrays[1::3], arrays[2::3])
-        for name in _USED_KERNELS:  # compile and load before the capture
+        for name in _USED_KERNELS:  # compile before the capture
             kernels._function(name, self.dtype.name)
+        # The GEMM and cross-entropy kernels have run; one SGD launch with no elements loads
+        # that module too (with CUDA's lazy loading a kernel is loaded at its first launch).
+        table, _ = self._table
+        kernels.launch("sgd_update_many", self.dtype, 0, (
+            table, kernels._int(0), kernels._long(0), self.lr, *(self.dtype.type(0),) * 3,
+            kernels._int(0), kernels._int(0)))
         stream = xp.cuda.Stream(non_blocking=True)
         with stream:
             stream.begin_capture()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 
 from .. import backend
+from . import sources
 from .sources import BLOCK, MAX_BLOCKS, PRELUDE, SOURCES, TILE
 
 enabled = True  # read on every call, so a test or benchmark can switch the kernels off
@@ -131,7 +132,8 @@ def workspace(xp, device_id: int, dtype_name: str) -> tuple:
     stream (a captured graph gets its own, graphed.py).
     """
     with xp.cuda.Device(device_id):
-        return xp.zeros(1, dtype=backend.uint64), xp.empty(MAX_BLOCKS, dtype=dtype_name)
+        # sources.MAX_BLOCKS, not MAX_BLOCKS: a test may lower the grid cap, never the space
+        return xp.zeros(1, dtype=backend.uint64), xp.empty(sources.MAX_BLOCKS, dtype=dtype_name)
 
 
 def _int64_targets(target):
