@@ -107,6 +107,73 @@ GENERATOR_METHODS = """beta binomial chisquare dirichlet exponential f gamma geo
 HOST_READS = {"item", "tolist", "get"}
 
 
+class FakeStream:
+    """cupy.cuda.Stream: capture records our kernels (tests/test_cuda_kernels.py), nothing else.
+
+    While a stream captures, any other GPU work on the fake (an array op, a CuPy function, an
+    allocation) raises, so a test can say that a captured step is made of our kernels only and
+    allocates nothing (cuBLAS calls raise during a real capture; CuPy issue 6290).
+    """
+
+    def __init__(self, null: bool = False, non_blocking: bool = False):
+        self.null = null
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def begin_capture(self, mode=None):
+        if self.null:
+            raise RuntimeError("cannot capture on the default (legacy) stream")
+        if CAPTURE.recording is not None:
+            raise RuntimeError("fake CuPy: a capture is already running")
+        CAPTURE.recording = []
+
+    def end_capture(self):
+        calls, CAPTURE.recording = CAPTURE.recording, None
+        return FakeGraph(calls)
+
+    def synchronize(self):
+        pass
+
+
+class FakeGraph:
+    """cupy.cuda.Graph: launch() replays the recorded kernel launches, arguments as recorded."""
+
+    def __init__(self, calls: list):
+        self.calls = calls
+
+    def launch(self, stream=None):
+        launched("graph_launch")
+        for call in self.calls:
+            call()
+
+
+# While a fake stream captures, `recording` is the list of recorded kernel launches.
+CAPTURE = types.SimpleNamespace(recording=None)
+# hook(name) is called for each call that CuPy would run on the GPU (a kernel or a copy).
+CALLS = types.SimpleNamespace(hook=None)
+ALLOCATIONS = {"function:empty", "function:empty_like"}  # no kernel, but refused in a capture
+
+
+def launched(name: str, result=None, inputs=()) -> None:
+    """Note a call that CuPy would launch on the GPU; a view of an input launches nothing."""
+    if CALLS.hook is None and CAPTURE.recording is None:
+        return
+    data = getattr(result, "_data", None)
+    if data is not None and any(
+        numpy.may_share_memory(data, a._data) for a in inputs if isinstance(a, FakeGpuArray)
+    ):
+        return  # reshape, .T, basic indexing, astype(copy=False) of the same dtype...
+    if CAPTURE.recording is not None:
+        raise RuntimeError(f"fake CuPy: {name} during a stream capture (only our kernels may "
+                           "run in a captured step, and nothing may be allocated)")
+    if name not in ALLOCATIONS:
+        CALLS.hook(name)
+
+
 class FakeDevice:
     """cupy.cuda.Device: a context manager with an id."""
 
@@ -139,6 +206,10 @@ class FakeGpuArray:
     def device(self):
         return FakeDevice(0)
 
+    @property
+    def data(self):  # cupy.ndarray.data: a MemoryPointer; .ptr is the address (on the host here)
+        return types.SimpleNamespace(ptr=self._data.ctypes.data)
+
     def get(self):
         _host_read()
         return self._data.copy()
@@ -150,14 +221,23 @@ class FakeGpuArray:
         if name in HOST_READS:
             _host_read()
         if callable(value):
-            return lambda *args, **kwargs: _wrap(value(*_unwrap(args), **_unwrap(kwargs)))
+            def method(*args, **kwargs):
+                result = _wrap(value(*_unwrap(args), **_unwrap(kwargs)))
+                if name not in HOST_READS:
+                    launched(f"method:{name}", result, (self,))
+                return result
+
+            return method
         return _wrap(value)
 
     def __getitem__(self, index):
-        return _wrap(self._data[_unwrap_index(index)])
+        result = _wrap(self._data[_unwrap_index(index)])
+        launched("getitem", result, (self,))
+        return result
 
     def __setitem__(self, index, value):
         self._data[_unwrap_index(index)] = _unwrap(value)
+        launched("setitem")
 
     def __len__(self):
         return len(self._data)
@@ -184,7 +264,9 @@ def _host_read():
 
 def _binary(name: str):
     def method(self, other):
-        return _wrap(getattr(self._data, name)(_unwrap(other)))
+        result = _wrap(getattr(self._data, name)(_unwrap(other)))
+        launched(name, result, (self, other))
+        return result
 
     return method
 
@@ -192,6 +274,7 @@ def _binary(name: str):
 def _in_place(name: str):
     def method(self, other):
         getattr(self._data, name)(_unwrap(other))
+        launched(name)
         return self
 
     return method
@@ -199,7 +282,9 @@ def _in_place(name: str):
 
 def _unary(name: str):
     def method(self):
-        return _wrap(getattr(self._data, name)())
+        result = _wrap(getattr(self._data, name)())
+        launched(name, result, (self,))
+        return result
 
     return method
 
@@ -249,14 +334,20 @@ def _wrap(value):
     return value
 
 
-def _device_function(function):
-    return lambda *args, **kwargs: _wrap(function(*_unwrap(args), **_unwrap(kwargs)))
+def _device_function(function, name: str = "function"):
+    def call(*args, **kwargs):
+        result = _wrap(function(*_unwrap(args), **_unwrap(kwargs)))
+        launched(f"function:{name}", result, args)
+        return result
+
+    return call
 
 
 def _asarray(data, dtype=None):
     """cupy.asarray: host data (lists, numpy arrays) is copied to the device."""
     if isinstance(data, FakeGpuArray):
         return data if dtype is None else data.astype(dtype, copy=False)
+    launched("function:asarray (host to device)")
     return FakeGpuArray(numpy.array(data, dtype=dtype))
 
 
@@ -269,14 +360,14 @@ class FakeGenerator:
     def __getattr__(self, name):
         if name not in GENERATOR_METHODS:
             raise AttributeError(f"cupy.random.Generator has no method {name!r}")
-        return _device_function(getattr(self._rng, name))
+        return _device_function(getattr(self._rng, name), f"random:{name}")
 
 
 def make_fake_cupy() -> tuple[types.ModuleType, types.ModuleType]:
     """(cupy, cupyx) stand-ins with the parts of their API that minigrad may use."""
     cupy = types.ModuleType("fake_cupy")
     for name in FUNCTIONS:
-        setattr(cupy, name, _device_function(getattr(numpy, name)))
+        setattr(cupy, name, _device_function(getattr(numpy, name), name))
     for name in DTYPE_NAMES:
         setattr(cupy, name, getattr(numpy, name))
     cupy.ndarray = FakeGpuArray
@@ -285,20 +376,24 @@ def make_fake_cupy() -> tuple[types.ModuleType, types.ModuleType]:
         cupy if any(isinstance(a, FakeGpuArray) for a in arrays) else numpy
     )
     cupy.cuda = types.SimpleNamespace(
-        Device=FakeDevice, runtime=types.SimpleNamespace(getDeviceCount=lambda: 1)
+        Device=FakeDevice, runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
+        Stream=FakeStream, get_current_stream=lambda: FakeStream(null=True),
     )
     cupy.random = types.SimpleNamespace(default_rng=FakeGenerator)
     cupyx = types.ModuleType("fake_cupyx")
 
     def add_at(target, slices, value):
         numpy.add.at(target._data, _unwrap_index(slices), _unwrap(value))
+        launched("function:add.at")
 
     cupy.add = types.SimpleNamespace(at=add_at)  # cupy.add.at (the ufunc's other uses: operators)
 
     def where(condition, x, y):
         if not isinstance(condition, FakeGpuArray):  # CuPy calls condition.astype(...)
             raise AttributeError(f"cupy.where: condition must be a GPU array, got {condition!r}")
-        return _wrap(numpy.where(condition._data, *_unwrap((x, y))))
+        result = _wrap(numpy.where(condition._data, *_unwrap((x, y))))
+        launched("function:where")
+        return result
 
     cupy.where = where
     return cupy, cupyx
@@ -313,6 +408,8 @@ def fake_gpu(monkeypatch):
     monkeypatch.setattr(backend, "_generators", backend._Generators())
     monkeypatch.setattr(kernels, "enabled", False)
     monkeypatch.setattr(FakeGpuArray, "host_reads", 0)
+    monkeypatch.setattr(CAPTURE, "recording", None)
+    monkeypatch.setattr(CALLS, "hook", None)
     return cupy
 
 

@@ -3,11 +3,9 @@
 Three levels, so most of it runs on a machine without a GPU:
 
 1. nvcc compiles every kernel source, float32 and float64, for sm_90 (skipped without nvcc).
-2. The same sources run on the CPU (skipped without g++): an emulation header turns each thread
-   of a block into a std::thread, __syncthreads() into a barrier and __shared__ into a static
-   (blocks run one after another), and kernels._function is swapped for a ctypes launcher that
-   also checks every argument against the kernel's C signature (pointer dtypes, contiguity, and
-   that scalars are NumPy scalars of exactly the C type, which CuPy needs). The kernel tests, the
+2. The same sources run on the CPU (skipped without g++): tests/cuda_emulator.py runs each
+   block's threads as std::threads, and kernels._function is swapped for a ctypes launcher that
+   also checks every argument against the kernel's C signature. The kernel tests, the
    ops' dispatch and a training step then run through the real Python wrappers. What this misses:
    GPU memory, warps, launch limits, NVRTC quirks, races that a CPU schedule hides.
 3. On a GPU with CuPy (pytest -m cuda), the same tests run the compiled kernels for real.
@@ -15,8 +13,6 @@ Three levels, so most of it runs on a machine without a GPU:
 
 from __future__ import annotations
 
-import ctypes
-import re
 import shutil
 import subprocess
 
@@ -25,11 +21,11 @@ import pytest
 
 import minigrad as mg
 from minigrad.cuda import kernels
+from tests import cuda_emulator
 from tests.test_backend_seam import FakeGpuArray, fake_gpu  # noqa: F401 (a fixture)
 
 DTYPES = [np.float32, np.float64]
 TOLERANCE = {np.float32: dict(rtol=2e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
-KERNEL_SIGNATURE = re.compile(r'extern "C" __global__ void (\w+)\(([^)]*)\)')
 
 # ---- 1. nvcc ------------------------------------------------------------------------------------
 
@@ -48,123 +44,11 @@ def test_kernel_source_compiles_with_nvcc(name, dtype, tmp_path):
 
 # ---- 2. the kernels on the CPU ----------------------------------------------------------------
 
-EMULATION_HEADER = r"""
-// CUDA C on the CPU, for tests: threads of a block are std::threads, blocks run in turn.
-#include <math.h>
-#include <condition_variable>
-#include <cstring>
-#include <mutex>
-#include <thread>
-#include <vector>
-struct Dim3 { unsigned x = 0, y = 1, z = 1; };
-static thread_local Dim3 threadIdx, blockIdx;
-static Dim3 blockDim, gridDim;
-class Barrier {  // __syncthreads(): every thread of the block waits for the others
-  public:
-    explicit Barrier(unsigned count) : count_(count) {}
-    void wait() {
-        std::unique_lock<std::mutex> lock(mutex_);
-        unsigned generation = generation_;
-        if (++waiting_ == count_) { waiting_ = 0; ++generation_; all_.notify_all(); }
-        else all_.wait(lock, [&] { return generation != generation_; });
-    }
-  private:
-    std::mutex mutex_; std::condition_variable all_;
-    unsigned count_, waiting_ = 0, generation_ = 0;
-};
-static Barrier* block_barrier;
-#define __global__
-#define __device__
-#define __shared__ static
-#define __syncthreads() block_barrier->wait()
-inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, sizeof f); return f; }
-template <class Body> void emulate(unsigned grid, unsigned block, Body body) {
-    gridDim.x = grid; blockDim.x = block;
-    for (unsigned b = 0; b < grid; ++b) {
-        Barrier barrier(block);
-        block_barrier = &barrier;
-        std::vector<std::thread> threads;
-        for (unsigned t = 0; t < block; ++t)
-            threads.emplace_back([&, b, t] { blockIdx.x = b; threadIdx.x = t; body(); });
-        for (auto& thread : threads) thread.join();
-    }
-}
-"""
-C_SCALARS = {"long long": (ctypes.c_longlong, np.int64), "int": (ctypes.c_int, np.int32)}
-
-
-def _parameters(source: str) -> tuple[str, list]:
-    """(name, [(C type, parameter name), ...]) of the one kernel in a source."""
-    name, params = KERNEL_SIGNATURE.search(source).groups()
-    pairs = [re.match(r"(.*?)\s*(\w+)$", " ".join(p.split())).groups() for p in params.split(",")]
-    return name, pairs
-
-
-def _launcher(name: str, params: list) -> str:
-    """C++ that runs kernel `name` on the emulator: launch_<name>(grid, block, args...)."""
-    declared = ", ".join(f"{ctype} {pname}" for ctype, pname in params)
-    passed = ", ".join(pname for _, pname in params)
-    return (f'extern "C" void launch_{name}(unsigned grid, unsigned block, {declared}) '
-            f"{{ emulate(grid, block, [=] {{ {name}({passed}); }}); }}\n")
-
-
-class EmulatedKernel:
-    """Stands in for a cupy.RawKernel: kernel((grid,), (block,), args) on the CPU, args checked."""
-
-    def __init__(self, library, name: str, params: list, dtype):
-        self.name, self.params, self.dtype = name, params, np.dtype(dtype)
-        self.function = getattr(library, f"launch_{name}")
-        self.function.restype = None
-
-    def _convert(self, ctype: str, pname: str, value):
-        where = f"{self.name}: argument {pname} ({ctype})"
-        if ctype.endswith("*"):
-            array = value._data if isinstance(value, FakeGpuArray) else value
-            assert isinstance(array, np.ndarray), f"{where} got {type(value).__name__}"
-            pointee = ctype.replace("const", "").rstrip("*").strip()
-            expected = np.int64 if pointee == "long long" else self.dtype
-            assert array.dtype == expected, f"{where} got a {array.dtype} array"
-            assert array.flags.c_contiguous, f"{where} got a non-contiguous array"
-            return ctypes.c_void_p(array.ctypes.data)
-        c_type, expected = C_SCALARS.get(ctype, (None, None))
-        if ctype == "scalar_t":
-            c_type = ctypes.c_float if self.dtype == np.float32 else ctypes.c_double
-            expected = self.dtype.type
-        assert type(value) is expected, f"{where} got {type(value).__name__}, not {expected}"
-        return c_type(value)
-
-    def __call__(self, grid, block, args):
-        assert len(args) == len(self.params), f"{self.name}: {len(args)} arguments"
-        converted = [self._convert(c, p, v) for (c, p), v in zip(self.params, args, strict=True)]
-        self.function(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), *converted)
-
 
 @pytest.fixture(scope="session")
-def emulated_kernels(tmp_path_factory):
-    """{(name, dtype name): EmulatedKernel} for every kernel, built once per dtype with g++."""
-    if shutil.which("g++") is None:
-        pytest.skip("g++ is not installed (needed to run the kernels on the CPU)")
-    folder = tmp_path_factory.mktemp("kernels")
-    found = {}
-    for dtype, scalar in ((np.float32, "float"), (np.float64, "double")):
-        # One translation unit: the header, scalar_t and the prelude once, then every kernel.
-        code = [EMULATION_HEADER, f"typedef {scalar} scalar_t;", kernels.PRELUDE]
-        signatures = {}
-        for name, source in kernels.SOURCES.items():
-            kernel_name, signatures[name] = _parameters(source)
-            assert kernel_name == name
-            code += ["#undef BLOCK", source, _launcher(name, signatures[name])]
-        path = folder / f"kernels_{scalar}.cpp"
-        path.write_text("\n".join(code))
-        library = folder / f"kernels_{scalar}.so"
-        command = ["g++", "-std=c++17", "-O1", "-shared", "-fPIC", "-pthread", str(path), "-o",
-                   str(library)]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, f"g++ failed:\n{result.stderr[:4000]}"
-        loaded = ctypes.CDLL(str(library))
-        for name, params in signatures.items():
-            found[name, np.dtype(dtype).name] = EmulatedKernel(loaded, name, params, dtype)
-    return found
+def emulated_kernels():
+    """{(name, dtype name): EmulatedKernel} for every kernel (tests/cuda_emulator.py)."""
+    return cuda_emulator.emulated_kernels()
 
 
 @pytest.fixture(params=["cpu-emulation", pytest.param("cuda", marks=pytest.mark.cuda)])

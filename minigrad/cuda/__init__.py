@@ -1,10 +1,12 @@
-"""GPU support: availability checks here, fused CuPy kernels in kernels.py.
+"""GPU support: availability checks here, fused CuPy kernels in kernels.py and gemm.py, and the
+opt-in captured training step in graphed.py.
 
 Nothing here imports CuPy until a GPU is used: the kernels compile on their first launch.
 """
 
 from .. import backend
-from . import kernels
+from . import gemm, kernels
+from .graphed import GraphedStep, graphed_step
 
 
 def is_available() -> bool:
@@ -17,4 +19,16 @@ def device_count() -> int:
     return backend.cuda_device_count()
 
 
-__all__ = ["device_count", "is_available", "kernels"]
+def unavailable_reason() -> str | None:
+    """Why CuPy cannot run here (the error's type and text), or None when it can."""
+    try:
+        count = backend.cupy_module().cuda.runtime.getDeviceCount()
+    except Exception as error:  # ImportError, a CUDA driver or runtime error
+        cause = error.__cause__
+        detail = f"; caused by {type(cause).__name__}: {cause}" if cause else ""
+        return f"{type(error).__name__}: {error}{detail}"
+    return None if count > 0 else "CuPy sees no GPU (getDeviceCount() is 0)"
+
+
+__all__ = ["GraphedStep", "device_count", "gemm", "graphed_step", "is_available", "kernels",
+           "unavailable_reason"]

@@ -2,28 +2,25 @@
 
 A step of the MNIST network launches a few dozen small kernels; at batch 64 the GPU finishes each
 in microseconds and the time goes to launching them. These kernels do in one launch what the plain
-array code does in several:
+array code does in several (the CUDA C is in sources.py):
 
     kernel                   replaces (the reference, which the CPU runs)          launches
     relu_backward            grad * (z > 0)                                         2 -> 1
+    relu_backward_bias_grad  g = grad * (z > 0); g.sum(axis=0) (ReLU, then Linear)  3 -> 1
     bias_relu_forward        maximum(x + bias, 0)                                   2 -> 1
     cross_entropy_forward    max, subtract, exp, sum, divide, log, gather, sum...  ~10 -> 1
     cross_entropy_backward   probs.copy(); [rows, target] -= 1; *= grad * scale     3 -> 1
     sgd_update               weight decay, momentum, nesterov and p -= lr * d      ~6 -> 1
+    sgd_update_many          sgd_update for every parameter of an optimizer        6 -> 1
+    gather_batch             inputs[order[a:b]], targets[order[a:b]]                2 -> 1
 
-The SGD update is one launch per parameter (not one over a flat buffer: the gradients are fresh
-arrays each step, so gathering them would cost a copy). bias_relu_forward is here and tested but
-not wired in: Linear and ReLU are separate Functions, and fusing across them would need a
-Linear+ReLU Function that the models do not use.
-
-The CUDA C sources are module-level strings (SOURCES), self-contained (no #include), compiled once
-per dtype with `scalar_t` defined as float or double (source_for). CuPy compiles them with NVRTC on
-first use; tests/test_cuda_kernels.py compiles them with nvcc and compares each kernel with its
-reference. Nothing here imports CuPy until a kernel runs.
-
+gemm.py adds small matrix products with fused epilogues, for the captured step (graphed.py).
 The ops call these only when `applies(...)` says so: `enabled` is True and every array is a
 C-contiguous float32/float64 CUDA array of one dtype. Set `minigrad.cuda.kernels.enabled = False`
 to run the plain array code on the GPU too (for comparisons, like torch.backends.cudnn.enabled).
+CuPy compiles each source with NVRTC on first use; tests/test_cuda_kernels.py compiles them with
+nvcc and runs them on the CPU against their references. Nothing here imports CuPy until a kernel
+runs.
 """
 
 from __future__ import annotations
@@ -31,129 +28,17 @@ from __future__ import annotations
 import functools
 
 from .. import backend
+from . import sources
+from .sources import BLOCK, MAX_BLOCKS, PRELUDE, SOURCES, TILE
 
 enabled = True  # read on every call, so a test or benchmark can switch the kernels off
 
-BLOCK = 256  # threads per block; cross_entropy_forward's reduction needs a power of two
-_MAX_BLOCKS = 4096  # grid-stride loops cover the rest
 _FLOATS = (backend.float32, backend.float64)
 _SCALAR_T = {"float32": "float", "float64": "double"}
 _long = backend.int64.type  # C `long long`
 _int = backend.dtype("int32").type  # C `int`
 
-PRELUDE = r"""
-// scalar_t is float or double: each source is compiled once per dtype.
-__device__ inline float real_exp(float x) { return expf(x); }
-__device__ inline double real_exp(double x) { return exp(x); }
-__device__ inline float real_log(float x) { return logf(x); }
-__device__ inline double real_log(double x) { return log(x); }
-#define REAL_NAN ((scalar_t)__int_as_float(0x7fc00000))
-#define GRID_STRIDE_LOOP(i, n) \
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
-         i += (long long)gridDim.x * blockDim.x)
-"""
-
-RELU_BACKWARD = r"""
-// out = grad where the ReLU's output z is positive, else 0.
-extern "C" __global__ void relu_backward(const scalar_t* grad, const scalar_t* z, scalar_t* out,
-                                         long long n) {
-    GRID_STRIDE_LOOP(i, n) { out[i] = z[i] > 0 ? grad[i] : (scalar_t)0; }
-}
-"""
-
-BIAS_RELU_FORWARD = r"""
-// out = max(x + bias, 0), bias broadcast along the last dim (features); out may be x.
-extern "C" __global__ void bias_relu_forward(const scalar_t* x, const scalar_t* bias, scalar_t* out,
-                                             long long n, long long features) {
-    GRID_STRIDE_LOOP(i, n) {
-        scalar_t v = x[i] + bias[i % features];
-        out[i] = v > 0 ? v : (scalar_t)0;
-    }
-}
-"""
-
-CROSS_ENTROPY_FORWARD = r"""
-// loss = scale * sum_r (log(sum_c exp(x_rc - m_r)) - (x_rt - m_r)), m_r = max_c x_rc, t = target[r]
-// probs = softmax of each row, kept for backward. One block of BLOCK threads: thread k takes rows
-// k, k + BLOCK, ... (a row of 10 classes is too short to share), then a tree in shared memory adds
-// the rows' losses, so the sum is deterministic. A target outside [0, classes) makes the loss NaN.
-#define BLOCK 256
-extern "C" __global__ void cross_entropy_forward(const scalar_t* logits, const long long* target,
-                                                 scalar_t* probs, scalar_t* loss, long long rows,
-                                                 int classes, scalar_t scale) {
-    __shared__ scalar_t partial[BLOCK];
-    scalar_t total = 0;
-    for (long long r = threadIdx.x; r < rows; r += BLOCK) {
-        const scalar_t* x = logits + r * classes;
-        scalar_t* p = probs + r * classes;
-        scalar_t top = x[0];
-        for (int c = 1; c < classes; ++c) top = x[c] > top ? x[c] : top;
-        scalar_t sum = 0;
-        for (int c = 0; c < classes; ++c) {
-            p[c] = real_exp(x[c] - top);
-            sum += p[c];
-        }
-        for (int c = 0; c < classes; ++c) p[c] /= sum;
-        long long t = target[r];
-        total += (t >= 0 && t < classes) ? real_log(sum) - (x[t] - top) : REAL_NAN;
-    }
-    partial[threadIdx.x] = total;
-    __syncthreads();
-    for (int half = BLOCK / 2; half > 0; half /= 2) {
-        if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) loss[0] = partial[0] * scale;
-}
-"""
-
-CROSS_ENTROPY_BACKWARD = r"""
-// grad_logits = (probs - onehot(target)) * grad_loss * scale, one thread per element; grad_loss is
-// the 0-d gradient of the loss, read on the device (no copy to the host).
-extern "C" __global__ void cross_entropy_backward(const scalar_t* probs, const long long* target,
-                                                  const scalar_t* grad_loss,
-                                                  scalar_t* grad_logits, long long n, int classes,
-                                                  scalar_t scale) {
-    scalar_t g = grad_loss[0] * scale;
-    GRID_STRIDE_LOOP(i, n) {
-        long long t = target[i / classes];
-        scalar_t hit = (i % classes) == t ? (scalar_t)1 : (scalar_t)0;
-        grad_logits[i] = (t >= 0 && t < classes) ? (probs[i] - hit) * g : REAL_NAN;
-    }
-}
-"""
-
-SGD_UPDATE = r"""
-// torch.optim.SGD for one parameter, in place, in one pass:
-//   d = g + weight_decay * p
-//   buf = d (first step)  or  momentum * buf + (1 - dampening) * d
-//   d = d + momentum * buf (nesterov)  or  buf
-//   p -= lr * d
-// With momentum 0 there is no buffer (buf is not touched).
-extern "C" __global__ void sgd_update(scalar_t* param, const scalar_t* grad, scalar_t* buf,
-                                      long long n, scalar_t lr, scalar_t momentum,
-                                      scalar_t dampening, scalar_t weight_decay, int nesterov,
-                                      int first_step) {
-    GRID_STRIDE_LOOP(i, n) {
-        scalar_t d = grad[i];
-        if (weight_decay != 0) d += weight_decay * param[i];
-        if (momentum != 0) {
-            scalar_t b = first_step ? d : momentum * buf[i] + (1 - dampening) * d;
-            buf[i] = b;
-            d = nesterov ? d + momentum * b : b;
-        }
-        param[i] -= lr * d;
-    }
-}
-"""
-
-SOURCES = {
-    "relu_backward": RELU_BACKWARD,
-    "bias_relu_forward": BIAS_RELU_FORWARD,
-    "cross_entropy_forward": CROSS_ENTROPY_FORWARD,
-    "cross_entropy_backward": CROSS_ENTROPY_BACKWARD,
-    "sgd_update": SGD_UPDATE,
-}
+__all__ = ["BLOCK", "PRELUDE", "SOURCES", "TILE", "applies", "source_for"]
 
 
 def source_for(name: str, dtype) -> str:
@@ -168,10 +53,14 @@ def _function(name: str, dtype_name: str):
     return module.get_function(name)
 
 
-def _launch(name: str, dtype, size: int, args: tuple, grid: int | None = None) -> None:
-    if grid is None:
-        grid = max(1, min((size + BLOCK - 1) // BLOCK, _MAX_BLOCKS))
-    _function(name, dtype.name)((grid,), (BLOCK,), args)
+def grid_for(size: int) -> int:
+    """Blocks for `size` elements, one thread each, capped (the grid-stride loops do the rest)."""
+    return max(1, min((size + BLOCK - 1) // BLOCK, MAX_BLOCKS))
+
+
+def launch(name: str, dtype, size: int, args: tuple, grid: int | None = None) -> None:
+    """Run kernel `name` for `dtype` on `grid` blocks (default: enough for `size` elements)."""
+    _function(name, dtype.name)((grid_for(size) if grid is None else grid,), (BLOCK,), args)
 
 
 def applies(*arrays) -> bool:
@@ -184,6 +73,15 @@ def applies(*arrays) -> bool:
     )
 
 
+def _cupy():
+    return backend.cupy_module()  # every array here is a CUDA array: no get_array_module
+
+
+def address(array) -> int:
+    """The device address of a CUDA array's first element (for the kernels' pointer tables)."""
+    return array.data.ptr
+
+
 def _check_same_shape(op: str, a, b) -> None:
     if a.shape != b.shape:
         raise ValueError(f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} must match")
@@ -192,9 +90,26 @@ def _check_same_shape(op: str, a, b) -> None:
 def relu_backward(grad, z):
     """grad where z > 0, else 0 (reference: grad * (z > 0)); z is the ReLU's output."""
     _check_same_shape("relu_backward", grad, z)
-    out = backend.array_module(z).empty_like(z)
-    _launch("relu_backward", z.dtype, z.size, (grad, z, out, _long(z.size)))
+    out = _cupy().empty_like(z)
+    launch("relu_backward", z.dtype, z.size, (grad, z, out, _long(z.size)))
     return out
+
+
+def relu_backward_bias_grad(grad, z):
+    """(grad * (z > 0), its sum over rows): ReLU's backward and the earlier Linear's bias gradient.
+
+    For 2-D (rows, features) arrays; z is the ReLU's output. Reference: g = grad * (z > 0);
+    (g, g.sum(axis=0)).
+    """
+    _check_same_shape("relu_backward_bias_grad", grad, z)
+    if z.ndim != 2:
+        raise ValueError(f"relu_backward_bias_grad: expected 2-D arrays, got shape {z.shape}")
+    xp = _cupy()
+    out, bias_grad = xp.empty_like(z), xp.empty(z.shape[1], dtype=z.dtype)
+    rows, features = z.shape
+    launch("relu_backward_bias_grad", z.dtype, features,
+           (grad, z, out, bias_grad, _long(rows), _long(features)))
+    return out, bias_grad
 
 
 def bias_relu_forward(x, bias, out=None):
@@ -204,41 +119,80 @@ def bias_relu_forward(x, bias, out=None):
             f"bias_relu_forward: bias of shape {tuple(bias.shape)} does not fit x of shape "
             f"{tuple(x.shape)} (expected ({x.shape[-1] if x.ndim else 0},))"
         )
-    out = backend.array_module(x).empty_like(x) if out is None else out
-    _launch("bias_relu_forward", x.dtype, x.size, (x, bias, out, _long(x.size), _long(bias.size)))
+    out = _cupy().empty_like(x) if out is None else out
+    launch("bias_relu_forward", x.dtype, x.size, (x, bias, out, _long(x.size), _long(bias.size)))
     return out
 
 
-def _int64_targets(target, xp):
-    return xp.ascontiguousarray(target.astype(backend.int64, copy=False))
+@functools.cache
+def workspace(xp, device_id: int, dtype_name: str) -> tuple:
+    """(finished counter, block sums) for cross_entropy_forward on one device, made once.
+
+    The kernel leaves the counter at 0 after each launch, so one pair serves every launch on a
+    stream (a captured graph gets its own, graphed.py).
+    """
+    with xp.cuda.Device(device_id):
+        # sources.MAX_BLOCKS, not MAX_BLOCKS: a test may lower the grid cap, never the space
+        return xp.zeros(1, dtype=backend.uint64), xp.empty(sources.MAX_BLOCKS, dtype=dtype_name)
 
 
-def cross_entropy_forward(logits, target, scale: float):
+def _int64_targets(target):
+    if target.dtype == backend.int64 and target.flags.c_contiguous:
+        return target  # the common case: no launch
+    return _cupy().ascontiguousarray(target.astype(backend.int64))
+
+
+def check_logits(logits) -> None:
+    """Refuse logits that the cross-entropy kernel cannot take (not (rows, classes>0))."""
+    if logits.ndim != 2 or logits.shape[1] == 0:
+        raise ValueError(
+            f"cross_entropy: logits of shape {tuple(logits.shape)} must be (rows, classes) "
+            "with at least one class"
+        )
+
+
+def cross_entropy_forward(logits, target, scale: float, out=None, as_gradient=False, space=None,
+                          loss=None):
     """(loss, probs): scale * sum of -log softmax(logits)[target], and the softmax rows.
 
-    Reference: CrossEntropy.forward's array code in minigrad/ops/loss.py. Out-of-range targets
-    give a NaN loss here instead of an error: checking them on the host would wait for the GPU.
+    With as_gradient the second array is the loss's gradient (probs - onehot(target)) * scale
+    instead. out, loss and space (a workspace()) may be given, so that nothing is allocated (as a
+    captured graph needs). Reference: CrossEntropy.forward's array code in minigrad/ops/loss.py.
+    Out-of-range targets give a NaN loss here instead of an error: checking them would wait for
+    the GPU.
     """
-    xp = backend.array_module(logits)
+    check_logits(logits)
+    xp = _cupy()
     rows, classes = logits.shape
-    if classes == 0:
-        raise ValueError(f"cross_entropy: logits of shape {tuple(logits.shape)} have no classes")
-    probs = xp.empty_like(logits)
-    loss = xp.empty((), dtype=logits.dtype)
-    args = (logits, _int64_targets(target, xp), probs, loss, _long(rows), _int(classes),
-            logits.dtype.type(scale))
-    _launch("cross_entropy_forward", logits.dtype, rows, args, grid=1)
-    return loss, probs
+    out = xp.empty_like(logits) if out is None else out
+    loss = xp.empty((), dtype=logits.dtype) if loss is None else loss
+    finished, block_sums = space or workspace(xp, logits.device.id, logits.dtype.name)
+    args = (logits, _int64_targets(target), out, loss, block_sums, finished, _long(rows),
+            _int(classes), logits.dtype.type(scale), _int(bool(as_gradient)))
+    launch("cross_entropy_forward", logits.dtype, rows, args)
+    return loss, out
 
 
 def cross_entropy_backward(probs, target, grad_loss, scale: float):
     """(probs - onehot(target)) * grad_loss * scale, without building the one-hot matrix."""
-    xp = backend.array_module(probs)
-    out = xp.empty_like(probs)
-    args = (probs, _int64_targets(target, xp), grad_loss, out, _long(probs.size),
+    out = _cupy().empty_like(probs)
+    args = (probs, _int64_targets(target), grad_loss, out, _long(probs.size),
             _int(probs.shape[1]), probs.dtype.type(scale))
-    _launch("cross_entropy_backward", probs.dtype, probs.size, args)
+    launch("cross_entropy_backward", probs.dtype, probs.size, args)
     return out
+
+
+def _momentum_buffer(param, state, momentum) -> tuple:
+    """(buffer, first_step) for SGD: state's "momentum_buffer", made here on the first step."""
+    if not momentum:
+        return param, 0  # with momentum 0 the kernels never touch the buffer argument
+    buffer = state.get("momentum_buffer")
+    if buffer is None:
+        state["momentum_buffer"] = _cupy().empty_like(param)
+        return state["momentum_buffer"], 1
+    if not applies(param, buffer):  # e.g. loaded from a state dict in another layout
+        buffer = state["momentum_buffer"] = _cupy().ascontiguousarray(buffer, dtype=param.dtype)
+    return buffer, 0
 
 
 def sgd_update(param, grad, state, lr, momentum, dampening, weight_decay, nesterov) -> None:
@@ -248,17 +202,94 @@ def sgd_update(param, grad, state, lr, momentum, dampening, weight_decay, nester
     "momentum_buffer" is created here on the first step, as SGD.step does.
     """
     _check_same_shape("sgd_update", param, grad)
-    buffer, first_step = param, 0  # with momentum 0 the kernel never touches the buffer argument
-    if momentum:
-        buffer = state.get("momentum_buffer")
-        if buffer is None:
-            buffer = state["momentum_buffer"] = backend.array_module(param).empty_like(param)
-            first_step = 1
-        elif not applies(param, buffer):  # e.g. loaded from a state dict in another layout
-            buffer = state["momentum_buffer"] = backend.array_module(param).ascontiguousarray(
-                buffer, dtype=param.dtype
-            )
+    buffer, first_step = _momentum_buffer(param, state, momentum)
     real = param.dtype.type
     args = (param, grad, buffer, _long(param.size), real(lr), real(momentum), real(dampening),
             real(weight_decay), _int(bool(nesterov)), _int(first_step))
-    _launch("sgd_update", param.dtype, param.size, args)
+    launch("sgd_update", param.dtype, param.size, args)
+
+
+def pointer_table(params, grads, buffers):
+    """The int64 device table sgd_update_many reads: 3 addresses per tensor, then the starts."""
+    starts, total = [], 0
+    for param in params:
+        starts.append(total)
+        total += param.size
+    addresses = [address(a) for triple in zip(params, grads, buffers, strict=True) for a in triple]
+    return _cupy().asarray(addresses + starts + [total], dtype=backend.int64), total
+
+
+_TABLES: dict = {}  # (addresses, sizes) -> (table, total), the last 16 sets
+
+
+def _table_for(params, grads, buffers):
+    key = (tuple(address(a) for a in (*params, *grads, *buffers)), tuple(p.size for p in params))
+    found = _TABLES.pop(key, None) or pointer_table(params, grads, buffers)
+    _TABLES[key] = found  # now the most recent
+    if len(_TABLES) > 16:
+        del _TABLES[next(iter(_TABLES))]
+    return found
+
+
+def device_scalar(value: float, dtype, device_id: int):
+    """A 0-d device array holding `value`, made once per (value, dtype, device) and kept."""
+    return _device_scalar(float(value), backend.dtype(dtype).name, device_id)
+
+
+@functools.lru_cache(maxsize=16)
+def _device_scalar(value: float, dtype_name: str, device_id: int):
+    xp = _cupy()
+    with xp.cuda.Device(device_id):
+        return xp.full((), value, dtype=dtype_name)
+
+
+def sgd_update_many(params, grads, states, lr, momentum, dampening, weight_decay, nesterov):
+    """sgd_update for a list of parameter arrays of one dtype and device, in one launch.
+
+    `states` are the parameters' optimizer state dicts (None each when momentum is 0). The
+    pointer table is uploaded once per set of addresses and kept (16 sets at most), so with
+    gradients that live in the same arrays every step the launch is the only GPU work.
+    """
+    if not params:
+        return
+    first = params[0]
+    for param, grad in zip(params, grads, strict=True):
+        _check_same_shape("sgd_update_many", param, grad)
+        if not applies(first, param, grad):
+            raise ValueError("sgd_update_many: every array must be a C-contiguous CUDA array "
+                             f"of one float dtype ({first.dtype}) on one device")
+    found = [_momentum_buffer(p, s, momentum) for p, s in zip(params, states, strict=True)]
+    first_steps = {first_step for _, first_step in found}
+    if len(first_steps) > 1:  # some buffers new, some not: one launch cannot do both
+        for param, grad, state in zip(params, grads, states, strict=True):
+            sgd_update(param, grad, state, lr, momentum, dampening, weight_decay, nesterov)
+        return
+    buffers = [buffer for buffer, _ in found]
+    table, total = _table_for(params, grads, buffers)
+    real = first.dtype.type
+    args = (table, _int(len(params)), _long(total), device_scalar(lr, first.dtype,
+            first.device.id), real(momentum), real(dampening), real(weight_decay),
+            _int(bool(nesterov)), _int(first_steps.pop()))
+    launch("sgd_update_many", first.dtype, total, args)
+
+
+def gather_batch(inputs, targets, order, start: int, stop: int):
+    """(inputs[order[start:stop]], targets[order[start:stop]]) in one launch, for 2-D inputs.
+
+    Reference: DataLoader.__iter__'s two gathers. An index outside the data set gives a NaN row
+    and a target of -1 instead of CuPy's wrap-around (the loader's own permutation has none).
+    """
+    if inputs.ndim != 2 or targets.ndim != 1 or len(inputs) != len(targets):
+        raise ValueError(f"gather_batch: expected inputs (N, features) and targets (N,), got "
+                         f"{tuple(inputs.shape)} and {tuple(targets.shape)}")
+    if not (0 <= start <= stop <= len(order)):
+        raise ValueError(f"gather_batch: rows {start}:{stop} are outside order of length "
+                         f"{len(order)}")
+    xp = _cupy()
+    rows, features = stop - start, inputs.shape[1]
+    x = xp.empty((rows, features), dtype=inputs.dtype)
+    y = xp.empty(rows, dtype=backend.int64)
+    args = (inputs, _int64_targets(targets), _int64_targets(order), x, y, _long(start),
+            _long(rows), _long(features), _long(len(inputs)))
+    launch("gather_batch", inputs.dtype, max(rows * features, rows), args)
+    return x, y

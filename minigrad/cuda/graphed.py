@@ -1,0 +1,246 @@
+"""The whole training step of a small MLP as one CUDA graph, replayed per batch (opt-in).
+
+    step = mg.cuda.graphed_step(model, loss_fn, optimizer, batch_size=64)
+    for x, y in loader:
+        loss = step(x, y)  # as: zero_grad(); loss_fn(model(x), y).backward(); step()
+
+An eager step on the GPU is bound by the CPU: Python, the engine and CuPy spend some microseconds
+on each of its few dozen kernel launches, while the GPU needs less. A CUDA graph records the
+kernels of a step once and replays them with one launch. CuPy refuses to record its matrix
+products (cuBLAS, CuPy issue 6290), so the captured step is written out with our own kernels:
+for a network of Linear layers with ReLU between them (the tutorial's MLP), cross-entropy
+(mean) and SGD, it is 3 * layers + 1 launches: a GEMM with bias (+ ReLU) per layer, one fused
+cross-entropy forward and backward, per layer a GEMM for the weight gradient that also sums the
+bias gradient, and one for the input gradient times the ReLU mask, then one SGD launch for every
+parameter.
+
+What stays fixed in the graph: every array it touches (the batch is copied into static buffers,
+the parameters and momentum buffers are the model's and the optimizer's own arrays, updated in
+place), the batch size and the optimizer's settings. The learning rate is read on the device, so
+a scheduler works. A batch of another size or dtype (the last, smaller one) runs the eager step.
+Replaced parameter or buffer arrays, or changed settings, make the next step capture again.
+Parameters' .grad are not filled by a captured step.
+"""
+
+from __future__ import annotations
+
+from .. import backend
+from . import gemm, kernels
+from .sources import MAX_BLOCKS
+
+_USED_KERNELS = ("gemm", "cross_entropy_forward", "sgd_update_many")
+
+
+def graphed_step(model, loss_fn, optimizer, batch_size: int, layers=None) -> GraphedStep:
+    """A GraphedStep for `model`: a Sequential of Linear and ReLU, or an MLP given by `layers`.
+
+    `layers` lists the model's Linear layers in order, when its forward is ReLU between them but
+    it is not a Sequential (the tutorial's NeuralNet: [model.fc1, model.fc2, model.fc3]).
+    """
+    return GraphedStep(model, loss_fn, optimizer, batch_size, layers)
+
+
+def _linear_layers(model, layers) -> list:
+    from ..nn import Linear, ReLU, Sequential
+
+    if layers is None:
+        if not isinstance(model, Sequential):
+            raise TypeError(f"graphed_step: pass layers=[...] (the Linear layers in order) for a "
+                            f"{type(model).__name__}; only a Sequential is read by itself")
+        modules = list(model)
+        shape_ok = modules and len(modules) % 2 == 1 and all(
+            isinstance(m, Linear if i % 2 == 0 else ReLU) for i, m in enumerate(modules))
+        if not shape_ok:
+            names = ", ".join(type(m).__name__ for m in modules)
+            raise TypeError(f"graphed_step: expected Linear, ReLU, Linear, ..., Linear; got "
+                            f"Sequential({names})")
+        layers = modules[::2]
+    for layer in layers:
+        if not isinstance(layer, Linear) or layer.bias is None:
+            raise TypeError(f"graphed_step: every layer must be a Linear with a bias, got {layer}")
+    return list(layers)
+
+
+def _check_loss_and_optimizer(loss_fn, optimizer, params) -> None:
+    from ..nn import CrossEntropyLoss
+    from ..optim import SGD
+
+    if not isinstance(loss_fn, CrossEntropyLoss) or loss_fn.reduction != "mean":
+        raise TypeError(f"graphed_step: the loss must be CrossEntropyLoss() (mean), got {loss_fn}")
+    if type(optimizer) is not SGD or len(optimizer.param_groups) != 1:
+        raise TypeError("graphed_step: the optimizer must be one mg.optim.SGD with one param group")
+    if {id(p) for p in optimizer.param_groups[0]["params"]} != {id(p) for p in params}:
+        raise ValueError("graphed_step: the optimizer must update exactly the layers' parameters")
+    dtype = params[0].dtype
+    for param in params:
+        if param.device.type != "cuda" or param.dtype != dtype or param.dtype not in (
+                backend.float32, backend.float64) or not param.array.flags.c_contiguous:
+            raise ValueError(f"graphed_step: parameters must be contiguous float32/float64 CUDA "
+                             f"arrays of one dtype; got {param.dtype} on {param.device}")
+
+
+class GraphedStep:
+    """One training step (forward, backward, SGD) of an MLP, captured once and replayed."""
+
+    def __init__(self, model, loss_fn, optimizer, batch_size: int, layers=None):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"graphed_step: batch_size must be a positive int, got {batch_size!r}")
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.layers = _linear_layers(model, layers)
+        self.params = [p for layer in self.layers for p in (layer.weight, layer.bias)]
+        _check_loss_and_optimizer(loss_fn, optimizer, self.params)
+        self.batch_size, self.dtype = batch_size, self.params[0].dtype
+        self.device = self.params[0].device
+        self.graph, self._captured_for = None, None
+        self.replays = 0  # steps run by the graph (the others ran eagerly)
+        self._allocate()
+
+    def _allocate(self) -> None:
+        """Every array the graph touches, made before the capture (nothing is allocated in it)."""
+        xp, b, dt = backend.module_for(self.device), self.batch_size, self.dtype
+        sizes = [self.layers[0].weight.shape[1]] + [layer.weight.shape[0] for layer in self.layers]
+        with xp.cuda.Device(self.device.index):
+            self.x = xp.empty((b, sizes[0]), dtype=dt)
+            self.y = xp.empty(b, dtype=backend.int64)
+            self.outputs = [xp.empty((b, n), dtype=dt) for n in sizes[1:]]  # ReLU'd, then logits
+            self.output_grads = [xp.empty((b, n), dtype=dt) for n in sizes[1:]]  # pre-activation
+            self.grads = [xp.empty(p.shape, dtype=dt) for p in self.params]
+            self.loss = xp.empty((), dtype=dt)
+            self.lr = xp.empty((), dtype=dt)
+            self.space = (xp.zeros(1, dtype=backend.uint64), xp.empty(MAX_BLOCKS, dtype=dt))
+        self._lr_value = None
+
+    # ---- the step ------------------------------------------------------------------------------
+
+    def __call__(self, x, y):
+        """Train on one batch; returns the loss (a 0-d Tensor of its own)."""
+        if not self._fits(x, y):
+            return self._eager_step(x, y)  # the last, smaller batch, or another dtype
+        xp = backend.module_for(self.device)
+        xp.copyto(self.x, x.array)
+        xp.copyto(self.y, y.array)
+        group = self.optimizer.param_groups[0]
+        if group["lr"] != self._lr_value:
+            self.lr.fill(group["lr"])
+            self._lr_value = group["lr"]
+        if self.graph is None or self._captured_for != self._signature():
+            return self._first_step(x, y)
+        self.graph.launch(stream=xp.cuda.get_current_stream())
+        self.replays += 1
+        return self._loss_tensor(self.loss.copy())
+
+    def _fits(self, x, y) -> bool:
+        return (tuple(x.shape) == self.x.shape and tuple(y.shape) == self.y.shape
+                and x.dtype == self.dtype and x.device == self.device
+                and y.device == self.device and y.dtype.kind in "iu")
+
+    def _eager_step(self, x, y):
+        self.optimizer.zero_grad()
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def _first_step(self, x, y):
+        """Check the kernels against the model, run this step eagerly, then capture the graph."""
+        self._check_forward(x)
+        loss = self._eager_step(x, y)  # SGD makes the momentum buffers, as on any first step
+        self._capture()
+        return loss
+
+    def _signature(self) -> tuple:
+        """What the graph has baked in: the arrays' addresses and the optimizer's settings."""
+        group = self.optimizer.param_groups[0]
+        settings = tuple(group[k] for k in ("momentum", "dampening", "weight_decay", "nesterov"))
+        addresses = []
+        for param in self.params:  # read only: a missing buffer must be made by a real step
+            buffer = self.optimizer.state.get(param, {}).get("momentum_buffer")
+            addresses += [kernels.address(param.array), buffer if buffer is None else
+                          kernels.address(buffer)]
+        return settings + tuple(addresses)
+
+    def _sgd_arrays(self) -> list:
+        """param, grad, momentum buffer per parameter (the parameter again without momentum)."""
+        momentum = self.optimizer.param_groups[0]["momentum"]
+        found = []
+        for param, grad in zip(self.params, self.grads, strict=True):
+            state = self.optimizer.state.setdefault(param, {})
+            buffer, first_step = kernels._momentum_buffer(param.array, state, momentum)
+            if first_step:  # the eager step before a capture always makes the buffers
+                raise RuntimeError("graphed_step: a momentum buffer is missing after a step")
+            found += [param.array, grad, buffer]
+        return found
+
+    def _check_forward(self, x) -> None:
+        """Refuse a model whose forward is not the MLP these kernels compute (checked once)."""
+        self._forward()
+        with _no_grad():
+            expected = self.model(x).array
+        tolerance = 1e-4 if self.dtype == backend.float32 else 1e-10
+        scale = float(abs(expected).max()) + 1.0
+        gap = float(abs(expected - self.outputs[-1]).max())
+        if not gap <= tolerance * scale:
+            raise ValueError(f"graphed_step: the model's forward differs from Linear layers with "
+                             f"ReLU between them (largest gap {gap:.3g}); pass the right layers=")
+
+    def _forward(self) -> None:
+        inputs = self.x
+        for index, layer in enumerate(self.layers):
+            hidden = index < len(self.layers) - 1
+            gemm.matmul(inputs, layer.weight.array, self.outputs[index], transpose_b=True,
+                        bias=layer.bias.array, relu=hidden)
+            inputs = self.outputs[index]
+
+    def _launch_step(self) -> None:
+        """Every kernel of one step, on the current stream (what the graph records)."""
+        self._forward()
+        kernels.cross_entropy_forward(self.outputs[-1], self.y, 1.0 / self.batch_size,
+                                      out=self.output_grads[-1], as_gradient=True,
+                                      space=self.space, loss=self.loss)
+        for index in reversed(range(len(self.layers))):
+            grad, layer = self.output_grads[index], self.layers[index]
+            inputs = self.x if index == 0 else self.outputs[index - 1]
+            gemm.matmul(grad, inputs, self.grads[2 * index], transpose_a=True,
+                        row_sum=self.grads[2 * index + 1])
+            if index:  # the input gradient, times the earlier ReLU's mask
+                gemm.matmul(grad, layer.weight.array, self.output_grads[index - 1],
+                            mask=self.outputs[index - 1])
+        group = self.optimizer.param_groups[0]
+        table, total = self._table
+        real, flag = self.dtype.type, kernels._int
+        kernels.launch("sgd_update_many", self.dtype, total, (
+            table, flag(len(self.params)), kernels._long(total), self.lr, real(group["momentum"]),
+            real(group["dampening"]), real(group["weight_decay"]), flag(bool(group["nesterov"])),
+            flag(0)))
+
+    def _capture(self) -> None:
+        xp = backend.module_for(self.device)
+        arrays = self._sgd_arrays()
+        self._table = kernels.pointer_table(arrays[0::3], arrays[1::3], arrays[2::3])
+        for name in _USED_KERNELS:  # compile before the capture
+            kernels._function(name, self.dtype.name)
+        # The GEMM and cross-entropy kernels have run; one SGD launch with no elements loads
+        # that module too (with CUDA's lazy loading a kernel is loaded at its first launch).
+        table, _ = self._table
+        kernels.launch("sgd_update_many", self.dtype, 0, (
+            table, kernels._int(0), kernels._long(0), self.lr, *(self.dtype.type(0),) * 3,
+            kernels._int(0), kernels._int(0)))
+        stream = xp.cuda.Stream(non_blocking=True)
+        with stream:
+            stream.begin_capture()
+            try:
+                self._launch_step()
+            finally:
+                graph = stream.end_capture()
+        self.graph, self._captured_for = graph, self._signature()
+
+    def _loss_tensor(self, array):
+        from ..tensor import Tensor
+
+        return Tensor._wrap(array, self.device)
+
+
+def _no_grad():
+    from ..autograd.grad_mode import no_grad
+
+    return no_grad()
