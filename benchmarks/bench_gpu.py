@@ -89,7 +89,7 @@ def _host_arrays(dataset):
 def initial_state() -> dict:
     """The network's first weights as host arrays, shared by every variant."""
     mg.manual_seed(0)
-    return {name: t.numpy() for name, t in make_minigrad_model("cpu").state_dict().items()}
+    return {name: t.detach().numpy() for name, t in make_minigrad_model("cpu").state_dict().items()}
 
 
 # ---- minigrad -----------------------------------------------------------------------------------

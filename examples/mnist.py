@@ -193,7 +193,7 @@ def main(argv=None, restart: bool = False) -> int:
             improved = best is None or test_loss < best["test_loss"]
             if improved:
                 best = {"epoch": epoch, "test_loss": test_loss, "test_acc": test_acc}
-                best_model = {name: mg.tensor(value.numpy())
+                best_model = {name: mg.tensor(value.detach().numpy())
                               for name, value in model.state_dict().items()}
             run.commit({"epoch": epoch, "settings": settings, "history": history, "best": best,
                         "best_model": best_model, "model": model.state_dict(),

@@ -178,6 +178,6 @@ def _holds(path: str, state: dict) -> bool:
         return False
     return list(saved) == list(state) and all(
         saved[name].dtype == value.dtype and saved[name].shape == value.shape
-        and saved[name].numpy().tobytes() == value.numpy().tobytes()  # bit for bit, NaN too
+        and saved[name].detach().numpy().tobytes() == value.detach().numpy().tobytes()  # bit for bit, NaN too
         for name, value in state.items()
     )

@@ -36,7 +36,7 @@ def _data(count=43):
 def _train(device, dtype, graphed, epochs=2, batch=8, change_settings=False):
     """(losses, parameters as host arrays, the GraphedStep or None) after a few epochs."""
     model = _model(dtype)
-    start = {k: v.numpy() for k, v in model.state_dict().items()}
+    start = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     model.load_state_dict({k: mg.tensor(v) for k, v in start.items()})
     model.to(device)
     optimizer = mg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
@@ -60,7 +60,7 @@ def _train(device, dtype, graphed, epochs=2, batch=8, change_settings=False):
         scheduler.step()
         if change_settings and epoch == 0:
             optimizer.param_groups[0]["weight_decay"] = 0.01
-    return losses, [p.numpy() for p in model.parameters()], step
+    return losses, [p.detach().numpy() for p in model.parameters()], step
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

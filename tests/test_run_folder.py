@@ -98,7 +98,7 @@ def check_files_agree(out: Path, epochs: int) -> dict:
     assert state["best"]["epoch"] == best["epoch"]
     saved_best = mg.load(out / "best.npz")
     for name, value in state["best_model"].items():
-        assert saved_best[name].numpy().tobytes() == value.numpy().tobytes(), name
+        assert saved_best[name].detach().numpy().tobytes() == value.detach().numpy().tobytes(), name
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
     return state
 
@@ -149,7 +149,7 @@ def test_a_kill_at_any_write_then_resume_leaves_every_file_agreeing_bit_for_bit(
         printed, _ = run(example, args)
     state = mg.load(tmp_path / "checkpoint.npz")
     for name, value in reference["model"].items():  # the same weights as the run not killed
-        assert state["model"][name].numpy().tobytes() == value.numpy().tobytes(), name
+        assert state["model"][name].detach().numpy().tobytes() == value.detach().numpy().tobytes(), name
     assert without_times(state["history"]) == without_times(reference["history"])
     stats = json.loads((tmp_path / "stats.json").read_text())["epochs"]
     assert stats == state["history"], "stats.json disagrees with the checkpoint"
@@ -157,8 +157,8 @@ def test_a_kill_at_any_write_then_resume_leaves_every_file_agreeing_bit_for_bit(
     lagging = number in (2, 3, 4, 6, 7, 8)  # killed between the checkpoint and a derived file
     assert ("repaired" in printed) == lagging, printed
     for key, value in reference["optimizer"]["state"].items():
-        momentum = state["optimizer"]["state"][key]["momentum_buffer"].numpy()
-        assert momentum.tobytes() == value["momentum_buffer"].numpy().tobytes()
+        momentum = state["optimizer"]["state"][key]["momentum_buffer"].detach().numpy()
+        assert momentum.tobytes() == value["momentum_buffer"].detach().numpy().tobytes()
 
 
 def test_a_real_kill_mid_save_leaves_a_partial_that_resume_cleans(example, tiny_root, tmp_path,
@@ -185,7 +185,7 @@ def test_a_real_kill_mid_save_leaves_a_partial_that_resume_cleans(example, tiny_
     run(example, ["--resume", "--out", tmp_path, "--no-progress"])
     state = check_files_agree(tmp_path, 2)
     for name, value in reference["model"].items():
-        assert state["model"][name].numpy().tobytes() == value.numpy().tobytes(), name
+        assert state["model"][name].detach().numpy().tobytes() == value.detach().numpy().tobytes(), name
 
 
 def test_ctrl_c_prints_the_exact_resume_command_and_it_restores_every_setting(

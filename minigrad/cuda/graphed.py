@@ -237,7 +237,7 @@ class GraphedStep:
     def _loss_tensor(self, array):
         from ..tensor import Tensor
 
-        return Tensor._wrap(array, self.device)
+        return Tensor._wrap_no_copy_no_checks(array, self.device)
 
 
 def _no_grad():
