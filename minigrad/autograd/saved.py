@@ -18,11 +18,15 @@ from .. import backend
 class SavedTensor:
     """One saved tensor: an input or other tensor, an output of the node, or a constant array."""
 
-    __slots__ = ("tensor", "array", "device", "counter", "version", "output_nr")
+    __slots__ = ("tensor", "array", "device", "counter", "version", "output_nr", "origin")
 
     def __init__(self, tensor, array, device, counter, version, output_nr):
         self.tensor, self.array, self.device = tensor, array, device
         self.counter, self.version, self.output_nr = counter, version, output_nr
+        # which node made a saved input, named in the error (an in-place op may rebind it later)
+        self.origin = None
+        if tensor is not None and tensor.grad_fn is not None:
+            self.origin = (tensor.grad_fn.name(), tensor._output_nr)
 
     @classmethod
     def make(cls, value, args, outputs, scalars=()):
@@ -81,8 +85,8 @@ class SavedTensor:
         where = ""
         if self.output_nr is not None:
             where = f", which is output {self.output_nr} of {node.name()}"
-        elif self.tensor is not None and self.tensor.grad_fn is not None:
-            where = f", which is output {self.tensor._output_nr} of {self.tensor.grad_fn.name()}"
+        elif self.origin is not None:
+            where = f", which is output {self.origin[1]} of {self.origin[0]}"
         return f"{array.dtype} tensor of shape {tuple(array.shape)}{where}"
 
 

@@ -36,7 +36,9 @@ class MatMul(Function):
                 f"matmul: expected both operands to have the same dtype, but got "
                 f"{x.array.dtype} and {y.array.dtype}"
             )
-        ctx.save_for_backward(x, y)
+        needs_x, needs_y = ctx.needs_input_grad  # save only what the gradients use, as PyTorch
+        ctx.save_for_backward(x if needs_y else None, y if needs_x else None)
+        ctx.shapes = (x.array.shape, y.array.shape)
         try:
             return x.array @ y.array
         except ValueError:  # batch dims that do not broadcast
@@ -47,20 +49,23 @@ class MatMul(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, y = ctx.saved_tensors
+        x, y = ctx.saved_tensors  # only those the needed gradients use (None otherwise)
         needs_x, needs_y = ctx.needs_input_grad
-        if x.ndim == 2 and y.ndim == 2:  # the common case, written as the docstring says
+        x_shape, y_shape = ctx.shapes
+        if len(x_shape) == 2 and len(y_shape) == 2:  # the common case, as the docstring says
             return (grad @ y.T if needs_x else None), (x.T @ grad if needs_y else None)
         # Treat 1-D operands as matrices (a row for x, a column for y), as matmul itself does.
-        x2 = x.reshape(1, -1) if x.ndim == 1 else x
-        y2 = y.reshape(-1, 1) if y.ndim == 1 else y
-        batch = backend.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])
-        grad = grad.reshape(batch + (x2.shape[-2], y2.shape[-1]))
+        x2_shape = (1,) + x_shape if len(x_shape) == 1 else x_shape
+        y2_shape = y_shape + (1,) if len(y_shape) == 1 else y_shape
+        batch = backend.broadcast_shapes(x2_shape[:-2], y2_shape[:-2])
+        grad = grad.reshape(batch + (x2_shape[-2], y2_shape[-1]))
         grad_x = grad_y = None
         if needs_x:
-            grad_x = unbroadcast(grad @ y2.transpose(-1, -2), x2.shape).reshape(x.shape)
+            y2 = y.reshape(y2_shape).transpose(-1, -2)
+            grad_x = unbroadcast(grad @ y2, x2_shape).reshape(x_shape)
         if needs_y:
-            grad_y = unbroadcast(x2.transpose(-1, -2) @ grad, y2.shape).reshape(y.shape)
+            x2 = x.reshape(x2_shape).transpose(-1, -2)
+            grad_y = unbroadcast(x2 @ grad, y2_shape).reshape(y_shape)
         return grad_x, grad_y
 
 
@@ -80,7 +85,8 @@ class Linear(Function):
                 f"{x.shape[-1] if x.ndim else 0} features, but the layer expects "
                 f"{weight.shape[1]} (weight shape {tuple(weight.shape)})"
             )
-        ctx.save_for_backward(x, weight)
+        needs_x, needs_w, _ = ctx.needs_input_grad  # save only what the gradients use
+        ctx.save_for_backward(x if needs_w else None, weight if needs_x else None)
         y = x.array @ weight.array.T
         if bias is not None:
             y += bias.array
@@ -92,7 +98,8 @@ class Linear(Function):
         needs_x, needs_w, needs_b = ctx.needs_input_grad
         grad_x = (grad @ weight) if needs_x else None
         if grad.ndim != 2:  # one sample (1-D), or extra leading dims: make (batch, features)
-            grad, x = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+            grad = grad.reshape(-1, grad.shape[-1])
+            x = x.reshape(-1, x.shape[-1]) if needs_w else None
         grad_w = (grad.T @ x) if needs_w else None
         grad_b = grad.sum(0) if needs_b else None
         return grad_x, grad_w, grad_b
