@@ -195,6 +195,13 @@ def as_array(data, dt=None, dev: Device = CPU):
 
     Python floats become float32 and ints int64 (as in PyTorch); arrays keep their dtype.
     """
+    if isinstance(data, numpy.ma.MaskedArray):
+        raise TypeError(
+            "cannot make a tensor from a masked array: its mask would be lost; pass "
+            "array.filled(value) (or array.data to ignore the mask)"
+        )
+    if isinstance(data, ndarray) and type(data) is not ndarray:  # np.matrix: a plain array
+        data = numpy.asarray(data)
     if not is_array(data):
         try:
             host = numpy.asarray(data)
@@ -303,10 +310,16 @@ class _Generators:
 _generators = _Generators()
 
 
+def as_int(value, what: str) -> int:
+    """A Python int from an int or a NumPy integer (np.prod gives those); TypeError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)):
+        raise TypeError(f"{what} must be an int, got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
 def manual_seed(seed: int) -> None:
     """Seed every device's generator (later draws are reproducible)."""
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"manual_seed expects an int, got {seed!r}")
+    seed = as_int(seed, "manual_seed: seed")
     _generators.seed = seed
     _generators.by_device.clear()
 

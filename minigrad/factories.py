@@ -20,7 +20,11 @@ def from_numpy(array) -> Tensor:
 
 def _make(fill, shape, dtype, device, requires_grad) -> Tensor:
     shape = shape_args(shape)
-    if any(not isinstance(s, int) or s < 0 for s in shape):
+    try:
+        shape = tuple(backend.as_int(s, "size") for s in shape)
+    except TypeError:
+        raise TypeError(f"shape must be non-negative ints, got {tuple(shape)}") from None
+    if any(s < 0 for s in shape):
         raise ValueError(f"shape must be non-negative ints, got {tuple(shape)}")
     dev = backend.device(device)
     dt = backend.dtype(dtype) or backend.float32

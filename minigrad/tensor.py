@@ -41,6 +41,8 @@ class Tensor(InPlaceMethods):
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
         if isinstance(data, Tensor):
             data = data.array
+        elif isinstance(data, (list, tuple)):
+            data = _plain(data)
         if device is not None:
             dev = backend.device(device)
         else:
@@ -449,9 +451,15 @@ class Tensor(InPlaceMethods):
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         """Index of the largest element (of the flattened tensor when dim is None); no grad."""
         if dim is None:
+            if self.array.size == 0:
+                raise RuntimeError("argmax(): Expected reduction dim to be specified for "
+                                   "input.numel() == 0.")
             index = self.array.argmax()
         else:
             (axis,) = broadcast.normalize_dims(dim, self.ndim, "argmax") or (None,)
+            if axis is not None and self.array.shape[axis] == 0:
+                raise IndexError(f"argmax(): Expected reduction dim {dim} to have non-zero size "
+                                 f"(shape {self.shape})")
             index = self.array.argmax(axis=axis, keepdims=keepdim)
         xp = backend.array_module(self.array)  # NumPy gives a scalar when no dims are left
         return Tensor._wrap_no_copy_no_checks(backend.ensure_array(index, xp), self.device)
@@ -626,6 +634,15 @@ def _root_gradient(root: Tensor, gradient, op: str) -> Tensor:
     if gradient.device is not root.device:
         raise RuntimeError(f"{op}: gradient is on {gradient.device}, the tensor on {root.device}")
     return gradient if gradient.dtype == root.dtype else gradient.to(root.dtype)
+
+
+def _plain(data):
+    """Nested lists with Tensors inside (mg.tensor([mg.tensor(1.), ...])): their host arrays."""
+    if isinstance(data, Tensor):
+        return backend.to_host(data.array)
+    if isinstance(data, (list, tuple)):
+        return [_plain(item) for item in data]
+    return data
 
 
 def _scalar(value):

@@ -8,6 +8,9 @@ from ..tensor import Tensor
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x @ W^T + b, as one fused Function."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"linear: input must be a Tensor, got {type(input).__name__} "
+                        "(make one with mg.tensor(...))")
     # bias is always passed, even as None, so backward's three gradients match three inputs.
     return matmul.Linear.apply(input, weight, bias)
 

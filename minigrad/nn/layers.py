@@ -17,8 +17,13 @@ class Linear(Module):
     ):
         super().__init__()
         for name, size in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise ValueError(f"Linear: {name} must be a non-negative int, got {size!r}")
+            try:
+                if backend.as_int(size, name) >= 0:
+                    continue
+            except TypeError:
+                pass
+            raise ValueError(f"Linear: {name} must be a non-negative int, got {size!r}")
+        in_features, out_features = int(in_features), int(out_features)
         self.in_features, self.out_features = in_features, out_features
         dev = backend.device(device)
         dt = backend.dtype(dtype) or backend.float32
