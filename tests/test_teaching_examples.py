@@ -34,16 +34,36 @@ def run_example(*args: str) -> subprocess.CompletedProcess:
 
 # ---- examples/custom_linear.py -------------------------------------------------------------------
 
+SEED_TUTORIAL = [REPO.parent / "shared" / "seed" / "linear-layer-tutorial.md",
+                 Path("/work/shared/seed/linear-layer-tutorial.md")]
+
+
+def python_cells(markdown: str) -> list:
+    """The tutorial's ```python cells (its comments contain ``` too: fences are whole lines)."""
+    cells, cell = [], None
+    for line in markdown.split("\n"):
+        if cell is None and line == "```python":
+            cell = []
+        elif cell is not None and line == "```":
+            cells.append("\n".join(cell) + "\n")
+            cell = None
+        elif cell is not None:
+            cell.append(line)
+    return cells
+
 
 def test_custom_linear_runs_and_every_check_passes():
     done = run_example("examples/custom_linear.py")
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    assert "weights.grad = [1. 1. 1. 1. 1.]  x.grad = None" in out  # the dummy-input test
-    # Both sets of gradients are printed, one line per parameter, and agree.
-    rows = re.findall(r"^\s+([wb][123])\s+\(.*by hand.*backward\(\).*\s(ok|DIFFERENT)$", out, re.M)
-    assert rows == [(name, "ok") for name in ("w1", "b1", "w2", "b2", "w3", "b3")]
-    assert "gradcheck(LinearLayer): True; with a bias: True" in out
+    assert "dummy_weight.grad =\ntensor([[1., 1., 1.],\n        [1., 1., 1.]])" in out
+    # Every gradient of both networks is printed with its comparisons, and all agree.
+    rows = re.findall(r"^\s+([wb][123])\s+\(.*max diff: by hand .*, torch .*\s(ok|DIFFERENT)$",
+                      out, re.M)
+    names = [name for name in ("w1", "b1", "w2", "b2", "w3", "b3")]
+    assert rows == [(name, "ok") for name in names * 2]
+    assert "skipped" not in out  # PyTorch is installed with the test extras: it was compared
+    assert "gradcheck(Linear_Layer): True; gradgradcheck(Linear_Layer): True" in out
     assert out.rstrip().endswith("all checks passed")
 
 
@@ -52,32 +72,57 @@ def test_custom_linear_layer_matches_the_tutorial_formulas():
     rng = np.random.default_rng(1)
     x = mg.tensor(rng.standard_normal((5, 3)), requires_grad=True)  # n x f
     weights = mg.tensor(rng.standard_normal((3, 2)), requires_grad=True)  # f x h
+    bias = mg.tensor(rng.standard_normal(2), requires_grad=True)
     grad = rng.standard_normal((5, 2))  # n x h
-    example.LinearLayer.apply(x, weights).backward(grad)
-    np.testing.assert_allclose(weights.grad.detach().numpy(), (grad.T @ x.detach().numpy()).T)  # (G' . x)'
-    np.testing.assert_allclose(x.grad.detach().numpy(), grad @ weights.detach().numpy().T)  # G . W'
+    out = example.Linear_Layer.apply(x, weights, bias)
+    np.testing.assert_allclose(out.detach().numpy(), x.detach().numpy() @ weights.detach().numpy()
+                               + bias.detach().numpy())
+    out.backward(mg.tensor(grad))
+    np.testing.assert_allclose(weights.grad.numpy(), (grad.T @ x.detach().numpy()).T)  # (G' . x)'
+    np.testing.assert_allclose(x.grad.numpy(), grad @ weights.detach().numpy().T)  # G . W'
+    np.testing.assert_allclose(bias.grad.numpy(), grad.sum(axis=0))
 
 
 def test_custom_linear_checks_catch_a_wrong_backward(monkeypatch, capsys):
     """The example's comparisons are real: a backward that is off by 1% makes it exit 1."""
     example = load_example("custom_linear")
-    right = example.LinearLayer.backward
+    right = example.Linear_Layer.backward
 
-    def slightly_wrong(ctx, grad_output):
-        grad_input, grad_weights = right(ctx, grad_output)
-        return grad_input, (None if grad_weights is None else grad_weights * 1.01)
+    def slightly_wrong(ctx, incoming_grad):
+        grad_input, grad_weight, grad_bias = right(ctx, incoming_grad)
+        return grad_input, grad_weight * 1.01, grad_bias
 
-    monkeypatch.setattr(example.LinearLayer, "backward", staticmethod(slightly_wrong))
+    monkeypatch.setattr(example.Linear_Layer, "backward", staticmethod(slightly_wrong))
     assert example.main() == 1
     out = capsys.readouterr().out
-    assert "DIFFERENT" in out and "FAILED: " in out and "gradcheck" in out.split("FAILED: ")[1]
+    assert "DIFFERENT" in out
+    assert out.rstrip().endswith(
+        "FAILED: dummy input, tutorial network, MNIST-sized network, gradcheck"
+    )
+
+
+def test_example_uses_the_tutorials_function_verbatim():
+    """Linear_Layer and Linear_Layer_ are the tutorial's cells, only the import lines changed."""
+    seed = next((path for path in SEED_TUTORIAL if path.exists()), None)
+    if seed is None:
+        pytest.skip("the seed tutorial is not in this checkout's shared/ folder")
+    cells = python_cells(seed.read_text())
+    function = next(cell for cell in cells if "class Linear_Layer(torch.autograd.Function)" in cell)
+    manual = next(cell for cell in cells if cell.startswith("class Linear_Layer_():"))
+    changed = function.replace("import torch.nn as nn\n", "import minigrad.nn as nn\n")
+    changed = changed.replace("import torch\n", "import minigrad as torch\n")
+    assert changed != function, "the tutorial's import lines moved"
+    example = (REPO / "examples" / "custom_linear.py").read_text()
+    assert changed in example
+    assert manual in example
 
 
 def test_docs_show_the_same_linear_layer_as_the_example():
-    """docs/linear-layer.md quotes LinearLayer; the quote must be the example's code, verbatim."""
+    """docs/linear-layer.md quotes Linear_Layer; the quote must be the example's code, verbatim."""
     page = (REPO / "docs" / "linear-layer.md").read_text()
-    quoted = re.search(r"```python\n(class LinearLayer\(mg\.Function\):\n.*?)```", page, re.S)
-    assert quoted, "docs/linear-layer.md no longer quotes class LinearLayer"
+    quoted = re.search(r"```python\n(import minigrad as torch\n.*?class Linear_Layer\(.*?)\n```\n",
+                       page, re.S)
+    assert quoted, "docs/linear-layer.md no longer quotes class Linear_Layer"
     assert quoted.group(1) in (REPO / "examples" / "custom_linear.py").read_text()
 
 
