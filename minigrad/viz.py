@@ -135,7 +135,8 @@ class Graph:
     def __repr__(self) -> str:
         ops = len(re.findall(r"^  op\d+ \[", self.dot, re.MULTILINE))
         leaves = len(re.findall(r"^  leaf\d+ \[", self.dot, re.MULTILINE))
-        text = f"<minigrad graph: {ops} ops, {leaves} leaves; .dot holds its DOT text"
+        text = f"<minigrad graph: {_count(ops, 'op')}, {_count(leaves, 'leaf')}; "
+        text += ".dot holds its DOT text"
         if _dot_program() is None:
             text += "; install Graphviz to see it drawn: apt-get install graphviz"
         return text + ">"
@@ -223,6 +224,12 @@ def _leaf_names(params) -> dict:
         params = params.named_parameters()
     pairs = params.items() if isinstance(params, dict) else params
     return {id(t): str(name) for name, t in pairs}
+
+
+def _count(number: int, word: str) -> str:
+    """'1 op', '2 ops', '3 leaves'."""
+    plural = word[:-1] + "ves" if word.endswith("f") else word + "s"
+    return f"{number} {word if number == 1 else plural}"
 
 
 def _target(target, names: dict) -> str:
