@@ -1,10 +1,14 @@
-"""Pictures of the graph behind a tensor: Graphviz DOT text, and SVG or PNG files made from it.
+"""Pictures of the graph behind a tensor: Graphviz DOT text, SVG or PNG files, notebook displays.
 
     dot_text = mg.viz.to_dot(loss, params=model.named_parameters())
     mg.viz.render(loss, "graph.svg", params=model)
+    mg.viz.draw(loss, params=model)         # last in a notebook cell: the graph as a picture
+    mg.viz.tape_table(loss, params=model)   # last in a notebook cell: the tape as a table
 
-`to_dot` needs nothing but minigrad. `render` hands the text to Graphviz: the `graphviz` Python
-package when it is installed, else the `dot` program on PATH.
+`to_dot` and `tape_table` need nothing but minigrad. `render` and `draw` hand the text to
+Graphviz: the `graphviz` Python package when it is installed, else the `dot` program on PATH.
+In Jupyter, `draw` and `tape_table` return objects with `_repr_svg_` / `_repr_html_`, the methods
+Jupyter calls to show an object as a picture or a table; elsewhere they print as plain text.
 
 The picture reads like the forward pass: every arrow goes from an input to the operation that
 used it, so the leaves (parameters, inputs) are at the top and the root (the loss) is at the
@@ -14,13 +18,16 @@ the order backward runs them, the order that `mg.autograd.tape(tensor)` prints.
 
 from __future__ import annotations
 
+import html
 import importlib
 import os
+import re
 import shutil
 import subprocess
 
 from .autograd.engine import tape
 from .autograd.function import Context
+from .serialization import atomic_write
 
 FORMATS = ("svg", "png", "pdf")
 
@@ -95,9 +102,82 @@ def render(tensor, path, params=None) -> str:
             + ", ".join("." + f for f in FORMATS)
         )
     image = _draw(to_dot(tensor, params), fmt)
-    with open(path, "wb") as file:
-        file.write(image)
+    atomic_write(path, lambda file: file.write(image), who="render")
     return path
+
+
+def draw(tensor, params=None) -> Graph:
+    """The graph behind `tensor` as a Graph: a picture in Jupyter, its DOT text in `.dot`."""
+    return Graph(to_dot(tensor, params))
+
+
+class Graph:
+    """DOT text that Jupyter shows as an SVG picture (through Graphviz), and plain text elsewhere.
+
+    Without Graphviz, `_repr_svg_` returns None and Jupyter falls back to the repr, which says
+    what to install; `.dot` always holds the text.
+    """
+
+    def __init__(self, dot: str):
+        self.dot = dot
+
+    def svg(self) -> str:
+        """The picture as SVG text; RuntimeError saying what to install when Graphviz is absent."""
+        text = _draw(self.dot, "svg").decode()
+        return text[text.find("<svg"):]  # drop the XML prolog: the SVG goes inside a page
+
+    def _repr_svg_(self) -> str | None:
+        try:
+            return self.svg()
+        except RuntimeError:
+            return None
+
+    def __repr__(self) -> str:
+        ops = len(re.findall(r"^  op\d+ \[", self.dot, re.MULTILINE))
+        leaves = len(re.findall(r"^  leaf\d+ \[", self.dot, re.MULTILINE))
+        text = f"<minigrad graph: {_count(ops, 'op')}, {_count(leaves, 'leaf')}; "
+        text += ".dot holds its DOT text"
+        if _dot_program() is None:
+            text += "; install Graphviz to see it drawn: apt-get install graphviz"
+        return text + ">"
+
+
+def tape_table(tensor_or_tape, params=None) -> TapeTable:
+    """The tape backward() runs from a tensor (or a Tape itself), as a table for Jupyter."""
+    nodes = tensor_or_tape if isinstance(tensor_or_tape, list) else tape(tensor_or_tape)
+    return TapeTable(nodes, _leaf_names(params))
+
+
+class TapeTable:
+    """One row per node of a tape: step, node, output shape, where its input gradients go.
+
+    Jupyter shows it as an HTML table (`_repr_html_`); elsewhere it prints like the Tape itself.
+    `rows` holds the same cells as tuples of strings.
+    """
+
+    def __init__(self, nodes, names: dict | None = None):
+        self.nodes = list(nodes)
+        names = names or {}
+        self.rows = [
+            (
+                str(step),
+                node.name(),
+                _shape(node.output_metadata[0][0]) if node.output_metadata[0] else "()",
+                ", ".join(_target(t, names) for t, _ in node.next_functions if t is not None),
+            )
+            for step, node in enumerate(self.nodes)
+        ]
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in ("step", "node", "output shape", "sends to"))
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+            for row in self.rows
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def __repr__(self) -> str:
+        return "\n".join(f"{s:>3}  {n:<22} out {o:<14} -> {t}" for s, n, o, t in self.rows)
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -144,6 +224,19 @@ def _leaf_names(params) -> dict:
         params = params.named_parameters()
     pairs = params.items() if isinstance(params, dict) else params
     return {id(t): str(name) for name, t in pairs}
+
+
+def _count(number: int, word: str) -> str:
+    """'1 op', '2 ops', '3 leaves'."""
+    plural = word[:-1] + "ves" if word.endswith("f") else word + "s"
+    return f"{number} {word if number == 1 else plural}"
+
+
+def _target(target, names: dict) -> str:
+    """Where a gradient goes: the next node's name, or the leaf's name and shape."""
+    if isinstance(target, Context):
+        return target.name()
+    return f"{names.get(id(target), 'leaf')} {_shape(target.shape)}"
 
 
 def _leaf_line(node_id: str, leaf, names: dict, is_root: bool = False) -> str:
