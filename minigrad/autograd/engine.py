@@ -35,6 +35,13 @@ class Tape(list):
         return "\n".join(lines)
 
 
+    def _repr_html_(self) -> str:
+        """In a notebook, the tape shows as a table (see viz.tape_table)."""
+        from ..viz import tape_table  # imported here: viz imports this module
+
+        return tape_table(self)._repr_html_()
+
+
 def _describe(target) -> str:
     return target.name() if type(target) is Context else f"leaf {tuple(target.shape)}"
 
