@@ -47,9 +47,12 @@ def result_dtype(x, y, true_divide: bool = False) -> numpy.dtype:
 
 def promote(x, y, true_divide: bool = False):
     """Cast x and y (arrays or Python numbers) so that NumPy computes in PyTorch's result dtype."""
-    same_dtype = getattr(x, "dtype", None) is getattr(y, "dtype", 0)
-    if same_dtype and (not true_divide or x.dtype.kind == "f"):
+    x_dtype, y_dtype = getattr(x, "dtype", None), getattr(y, "dtype", None)
+    if x_dtype is y_dtype and (not true_divide or x_dtype.kind == "f"):
         return x, y  # the common case: two arrays of one dtype
+    if (x_dtype is None and y_dtype is not None and y_dtype.kind == "f" and type(x) is not bool) or (
+            y_dtype is None and x_dtype is not None and x_dtype.kind == "f" and type(y) is not bool):
+        return x, y  # a float array and a Python number: NumPy keeps the array's dtype too
     dtype = result_dtype(x, y, true_divide)
     return _cast(x, dtype), _cast(y, dtype)
 

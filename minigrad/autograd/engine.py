@@ -147,7 +147,7 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
 
 
 def _run_node(node: Context, sums: list, run: _Run) -> None:
-    if node.materialize_grads:
+    if node.materialize_grads and any(g is None for g in sums):
         sums = [_zeros(meta) if g is None and meta else g for g, meta in
                 zip(sums, node.output_metadata, strict=True)]
     if grad_mode.anomaly:  # the ops inside a backward are checked as that node's backward

@@ -30,38 +30,25 @@ class Context:
     it is a leaf that requires grad (its gradient is accumulated into `.grad`), or (None, 0).
     """
 
-    __slots__ = (
-        "function",
-        "needs_input_grad",
-        "next_functions",
-        "input_metadata",
-        "output_metadata",
-        "materialize_grads",
-        "released",
-        "hooks",
-        "_to_save",
-        "_saved",
-        "_dirty",
-        "_non_differentiable",
-        "_scalars",
-        "__dict__",
-        "__weakref__",
-    )
+    __slots__ = ("function", "needs_input_grad", "__dict__", "__weakref__")
+
+    # Defaults, read from the class until a call sets its own (one Context is made per op call,
+    # so the common case stores only the two fields above).
+    next_functions = ()
+    input_metadata = ()  # (shape, dtype, device) of each input that requires grad
+    output_metadata = ()  # (shape, dtype, device) of each output
+    materialize_grads = True
+    released = False
+    hooks = None  # {output_nr: [hook, ...]} from Tensor.register_hook on non-leaves
+    _to_save = ()
+    _saved = ()
+    _dirty = ()
+    _non_differentiable = ()
+    _scalars = ()  # (numpy scalar forward returned, the 0-d array it became)
 
     def __init__(self, function, needs_input_grad):
         self.function = function
         self.needs_input_grad = needs_input_grad
-        self.next_functions = ()
-        self.input_metadata = ()  # (shape, dtype, device) of each input, to check gradients
-        self.output_metadata = ()  # (shape, dtype, device) of each output
-        self.materialize_grads = True
-        self.released = False
-        self.hooks = None  # {output_nr: [hook, ...]} from Tensor.register_hook on non-leaves
-        self._to_save = ()
-        self._saved = ()
-        self._dirty = ()
-        self._non_differentiable = ()
-        self._scalars = []  # (numpy scalar forward returned, the 0-d array it became)
 
     # ---- what forward may call -------------------------------------------------------------
 
@@ -152,7 +139,10 @@ class Function:
         finally:
             grad_mode.enabled = enabled
         single = type(raw) is not tuple
-        outputs = [_as_output(out, args, ctx) for out in ((raw,) if single else raw)]
+        if single and type(raw) is _ndarray and raw.base is None:  # the common case: one array
+            outputs = [_wrap(raw, _CPU)]
+        else:
+            outputs = [_as_output(out, args, ctx) for out in ((raw,) if single else raw)]
         if grad_mode.anomaly:
             anomaly.check_forward(ctx, args, outputs)
         if record:
@@ -172,7 +162,7 @@ def _as_output(out, args, ctx):
         array = out  # a cupy array
     elif backend.is_scalar(out):  # NumPy gives scalars for 0-d results: make them 0-d arrays
         array = backend.ensure_array(out, backend.array_module(out))
-        ctx._scalars.append((out, array))  # so that saving the scalar saves this output
+        ctx._scalars += ((out, array),)  # so that saving the scalar saves this output
     else:
         return out  # forward may return non-Tensor values too (ints, None)
     result = Tensor._wrap_no_copy_no_checks(
@@ -191,14 +181,12 @@ def _record(ctx: Context, args, outputs) -> None:
     """Make ctx the grad_fn of the outputs and remember where each input's gradient goes."""
     edges, metadata = [], []
     for arg in args:
-        if isinstance(arg, Tensor):
+        if isinstance(arg, Tensor) and arg._requires_grad:
             metadata.append((arg.array.shape, arg.array.dtype, arg.device))
-            if arg._requires_grad:
-                edges.append((arg.grad_fn, arg._output_nr) if arg.grad_fn else (arg, 0))
-                continue
+            edges.append((arg.grad_fn, arg._output_nr) if arg.grad_fn else (arg, 0))
         else:
             metadata.append(None)
-        edges.append((None, 0))
+            edges.append(_NO_EDGE)
     ctx.next_functions, ctx.input_metadata = tuple(edges), tuple(metadata)
     for tensor in ctx._dirty:
         _check_dirty(ctx, tensor, args, outputs)
@@ -207,11 +195,11 @@ def _record(ctx: Context, args, outputs) -> None:
         if not isinstance(out, Tensor):
             output_metadata.append(None)
             continue
-        output_metadata.append((out.array.shape, out.array.dtype, out.device))
-        if any(out is nd for nd in ctx._non_differentiable) or not backend.is_floating(
-            out.array.dtype
-        ):
-            continue
+        dtype = out.array.dtype
+        output_metadata.append((out.array.shape, dtype, out.device))
+        if dtype.kind != "f" or (ctx._non_differentiable and any(
+                out is nd for nd in ctx._non_differentiable)):
+            continue  # integers and marked outputs have no gradient
         out.grad_fn, out._output_nr, out._requires_grad = ctx, number, True
     ctx.output_metadata = tuple(output_metadata)
     if ctx._to_save:
@@ -278,7 +266,10 @@ class _DelayedError(Function):
 
 
 _ndarray, _CPU = backend.ndarray, backend.CPU
+_NO_EDGE = (None, 0)
 
 # Imported last: tensor.py imports the ops, which import Function from this module.
 from .saved import SavedTensor  # noqa: E402
 from ..tensor import Tensor  # noqa: E402
+
+_wrap = Tensor._wrap_no_copy_no_checks

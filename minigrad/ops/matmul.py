@@ -94,12 +94,47 @@ class Linear(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        needs_x, needs_w, needs_b = ctx.needs_input_grad
-        grad_x = (grad @ weight) if needs_x else None
-        if grad.ndim != 2:  # one sample (1-D), or extra leading dims: make (batch, features)
-            grad = grad.reshape(-1, grad.shape[-1])
-            x = x.reshape(-1, x.shape[-1]) if needs_w else None
-        grad_w = (grad.T @ x) if needs_w else None
-        grad_b = grad.sum(0) if needs_b else None
+        x, weight = ctx.saved_tensors  # x only when dL/dW is needed, W only when dL/dX is
+        return LinearBackward.apply(grad, x, weight, ctx.needs_input_grad)
+
+
+class LinearBackward(Function):
+    """(dX, dW, db) = (G @ W, G^T @ X, sum_n G), Linear's gradients in one node;  each is linear
+    in G and in X or W, so its own backward is three more products (see backward)"""
+
+    @staticmethod
+    def forward(ctx, grad, x, weight, needs):
+        needs_x, needs_w, needs_b = needs
+        ctx.save_for_backward(grad, x if needs_w else None, weight if needs_x else None)
+        g = grad.array
+        grad_x = g @ weight.array if needs_x else None
+        if g.ndim != 2:  # one sample (1-D), or extra leading dims: make (batch, features)
+            g = g.reshape(-1, g.shape[-1])
+        grad_w = g.T @ x.array.reshape(-1, x.array.shape[-1]) if needs_w else None
+        grad_b = g.sum(axis=0) if needs_b else None
         return grad_x, grad_w, grad_b
+
+    @staticmethod
+    def backward(ctx, up_x, up_w, up_b):
+        """Given gradients (up_x, up_w, up_b) of dX, dW, db: d/dG = up_x W^T + X up_w^T +
+        up_b (broadcast), d/dX = G up_w, d/dW = G^T up_x."""
+        grad, x, weight = ctx.saved_tensors
+        needs_g, needs_x, needs_w = ctx.needs_input_grad[:3]
+        g2 = grad.reshape(-1, grad.shape[-1])
+        d_grad = d_x = d_w = None
+        if needs_g:
+            parts = []
+            if up_x is not None:
+                parts.append(up_x @ weight.T)
+            if up_w is not None:
+                x2 = x.reshape(-1, x.shape[-1])
+                parts.append((x2 @ up_w.T).reshape(grad.shape))
+            if up_b is not None:
+                parts.append(up_b.expand(grad.shape))
+            for part in parts:
+                d_grad = part if d_grad is None else d_grad + part
+        if needs_x and up_w is not None:
+            d_x = (g2 @ up_w).reshape(x.shape)
+        if needs_w and up_x is not None:
+            d_w = g2.T @ up_x.reshape(-1, up_x.shape[-1])
+        return d_grad, d_x, d_w, None
