@@ -147,7 +147,7 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
 
 
 def _run_node(node: Context, sums: list, run: _Run) -> None:
-    if node.materialize_grads and any(g is None for g in sums):
+    if len(sums) > 1 and node.materialize_grads and any(g is None for g in sums):
         sums = [_zeros(meta) if g is None and meta else g for g, meta in
                 zip(sums, node.output_metadata, strict=True)]
     if grad_mode.anomaly:  # the ops inside a backward are checked as that node's backward
@@ -178,21 +178,26 @@ def _send(node: Context, grads: tuple, run: _Run) -> None:
     ):
         if target is None or grad is None:
             continue
-        grad = _check_gradient(node, number, grad)
+        if type(target) is Context:
+            shape, dtype, device = target.output_metadata[output_nr]
+        else:
+            shape, dtype, device = target.array.shape, target.array.dtype, target.device
+        if not (type(grad) is Tensor and grad.array.shape == shape and grad.array.dtype == dtype
+                and grad.device is device):
+            grad = _check_gradient(node, number, grad, shape, dtype, device)
         if type(target) is Context:
             run.add_pending(target, output_nr, grad)
         else:
             run.deliver_to_leaf(target, grad)
 
 
-def _check_gradient(node: Context, number: int, grad):
+def _check_gradient(node: Context, number: int, grad, shape, dtype, device):
     """The gradient for input `number` must be a Tensor shaped, typed and placed like it."""
     if not isinstance(grad, Tensor):
         raise TypeError(
             f"{node.function.__name__}.backward returned a {type(grad).__name__} as the gradient "
             f"of input {number}; expected a Tensor or None"
         )
-    shape, dtype, device = node.input_metadata[number]
     if grad.array.shape != shape:
         try:
             expandable = backend.broadcast_shapes(shape, grad.array.shape) == grad.array.shape
@@ -265,11 +270,11 @@ def _accumulate(leaf, grad, held: set, create_graph: bool) -> None:
     """leaf.grad += grad, leaving .grad a Tensor of its own that the user may write to."""
     with _grad_lock:
         if create_graph:  # keep the graph: .grad itself can be differentiated
-            leaf.grad = grad.clone() if leaf.grad is None else leaf.grad + grad
+            leaf._grad = grad.clone() if leaf._grad is None else leaf._grad + grad
             return
         array = grad.array
-        if leaf.grad is not None:
-            array = leaf.grad.array + array
+        if leaf._grad is not None:
+            array = leaf._grad.array + array
         elif array.base is not None or id(array) in held:
             # A view (a broadcast from Sum is read-only), the caller's gradient, or an array
             # another leaf got too (Add sends one gradient to both inputs): copy, so .grad
@@ -278,7 +283,7 @@ def _accumulate(leaf, grad, held: set, create_graph: bool) -> None:
         if type(array) is not type(leaf.array):  # a numpy scalar: 0-d arithmetic gives those
             array = backend.ensure_array(array, backend.array_module(leaf.array))
         held.add(id(array))
-        leaf.grad = Tensor._wrap_no_copy_no_checks(array, leaf.device)
+        leaf._grad = Tensor._wrap_no_copy_no_checks(array, leaf.device)
 
 
 from ..tensor import Tensor  # noqa: E402  (tensor.py imports this module)

@@ -28,20 +28,19 @@ class Context:
     `next_functions[i]` says where the gradient of input i goes, as a pair (target, output_nr):
     the input's own grad_fn and which of its outputs the input was, the input Tensor itself when
     it is a leaf that requires grad (its gradient is accumulated into `.grad`), or (None, 0).
+    The gradient must have the shape, dtype and device of what the edge leads to: that output
+    of the next node (its `output_metadata`), or the leaf.
     """
 
-    __slots__ = ("function", "needs_input_grad", "__dict__", "__weakref__")
+    __slots__ = ("function", "needs_input_grad", "next_functions", "output_metadata", "_saved",
+                 "__dict__", "__weakref__")
 
     # Defaults, read from the class until a call sets its own (one Context is made per op call,
-    # so the common case stores only the two fields above).
-    next_functions = ()
-    input_metadata = ()  # (shape, dtype, device) of each input that requires grad
-    output_metadata = ()  # (shape, dtype, device) of each output
+    # and most set none of these, so they cost nothing).
     materialize_grads = True
     released = False
     hooks = None  # {output_nr: [hook, ...]} from Tensor.register_hook on non-leaves
     _to_save = ()
-    _saved = ()
     _dirty = ()
     _non_differentiable = ()
     _scalars = ()  # (numpy scalar forward returned, the 0-d array it became)
@@ -49,6 +48,9 @@ class Context:
     def __init__(self, function, needs_input_grad):
         self.function = function
         self.needs_input_grad = needs_input_grad
+        self.next_functions = ()
+        self.output_metadata = ()  # (shape, dtype, device) of each output
+        self._saved = ()
 
     # ---- what forward may call -------------------------------------------------------------
 
@@ -125,29 +127,33 @@ class Function:
                             f"found {device} and {arg.device}"
                         )
                     device = arg.device
-                if arg._view_of is not None:
-                    arg._check_view_is_current(cls.__name__)
                 needs_input_grad.append(arg._requires_grad)
             else:
                 needs_input_grad.append(False)
         ctx = Context(cls, tuple(needs_input_grad))
-        enabled = grad_mode.enabled
-        record = enabled and True in ctx.needs_input_grad
-        grad_mode.enabled = False  # forward is not recorded: its result is one node
-        try:
+        if grad_mode.enabled:
+            record = True in ctx.needs_input_grad
+            grad_mode.enabled = False  # forward is not recorded: its result is one node
+            try:
+                raw = cls.forward(ctx, *args)
+            finally:
+                grad_mode.enabled = True
+        else:  # inside no_grad, or a backward pass without create_graph
+            record = False
             raw = cls.forward(ctx, *args)
-        finally:
-            grad_mode.enabled = enabled
-        single = type(raw) is not tuple
-        if single and type(raw) is _ndarray and raw.base is None:  # the common case: one array
-            outputs = [_wrap(raw, _CPU)]
+        if type(raw) is not tuple:
+            if type(raw) is _ndarray and raw.base is None:  # the common case: one new array
+                outputs = (_wrap(raw, _CPU),)
+            else:
+                outputs = (_as_output(raw, args, ctx),)
         else:
-            outputs = [_as_output(out, args, ctx) for out in ((raw,) if single else raw)]
+            outputs = tuple(_wrap(out, _CPU) if type(out) is _ndarray and out.base is None
+                            else _as_output(out, args, ctx) for out in raw)
         if grad_mode.anomaly:
             anomaly.check_forward(ctx, args, outputs)
         if record:
             _record(ctx, args, outputs)
-        return outputs[0] if single else tuple(outputs)
+        return outputs[0] if type(raw) is not tuple else outputs
 
 
 def _as_output(out, args, ctx):
@@ -179,15 +185,15 @@ def _as_output(out, args, ctx):
 
 def _record(ctx: Context, args, outputs) -> None:
     """Make ctx the grad_fn of the outputs and remember where each input's gradient goes."""
-    edges, metadata = [], []
+    edges = []
     for arg in args:
         if isinstance(arg, Tensor) and arg._requires_grad:
-            metadata.append((arg.array.shape, arg.array.dtype, arg.device))
+            if arg._view_of is not None:
+                arg._check_view_is_current(ctx.function.__name__)
             edges.append((arg.grad_fn, arg._output_nr) if arg.grad_fn else (arg, 0))
         else:
-            metadata.append(None)
             edges.append(_NO_EDGE)
-    ctx.next_functions, ctx.input_metadata = tuple(edges), tuple(metadata)
+    ctx.next_functions = tuple(edges)
     for tensor in ctx._dirty:
         _check_dirty(ctx, tensor, args, outputs)
     output_metadata = []

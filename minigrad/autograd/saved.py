@@ -24,9 +24,7 @@ class SavedTensor:
         self.tensor, self.array, self.device = tensor, array, device
         self.counter, self.version, self.output_nr = counter, version, output_nr
         # which node made a saved input, named in the error (an in-place op may rebind it later)
-        self.origin = None
-        if tensor is not None and tensor.grad_fn is not None:
-            self.origin = (tensor.grad_fn.name(), tensor._output_nr)
+        self.origin = (tensor.grad_fn, tensor._output_nr) if tensor is not None else None
 
     @classmethod
     def make(cls, value, args, outputs, scalars=()):
@@ -85,8 +83,8 @@ class SavedTensor:
         where = ""
         if self.output_nr is not None:
             where = f", which is output {self.output_nr} of {node.name()}"
-        elif self.origin is not None:
-            where = f", which is output {self.origin[1]} of {self.origin[0]}"
+        elif self.origin is not None and self.origin[0] is not None:
+            where = f", which is output {self.origin[1]} of {self.origin[0].name()}"
         return f"{array.dtype} tensor of shape {tuple(array.shape)}{where}"
 
 
