@@ -209,14 +209,15 @@ def test_training_step_with_the_kernels_matches_the_cpu(kernel_device, monkeypat
 
         return run
 
-    for name in ("relu_backward", "cross_entropy_forward", "cross_entropy_backward", "sgd_update"):
+    for name in ("relu_backward", "cross_entropy_forward", "cross_entropy_backward",
+                 "sgd_update_many"):
         monkeypatch.setattr(kernels, name, counting(name, getattr(kernels, name)))
     FakeGpuArray.host_reads = 0
     losses, params = _train_a_few_steps("cuda")
     if kernel_device != "cuda":
         assert FakeGpuArray.host_reads == 0, "a training step with the kernels read the GPU"
     assert set(calls) == {"relu_backward", "cross_entropy_forward", "cross_entropy_backward",
-                          "sgd_update"}
+                          "sgd_update_many"}
     losses, params = _numbers(losses, params)
     expected_losses, expected_params = _numbers(*_train_a_few_steps("cpu"))
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)

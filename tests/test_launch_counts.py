@@ -21,7 +21,7 @@ from tests.test_backend_seam import CALLS
 from tests.test_cuda_kernels import emulated_kernels, fake_gpu  # noqa: F401 (fixtures)
 
 BATCH = 64
-EAGER_FUSED = 29  # today's eager step with the fused kernels (docs/gpu.md)
+EAGER_FUSED = 25  # the eager step with the fused kernels (docs/gpu.md): SGD in one launch
 EAGER_UNFUSED = 79  # the same step with minigrad.cuda.kernels.enabled = False
 GRAPHED = 6  # the loader's 2 gathers, 2 copies into the static batch, the graph, the loss copy
 

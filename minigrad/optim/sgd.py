@@ -39,33 +39,42 @@ class SGD(Optimizer):
         for group in self.param_groups:
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+            on_gpu = []  # (param, grad array) pairs for the one fused multi-tensor launch
             for param in group["params"]:
-                if param.grad is None:
+                grad = param.grad
+                if grad is None:
                     continue
-                d = param.grad.array
-                if kernels.applies(param.array, d):  # CUDA: the whole update in one fused kernel
-                    state = self.state.setdefault(param, {}) if momentum else None
-                    kernels.sgd_update(param.array, d, state, lr, momentum, dampening,
-                                       weight_decay, nesterov)
-                    param._bump_version()
+                if kernels.applies(param.array, grad.array):
+                    on_gpu.append(param)
                     continue
-                if weight_decay:
-                    d = d + weight_decay * param.array
-                if momentum:
-                    state = self.state.setdefault(param, {})
-                    buffer = state.get("momentum_buffer")
-                    if buffer is None:
-                        # a new array (for a 0-d parameter, d may be a NumPy scalar)
-                        xp = backend.array_module(param.array)
-                        buffer = state["momentum_buffer"] = xp.array(d, dtype=param.dtype)
-                    else:
-                        buffer *= momentum
-                        buffer += d if dampening == 0 else (1 - dampening) * d
-                    if nesterov:  # d + momentum * buffer, making one new array, not two
-                        step = momentum * buffer
-                        step += d
-                        d = step
-                    else:
-                        d = buffer
-                param.array -= lr * d
+                self._update(param, grad.array, lr, momentum, dampening, weight_decay, nesterov)
                 param._bump_version()  # a graph that saved this weight can no longer backward
+            if on_gpu:  # CUDA: every parameter of the group in one kernel launch
+                states = [self.state.setdefault(p, {}) if momentum else None for p in on_gpu]
+                kernels.sgd_update_many([p.array for p in on_gpu],
+                                        [p.grad.array for p in on_gpu], states, lr, momentum,
+                                        dampening, weight_decay, nesterov)
+                for param in on_gpu:
+                    param._bump_version()
+
+    def _update(self, param, d, lr, momentum, dampening, weight_decay, nesterov) -> None:
+        """One parameter's update in place: the same operations, in the same order, as torch."""
+        if weight_decay:
+            d = d + weight_decay * param.array
+        if momentum:
+            state = self.state.setdefault(param, {})
+            buffer = state.get("momentum_buffer")
+            if buffer is None:
+                # a new array (for a 0-d parameter, d may be a NumPy scalar)
+                xp = backend.array_module(param.array)
+                buffer = state["momentum_buffer"] = xp.array(d, dtype=param.dtype)
+            else:
+                buffer *= momentum
+                buffer += d if dampening == 0 else (1 - dampening) * d
+            if nesterov:  # d + momentum * buffer, making one new array, not two
+                step = momentum * buffer
+                step += d
+                d = step
+            else:
+                d = buffer
+        param.array -= lr * d
