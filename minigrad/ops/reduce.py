@@ -26,6 +26,11 @@ class Mean(Function):
 
     @staticmethod
     def forward(ctx, x, dim=None, keepdim=False):
+        if x.array.dtype.kind != "f":  # PyTorch refuses rather than pick a float type
+            raise RuntimeError(
+                "mean(): could not infer output dtype. Input dtype must be either a floating "
+                f"point or complex dtype. Got: {x.array.dtype}"
+            )
         ctx.axes = normalize_dims(dim, x.array.ndim, "mean")
         ctx.input_shape, ctx.keepdim = x.array.shape, keepdim
         ctx.count = 1
