@@ -320,6 +320,20 @@ class TensorMethods:
         return self._wrap_no_copy_no_checks(
             backend.array_module(self.array).isfinite(self.array), self.device)
 
+    def any(self, dim=None, keepdim: bool = False):
+        """True where any element (along dim, or of all) is nonzero (a bool tensor)."""
+        axes = broadcast.normalize_dims(dim, self.ndim, "any") if dim is not None else None
+        xp = backend.array_module(self.array)
+        return self._wrap_no_copy_no_checks(
+            backend.ensure_array(self.array.any(axis=axes, keepdims=keepdim), xp), self.device)
+
+    def all(self, dim=None, keepdim: bool = False):
+        """True where every element (along dim, or of all) is nonzero (a bool tensor)."""
+        axes = broadcast.normalize_dims(dim, self.ndim, "all") if dim is not None else None
+        xp = backend.array_module(self.array)
+        return self._wrap_no_copy_no_checks(
+            backend.ensure_array(self.array.all(axis=axes, keepdims=keepdim), xp), self.device)
+
     def allclose(self, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan=False) -> bool:
         """Whether |self - other| <= atol + rtol * |other| everywhere (shapes broadcast)."""
         xp = backend.array_module(self.array)
