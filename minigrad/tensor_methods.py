@@ -185,7 +185,7 @@ class TensorMethods:
     def norm(self, p="fro", dim=None, keepdim: bool = False):
         """The p-norm (2 and 'fro' by default: sqrt(sum(x**2))); also 1, inf, -inf, any p > 0."""
         if p in ("fro", 2, 2.0):
-            return (self * self).sum(dim, keepdim=keepdim).sqrt()
+            return reduce.Norm.apply(self, dim, keepdim)
         if p in (1, 1.0):
             return self.abs().sum(dim, keepdim=keepdim)
         if p == math.inf:

@@ -145,7 +145,11 @@ UNARY = {
     "var": lambda lib, x: lib.var(x, 0, unbiased=False),
     "var_corr": lambda lib, x: x.var(dim=1, correction=0),
     "norm": lambda lib, x: lib.norm(x), "norm1": lambda lib, x: x.norm(p=1, dim=1),
-    "norm3": lambda lib, x: x.norm(3), "norm_inf": lambda lib, x: x.norm(math.inf),
+    "norm3": lambda lib, x: x.norm(3),
+    # The slope at a zero vector is 0, as PyTorch's (its second derivative there is NaN in
+    # PyTorch and 0 in minigrad: see docs/pytorch-names.md).
+    "norm_at_zero": lambda lib, x: (x * lib.tensor([[0.0], [1.0]], dtype=x.dtype)).norm(dim=1),
+    "norm_inf": lambda lib, x: x.norm(math.inf),
     "softmax": lambda lib, x: lib.softmax(x, dim=1),
     "log_softmax": lambda lib, x: lib.log_softmax(x, 0),
     "reshape": lambda lib, x: lib.reshape(x, (3, 2)) * lib.arange(3.0).reshape(3, 1),
@@ -253,6 +257,7 @@ DOUBLE = {
     "permute": lambda lib, x: (x.unsqueeze(0).permute(2, 0, 1) ** 3),
     "std": lambda lib, x: x.std(1), "var": lambda lib, x: x.var(0, unbiased=False) * x.sum(),
     "norm": lambda lib, x: x.norm(), "norm3": lambda lib, x: x.norm(3, dim=1),
+    "norm_dim": lambda lib, x: x.norm(dim=0, keepdim=True) * x,
     "repeat": lambda lib, x: x.repeat(2, 2) ** 3, "min": lambda lib, x: (x ** 3).min(1).values,
     "split": lambda lib, x: x.split(1, 1)[2] ** 3, "pow": lambda lib, x: lib.pow(2.0, x),
 }
