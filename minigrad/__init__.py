@@ -36,13 +36,13 @@ from .backend import (
     set_default_dtype,
     uint8,
 )
-from .backend import bool_ as bool  # noqa: A001  (PyTorch's names: torch.bool, torch.float)
+from .backend import bool_ as bool  # noqa: A001, F401  (PyTorch's names: torch.bool, torch.float)
 from .backend import device as device
 from .backend import float16 as half
-from .backend import float32 as float  # noqa: A001
+from .backend import float32 as float  # noqa: A001, F401
 from .backend import float64 as double
 from .backend import int16 as short
-from .backend import int32 as int  # noqa: A001
+from .backend import int32 as int  # noqa: A001, F401
 from .backend import int64 as long
 from .factories import (
     arange,
@@ -64,7 +64,7 @@ from .factories import (
 )
 from .factories_like import empty_like, full_like, rand_like, randn_like
 from .functions import (
-    abs,  # noqa: A004
+    abs,  # noqa: A004, F401
     absolute,
     add,
     allclose,
@@ -95,10 +95,10 @@ from .functions import (
     log_softmax,
     lt,
     matmul,
-    max,  # noqa: A004
+    max,  # noqa: A004, F401
     maximum,
     mean,
-    min,  # noqa: A004
+    min,  # noqa: A004, F401
     minimum,
     mm,
     mul,
@@ -109,7 +109,7 @@ from .functions import (
     norm,
     numel,
     permute,
-    pow,  # noqa: A004
+    pow,  # noqa: A004, F401
     relu,
     reshape,
     sigmoid,
@@ -123,7 +123,7 @@ from .functions import (
     std,
     sub,
     subtract,
-    sum,  # noqa: A004
+    sum,  # noqa: A004, F401
     swapaxes,
     swapdims,
     tanh,
@@ -138,12 +138,12 @@ from .tensor import Tensor
 
 __version__ = "0.1.0"
 
-# Every public name above (the modules, dtypes, factories and functions).
+# Every public name above, except those that would shadow Python builtins in `from minigrad
+# import *` (abs bool float int max min pow sum: use mg.float, mg.max, ...).
 __all__ = [
     "Device",
     "Function",
     "Tensor",
-    "abs",
     "absolute",
     "accelerator",
     "add",
@@ -155,7 +155,6 @@ __all__ = [
     "autograd",
     "backend",
     "bmm",
-    "bool",
     "cat",
     "chunk",
     "clamp",
@@ -180,7 +179,6 @@ __all__ = [
     "factories",
     "factories_like",
     "flatten",
-    "float",
     "float16",
     "float32",
     "float64",
@@ -197,7 +195,6 @@ __all__ = [
     "half",
     "inference_mode",
     "inplace",
-    "int",
     "int16",
     "int32",
     "int64",
@@ -216,10 +213,8 @@ __all__ = [
     "lt",
     "manual_seed",
     "matmul",
-    "max",
     "maximum",
     "mean",
-    "min",
     "minimum",
     "mm",
     "mul",
@@ -236,7 +231,6 @@ __all__ = [
     "ops",
     "optim",
     "permute",
-    "pow",
     "promotion",
     "rand",
     "rand_like",
@@ -263,7 +257,6 @@ __all__ = [
     "std",
     "sub",
     "subtract",
-    "sum",
     "swapaxes",
     "swapdims",
     "tanh",

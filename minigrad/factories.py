@@ -31,7 +31,8 @@ def _make(fill, shape, dtype, device, requires_grad) -> Tensor:
         raise ValueError(f"shape must be non-negative ints, got {tuple(shape)}")
     dev = backend.device(device)
     dt = backend.dtype(dtype) or backend.get_default_dtype()
-    result = Tensor._wrap_no_copy_no_checks(fill(backend.module_for(dev), dev, tuple(shape), dt), dev)
+    array = fill(backend.module_for(dev), dev, tuple(shape), dt)
+    result = Tensor._wrap_no_copy_no_checks(array, dev)
     return result.requires_grad_(requires_grad) if requires_grad else result
 
 

@@ -539,7 +539,8 @@ class Tensor(InPlaceMethods, TensorMethods):
     def squeeze(self, dim: int | None = None) -> Tensor:
         """Remove size-1 dims (only `dim`, when given; a dim of another size is kept)."""
         axes = broadcast.normalize_dims(dim, self.ndim, "squeeze")
-        return self.reshape(tuple(s for i, s in enumerate(self.shape) if not (i in axes and s == 1)))
+        kept = tuple(s for i, s in enumerate(self.shape) if not (i in axes and s == 1))
+        return self.reshape(kept)
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         """Merge dims start_dim..end_dim into one."""
