@@ -280,5 +280,5 @@ class _DelayedError(Function):
 _ndarray, _CPU = backend.ndarray, backend.CPU
 
 # Imported last: tensor.py imports the ops, which import Function from this module.
-from ..tensor import Tensor  # noqa: E402
 from .saved import SavedTensor  # noqa: E402
+from ..tensor import Tensor  # noqa: E402
