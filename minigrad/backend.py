@@ -17,20 +17,52 @@ float64 = numpy.dtype("float64")
 int64 = numpy.dtype("int64")
 bool_ = numpy.dtype("bool")
 uint64 = numpy.dtype("uint64")
+float16 = numpy.dtype("float16")
+int32 = numpy.dtype("int32")
+int16 = numpy.dtype("int16")
+int8 = numpy.dtype("int8")
+uint8 = numpy.dtype("uint8")
 
+# PyTorch's names for each dtype (torch.float is float32, torch.int is int32, torch.long int64).
 _DTYPES = {
-    "float16": numpy.dtype("float16"),
+    "float16": float16,
+    "half": float16,
     "float32": float32,
     "float": float32,
     "float64": float64,
     "double": float64,
     "int64": int64,
     "long": int64,
-    "int32": numpy.dtype("int32"),
-    "int": numpy.dtype("int32"),
-    "uint8": numpy.dtype("uint8"),
+    "int32": int32,
+    "int": int32,
+    "int16": int16,
+    "short": int16,
+    "int8": int8,
+    "uint8": uint8,
     "bool": bool_,
 }
+
+# PyTorch's legacy type names, as tensor.type() returns them.
+TYPE_NAMES = {
+    float16: "HalfTensor", float32: "FloatTensor", float64: "DoubleTensor", int64: "LongTensor",
+    int32: "IntTensor", int16: "ShortTensor", int8: "CharTensor", uint8: "ByteTensor",
+    bool_: "BoolTensor",
+}
+
+_default_dtype = [float32]  # what Python floats and the float factories give
+
+
+def get_default_dtype() -> numpy.dtype:
+    """The dtype that Python floats give (float32 unless set_default_dtype changed it)."""
+    return _default_dtype[0]
+
+
+def set_default_dtype(d) -> None:
+    """Make Python floats and the float factories give `d` (a floating-point dtype)."""
+    d = dtype(d)
+    if d is None or d.kind != "f":
+        raise TypeError("only floating-point types are supported as the default type")
+    _default_dtype[0] = d
 
 
 class Device:
@@ -64,11 +96,15 @@ class Device:
 
 CPU = Device("cpu", None)
 _CUDA_DEVICES: dict[int, Device] = {}
+_default_device = [CPU]  # where factories and layers put tensors when no device is given
 
 
 def device(spec: str | Device | None) -> Device:
-    """Parse "cpu", "cuda" or "cuda:N" (or a Device) into an interned Device."""
-    if spec is None or spec is CPU:
+    """Parse "cpu", "cuda" or "cuda:N" (or a Device) into an interned Device; None is the
+    default device (the CPU unless set_default_device changed it)."""
+    if spec is None:
+        return _default_device[0]
+    if spec is CPU:
         return CPU
     if isinstance(spec, Device):
         spec = str(spec)  # a hand-made Device("cpu", None) must become the interned CPU
@@ -80,6 +116,16 @@ def device(spec: str | Device | None) -> Device:
     if name == "cuda" and (not index or index.isdigit()):
         return _cuda_device(int(index) if index else 0)
     raise ValueError(f"unknown device {spec!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def set_default_device(spec) -> None:
+    """Make factories and layers create tensors on `spec` when no device is given."""
+    _default_device[0] = CPU if spec is None else device(spec)
+
+
+def get_default_device() -> Device:
+    """The device factories use when none is given."""
+    return _default_device[0]
 
 
 def _cuda_device(index: int) -> Device:
@@ -193,7 +239,8 @@ def is_floating(dt) -> bool:
 def as_array(data, dt=None, dev: Device = CPU):
     """Convert Python numbers, lists, NumPy or CuPy arrays into an array on `dev`.
 
-    Python floats become float32 and ints int64 (as in PyTorch); arrays keep their dtype.
+    Python floats become the default dtype (float32) and ints int64, as in PyTorch; arrays keep
+    their dtype.
     """
     if isinstance(data, numpy.ma.MaskedArray):
         raise TypeError(
@@ -211,7 +258,7 @@ def as_array(data, dt=None, dev: Device = CPU):
                 f"must have the same length ({error})"
             ) from None
         if dt is None and host.dtype == float64 and not isinstance(data, numpy.generic):
-            dt = float32
+            dt = _default_dtype[0]
     else:
         host = data
     if host.dtype.kind in "OUSVMm":  # objects, strings, bytes, void, dates: not numbers

@@ -1,17 +1,25 @@
-"""Functions of several tensors, called as mg.X(...): cat and stack."""
+"""Functions called as mg.X(...), with PyTorch's names and keywords (`input`, `other`, `dim`).
+
+Most are the Tensor method of the same name (mg.exp(x) is x.exp()); cat and stack join several
+tensors. Python numbers are accepted where PyTorch accepts them (mg.add(x, 2)).
+"""
 
 from __future__ import annotations
 
 from .ops import movement
 from .tensor import Tensor
+from .tensor_methods import where  # noqa: F401  (mg.where)
 
 
-def cat(tensors, dim: int = 0) -> Tensor:
+def cat(tensors, dim: int = 0, *, axis=None) -> Tensor:
     """Join tensors along an existing dim (their other dims must match)."""
     tensors = tuple(tensors)
     if not tensors:
         raise RuntimeError("cat: expected a non-empty list of Tensors")
-    return movement.Cat.apply(dim, *tensors)
+    return movement.Cat.apply(dim if axis is None else axis, *tensors)
+
+
+concatenate = concat = cat
 
 
 def stack(tensors, dim: int = 0) -> Tensor:
@@ -37,3 +45,195 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:  # noqa: A002  (PyTorch's argumen
 def matmul(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
     """The matrix product, with NumPy's rules for 1-D and batched operands."""
     return input.matmul(other)
+
+
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:  # noqa: A002
+    """Batched matrix products: (b, n, m) @ (b, m, p) -> (b, n, p)."""
+    return _tensor(input, "bmm").bmm(mat2)
+
+
+def _tensor(value, op: str) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}(): argument 'input' must be Tensor, not {type(value).__name__}")
+    return value
+
+
+def _operands(input, other, op: str):  # noqa: A002
+    """For add/sub/mul/...: at least one operand is a Tensor; numbers stay numbers."""
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        raise TypeError(
+            f"{op}(): expected at least one Tensor argument, got {type(input).__name__} and "
+            f"{type(other).__name__}"
+        )
+    return input if isinstance(input, Tensor) else Tensor(input), other
+
+
+def add(input, other, *, alpha=1) -> Tensor:  # noqa: A002
+    """input + alpha * other."""
+    x, y = _operands(input, other, "add")
+    return x.add(y, alpha=alpha)
+
+
+def sub(input, other, *, alpha=1) -> Tensor:  # noqa: A002
+    """input - alpha * other."""
+    x, y = _operands(input, other, "sub")
+    return x.sub(y, alpha=alpha)
+
+
+subtract = sub
+
+
+def mul(input, other) -> Tensor:  # noqa: A002
+    """input * other."""
+    x, y = _operands(input, other, "mul")
+    return x * y
+
+
+multiply = mul
+
+
+def div(input, other, *, rounding_mode=None) -> Tensor:  # noqa: A002
+    """input / other (true division)."""
+    x, y = _operands(input, other, "div")
+    return x.div(y, rounding_mode=rounding_mode)
+
+
+divide = true_divide = div
+
+
+def pow(input, exponent) -> Tensor:  # noqa: A001, A002
+    """input ** exponent (input may be a number when exponent is a Tensor)."""
+    x, y = _operands(input, exponent, "pow")
+    return x ** y
+
+
+def maximum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    """The larger of input and other, elementwise."""
+    return _tensor(input, "maximum").maximum(other)
+
+
+def minimum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
+    """The smaller of input and other, elementwise."""
+    return _tensor(input, "minimum").minimum(other)
+
+
+def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
+    """min(max(input, min), max), elementwise; either bound may be None."""
+    return _tensor(input, "clamp").clamp(min, max)
+
+
+clip = clamp
+
+
+def max(input: Tensor, dim=None, keepdim: bool = False, **aliases):  # noqa: A001, A002
+    """The largest element; with a dim, (values, indices); with a tensor, the maximum."""
+    return _tensor(input, "max").max(dim, keepdim, **aliases)
+
+
+def min(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A001, A002
+    """The smallest element; with a dim, (values, indices); with a tensor, the minimum."""
+    return _tensor(input, "min").min(dim, keepdim)
+
+
+def sum(input: Tensor, dim=None, keepdim: bool = False, **aliases) -> Tensor:  # noqa: A001, A002
+    """The sum of the elements, over all dims or only `dim`."""
+    return _tensor(input, "sum").sum(dim, keepdim, **aliases)
+
+
+def mean(input: Tensor, dim=None, keepdim: bool = False, **aliases) -> Tensor:  # noqa: A002
+    """The mean of the elements, over all dims or only `dim` (floating point only)."""
+    return _tensor(input, "mean").mean(dim, keepdim, **aliases)
+
+
+def reshape(input: Tensor, shape) -> Tensor:  # noqa: A002
+    """The same elements with a new shape (one dim may be -1)."""
+    return _tensor(input, "reshape").reshape(shape)
+
+
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:  # noqa: A002
+    """Merge dims start_dim..end_dim into one."""
+    return _tensor(input, "flatten").flatten(start_dim, end_dim)
+
+
+def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:  # noqa: A002
+    """The tensor with dims dim0 and dim1 swapped."""
+    return _tensor(input, "transpose").transpose(dim0, dim1)
+
+
+swapaxes = swapdims = transpose
+
+
+def permute(input: Tensor, dims) -> Tensor:  # noqa: A002
+    """The tensor with its dims reordered."""
+    return _tensor(input, "permute").permute(dims)
+
+
+def squeeze(input: Tensor, dim=None) -> Tensor:  # noqa: A002
+    """Remove size-1 dims (only `dim`, when given)."""
+    return _tensor(input, "squeeze").squeeze(dim)
+
+
+def unsqueeze(input: Tensor, dim: int) -> Tensor:  # noqa: A002
+    """Insert a size-1 dim at `dim`."""
+    return _tensor(input, "unsqueeze").unsqueeze(dim)
+
+
+def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:  # noqa: A002
+    """Up to `chunks` pieces of input along dim."""
+    return _tensor(input, "chunk").chunk(chunks, dim)
+
+
+def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    """Pieces of split_size along dim, or pieces of the given sizes."""
+    return _tensor(tensor, "split").split(split_size_or_sections, dim)
+
+
+def clone(input: Tensor) -> Tensor:  # noqa: A002
+    """A copy with its own memory (gradients flow back)."""
+    return _tensor(input, "clone").clone()
+
+
+def allclose(input: Tensor, other: Tensor, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:  # noqa: A002
+    """Whether |input - other| <= atol + rtol * |other| everywhere."""
+    return _tensor(input, "allclose").allclose(other, rtol, atol, equal_nan)
+
+
+def equal(input: Tensor, other: Tensor) -> bool:  # noqa: A002
+    """Whether both tensors have the same shape and values."""
+    return _tensor(input, "equal").equal(other)
+
+
+def numel(input: Tensor) -> int:  # noqa: A002
+    """The number of elements."""
+    return _tensor(input, "numel").numel()
+
+
+def _method(name: str, doc: str):
+    """mg.name(input, *args, **kwargs) is input.name(*args, **kwargs)."""
+
+    def function(input, *args, **kwargs):  # noqa: A002
+        return _tensor(input, name).__getattribute__(name)(*args, **kwargs)
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = doc
+    return function
+
+
+# Functions of one tensor that are exactly its method: listed once here, each with its math.
+_ONE_TENSOR = {
+    "exp": "exp(x), elementwise.", "log": "log(x), elementwise.", "sqrt": "sqrt(x), elementwise.",
+    "sin": "sin(x), elementwise.", "cos": "cos(x), elementwise.", "tanh": "tanh(x), elementwise.",
+    "sigmoid": "1 / (1 + exp(-x)), elementwise.", "relu": "max(x, 0), elementwise.",
+    "abs": "|x|, elementwise.", "sign": "-1, 0 or 1 by sign, elementwise.", "neg": "-x.",
+    "argmax": "Index of the largest element.", "argmin": "Index of the smallest element.",
+    "std": "Standard deviation (correction 1 by default).",
+    "var": "Variance (correction 1 by default).", "norm": "The p-norm (2 by default).",
+    "softmax": "exp(x) / sum(exp(x)) along dim.", "log_softmax": "x - logsumexp(x) along dim.",
+    "eq": "input == other.", "ne": "input != other.", "lt": "input < other.",
+    "le": "input <= other.", "gt": "input > other.", "ge": "input >= other.",
+    "isnan": "True where NaN.", "isfinite": "True where finite.",
+    "amax": "The largest values over dim.",
+}
+for _name, _doc in _ONE_TENSOR.items():
+    globals()[_name] = _method(_name, _doc)
+absolute, negative = globals()["abs"], globals()["neg"]

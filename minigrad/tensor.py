@@ -16,11 +16,12 @@ from .autograd import engine
 from .autograd.grad_mode import grad_mode
 from .inplace import InPlaceMethods
 from .ops import activation, broadcast, elementwise, matmul, movement, reduce
+from .tensor_methods import TensorMethods, pick_dim
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
 
-class Tensor(InPlaceMethods):
+class Tensor(InPlaceMethods, TensorMethods):
     """An n-dimensional array on a device that can record the operations applied to it."""
 
     __slots__ = (
@@ -432,16 +433,27 @@ class Tensor(InPlaceMethods):
 
     # ---- reductions ------------------------------------------------------------------------
 
-    def sum(self, dim=None, keepdim: bool = False) -> Tensor:
-        """z = sum of the elements, over all dims or only `dim`."""
-        return reduce.Sum.apply(self, dim, keepdim)
+    def sum(self, dim=None, keepdim: bool = False, *, dtype=None, axis=None,
+            keepdims=None) -> Tensor:
+        """z = sum of the elements, over all dims or only `dim` (`axis`, `keepdims` as NumPy)."""
+        x = self if dtype is None else self.to(dtype)
+        keepdim = keepdim if keepdims is None else keepdims
+        return reduce.Sum.apply(x, pick_dim(dim, axis, "sum"), keepdim)
 
-    def mean(self, dim=None, keepdim: bool = False) -> Tensor:
-        """z = mean of the elements, over all dims or only `dim`."""
-        return reduce.Mean.apply(self, dim, keepdim)
+    def mean(self, dim=None, keepdim: bool = False, *, dtype=None, axis=None,
+             keepdims=None) -> Tensor:
+        """z = mean of the elements, over all dims or only `dim` (floating point only)."""
+        x = self if dtype is None else self.to(dtype)
+        keepdim = keepdim if keepdims is None else keepdims
+        return reduce.Mean.apply(x, pick_dim(dim, axis, "mean"), keepdim)
 
-    def max(self, dim: int | None = None, keepdim: bool = False):
-        """The largest element; with a dim, (values, indices) along it, as in PyTorch."""
+    def max(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+        """The largest element; with a dim, (values, indices) along it, as in PyTorch; with a
+        tensor, the elementwise maximum."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
+        dim = pick_dim(dim, axis, "max")
+        keepdim = keepdim if keepdims is None else keepdims
         if dim is None:
             return reduce.Max.apply(self)
         indices = self.argmax(dim, keepdim=True)
@@ -535,7 +547,8 @@ class Tensor(InPlaceMethods):
     def squeeze(self, dim: int | None = None) -> Tensor:
         """Remove size-1 dims (only `dim`, when given; a dim of another size is kept)."""
         axes = broadcast.normalize_dims(dim, self.ndim, "squeeze")
-        return self.reshape(tuple(s for i, s in enumerate(self.shape) if not (i in axes and s == 1)))
+        kept = tuple(s for i, s in enumerate(self.shape) if not (i in axes and s == 1))
+        return self.reshape(kept)
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         """Merge dims start_dim..end_dim into one."""

@@ -1,6 +1,7 @@
-"""Data: the MNIST dataset (read from IDX files) and a device-resident DataLoader."""
+"""Data: datasets (MNIST, TensorDataset, your own Dataset) and the DataLoader."""
 
+from .dataset import Dataset, TensorDataset, default_collate
 from .loader import DataLoader
 from .mnist import MNIST
 
-__all__ = ["MNIST", "DataLoader"]
+__all__ = ["MNIST", "DataLoader", "Dataset", "TensorDataset", "default_collate"]

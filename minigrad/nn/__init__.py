@@ -1,20 +1,32 @@
 """Neural-network building blocks: Module, Parameter, layers, losses, functional forms."""
 
-from . import functional, init
+from . import functional, init, utils
+from .containers import Dropout, Identity, LogSoftmax, ModuleList, Softmax
 from .layers import Flatten, Linear, ReLU, Sequential, Sigmoid, Tanh
-from .loss import CrossEntropyLoss
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module, Parameter
 
 __all__ = [
+    "BCELoss",
+    "BCEWithLogitsLoss",
     "CrossEntropyLoss",
+    "Dropout",
     "Flatten",
+    "Identity",
+    "L1Loss",
     "Linear",
+    "LogSoftmax",
+    "MSELoss",
     "Module",
+    "ModuleList",
+    "NLLLoss",
     "Parameter",
     "ReLU",
     "Sequential",
     "Sigmoid",
+    "Softmax",
     "Tanh",
     "functional",
     "init",
+    "utils",
 ]

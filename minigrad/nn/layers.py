@@ -28,8 +28,9 @@ class Linear(Module):
         dev = backend.device(device)
         dt = backend.dtype(dtype) or backend.float32
         xp = backend.module_for(dev)
-        self.weight = Parameter(Tensor._wrap_no_copy_no_checks(xp.empty((out_features, in_features), dt), dev))
-        self.bias = Parameter(Tensor._wrap_no_copy_no_checks(xp.empty(out_features, dt), dev)) if bias else None
+        wrap = Tensor._wrap_no_copy_no_checks
+        self.weight = Parameter(wrap(xp.empty((out_features, in_features), dt), dev))
+        self.bias = Parameter(wrap(xp.empty(out_features, dt), dev)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

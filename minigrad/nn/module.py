@@ -10,6 +10,7 @@ from collections import OrderedDict, namedtuple
 
 from .. import backend
 from ..tensor import Tensor
+from .registration import Registration
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -35,12 +36,14 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-class Module:
+class Module(Registration):
     """Base class of layers and models: subclass, assign layers in __init__, write forward."""
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "training", True)
 
     def forward(self, *args, **kwargs):
@@ -58,6 +61,14 @@ class Module:
             )
         parameters = self.__dict__.get("_parameters", {})
         modules = self.__dict__.get("_modules", {})
+        buffers = self.__dict__.get("_buffers", {})
+        if name in buffers:  # self.running_mean = new_tensor keeps it a buffer, as in PyTorch
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} "
+                                "(a Tensor or None expected)")
+            buffers[name] = value
+            object.__setattr__(self, name, value)
+            return
         # Replacing a weight by a plain tensor would silently drop it from parameters().
         if name in parameters and not isinstance(value, Parameter) and value is not None:
             raise TypeError(
@@ -84,6 +95,7 @@ class Module:
     def __delattr__(self, name: str) -> None:
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
+        self._buffers.pop(name, None)
         object.__delattr__(self, name)
 
     # ---- walking the tree ------------------------------------------------------------------
@@ -109,7 +121,8 @@ class Module:
         seen.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name, seen)
+            if child is not None:
+                yield from child.named_modules(f"{prefix}.{name}" if prefix else name, seen)
 
     def modules(self):
         """This module and every module below it, depth first."""
@@ -122,7 +135,7 @@ class Module:
         modules = self.named_modules(prefix) if recurse else [(prefix, self)]
         for module_name, module in modules:
             for name, param in module._parameters.items():
-                if id(param) not in seen:
+                if param is not None and id(param) not in seen:
                     seen.add(id(param))
                     yield (f"{module_name}.{name}" if module_name else name), param
 
@@ -130,6 +143,34 @@ class Module:
         """Every Parameter of this module and (with recurse) its submodules, each once."""
         for _, param in self.named_parameters(recurse=recurse):
             yield param
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True):
+        """(dotted name, buffer) pairs, each buffer once."""
+        seen = set()
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
+            for name, buffer in module._buffers.items():
+                if buffer is not None and id(buffer) not in seen:
+                    seen.add(id(buffer))
+                    yield (f"{module_name}.{name}" if module_name else name), buffer
+
+    def buffers(self, recurse: bool = True):
+        """Every buffer of this module and (with recurse) its submodules."""
+        for _, buffer in self.named_buffers(recurse=recurse):
+            yield buffer
+
+    def apply(self, fn) -> Module:
+        """Call fn(module) on every submodule (children first) and on self; return self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Set requires_grad on every parameter; return self."""
+        for param in self.parameters():
+            param.requires_grad_(requires_grad)
+        return self
 
     # ---- training helpers ------------------------------------------------------------------
 
@@ -151,27 +192,59 @@ class Module:
         """Same as train(False): switch every submodule to evaluation mode."""
         return self.train(False)
 
-    def to(self, device) -> Module:
-        """Move every parameter (and its gradient) to a device, in place."""
-        dev = backend.device(device)
+    def to(self, device=None, dtype=None) -> Module:
+        """Move every parameter (and gradient) and buffer to a device and/or cast the floating
+        ones to a floating dtype, in place: model.to("cuda"), model.to(mg.float64)."""
+        if isinstance(device, Tensor):
+            device, dtype = device.device, device.dtype
+        elif device is not None and not isinstance(device, (str, backend.Device)):
+            device, dtype = None, device  # model.to(mg.float64)
+        dev = None if device is None else backend.device(device)
+        dt = backend.dtype(dtype)
+        if dt is not None and not backend.is_floating(dt):
+            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got {dt}")
         for param in self.parameters():
-            param.array = backend.to_device(param.array, dev)
-            param.device = dev
+            _move(param, dev, dt)
             if param.grad is not None:
-                param._grad = param.grad.detach().to(dev)
+                param._grad = _moved(param.grad.detach(), dev, dt)
+        for module in self.modules():
+            for buffer in module._buffers.values():
+                if buffer is not None:
+                    _move(buffer, dev, dt)
         return self
+
+    def double(self) -> Module:
+        """Cast floating parameters and buffers to float64."""
+        return self.to(dtype=backend.float64)
+
+    def float(self) -> Module:
+        """Cast floating parameters and buffers to float32."""
+        return self.to(dtype=backend.float32)
+
+    def cpu(self) -> Module:
+        """Move everything to the CPU."""
+        return self.to("cpu")
+
+    def cuda(self, device: int = 0) -> Module:
+        """Move everything to GPU `device`."""
+        return self.to(f"cuda:{device}")
 
     # ---- state dicts -----------------------------------------------------------------------
 
     def _parameter_slots(self, prefix: str = ""):
-        """Every (dotted name, Parameter) slot: a tied weight appears under each of its names."""
+        """Every (dotted name, Parameter or buffer) slot: a tied weight appears under each name."""
         for name, param in self._parameters.items():
-            yield prefix + name, param
+            if param is not None:
+                yield prefix + name, param
+        for name, buffer in self._buffers.items():
+            if buffer is not None and name not in self._non_persistent:
+                yield prefix + name, buffer
         for name, child in self._modules.items():
-            yield from child._parameter_slots(f"{prefix}{name}.")
+            if child is not None:
+                yield from child._parameter_slots(f"{prefix}{name}.")
 
     def state_dict(self) -> OrderedDict:
-        """Every parameter by dotted name, as tensors that share the parameters' arrays.
+        """Every parameter and persistent buffer by dotted name, as tensors sharing their arrays.
 
         As in PyTorch, a parameter shared by two layers is listed under both names.
         """
@@ -230,3 +303,18 @@ class Module:
         if not lines:
             return f"{type(self).__name__}({self.extra_repr()})"
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+def _moved(tensor: Tensor, dev, dt) -> Tensor:
+    """tensor on dev, with a floating tensor cast to dt (None: unchanged)."""
+    if dt is not None and backend.is_floating(tensor.dtype):
+        tensor = tensor.to(dtype=dt)
+    return tensor if dev is None else tensor.to(dev)
+
+
+def _move(tensor: Tensor, dev, dt) -> None:
+    """Move or cast a parameter or buffer in place: it stays the same Python object."""
+    moved = _moved(tensor.detach(), dev, dt)
+    if moved.array is not tensor.array:
+        tensor.array, tensor.device = moved.array, moved.device
+        tensor._bump_version()

@@ -220,8 +220,11 @@ class Clamp(Function):
     def backward(ctx, grad):
         needs_x, needs_lo, needs_hi = ctx.needs_input_grad
         grad_x = Where.apply(ctx.inside, grad, 0.0) if needs_x else None
-        grad_lo = unbroadcast(Where.apply(ctx.below, grad, 0.0), ctx.shapes[0]) if needs_lo else None
-        grad_hi = unbroadcast(Where.apply(ctx.above, grad, 0.0), ctx.shapes[1]) if needs_hi else None
+        grad_lo = grad_hi = None
+        if needs_lo:
+            grad_lo = unbroadcast(Where.apply(ctx.below, grad, 0.0), ctx.shapes[0])
+        if needs_hi:
+            grad_hi = unbroadcast(Where.apply(ctx.above, grad, 0.0), ctx.shapes[1])
         return grad_x, grad_lo, grad_hi
 
 

@@ -50,6 +50,30 @@ class Transpose(Function):
         return (grad.transpose(*ctx.dims) if grad.ndim else grad), None, None
 
 
+class Permute(Function):
+    """z = x with its dims reordered by `dims`;  dz/dx = grad with the inverse order"""
+
+    @staticmethod
+    def forward(ctx, x, dims):
+        dims = tuple(dims)
+        if len(set(dims)) != len(dims):
+            raise RuntimeError(f"permute: repeated dim in {dims}")
+        if dims:
+            normalize_dims(dims, x.array.ndim, "permute")  # checks the range and types
+        if len(dims) != x.array.ndim:
+            raise RuntimeError(
+                f"permute: number of dims don't match: the tensor has {x.array.ndim} dims, "
+                f"got {len(dims)} in {dims}"
+            )
+        order = tuple(d % max(x.array.ndim, 1) for d in dims)
+        ctx.inverse = tuple(order.index(axis) for axis in range(len(order)))
+        return x.array.transpose(order)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Permute.apply(grad, ctx.inverse), None
+
+
 class GetItem(Function):
     """z = x[index];  dz/dx = grad scattered back to the indexed places (repeats add up)"""
 

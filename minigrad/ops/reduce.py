@@ -26,6 +26,11 @@ class Mean(Function):
 
     @staticmethod
     def forward(ctx, x, dim=None, keepdim=False):
+        if x.array.dtype.kind != "f":  # PyTorch refuses rather than pick a float type
+            raise RuntimeError(
+                "mean(): could not infer output dtype. Input dtype must be either a floating "
+                f"point or complex dtype. Got: {x.array.dtype}"
+            )
         ctx.axes = normalize_dims(dim, x.array.ndim, "mean")
         ctx.input_shape, ctx.keepdim = x.array.shape, keepdim
         ctx.count = 1
@@ -84,3 +89,28 @@ class MaxDim(Function):
             return grad, None, None, None
         (mask,) = ctx.saved_tensors
         return expand_grad(grad, ctx.input_shape, (ctx.axis,), ctx.keepdim) * mask, None, None, None
+
+
+class Norm(Function):
+    """z = sqrt(sum_i x_i**2) over the chosen dims;  dz/dx_i = x_i / z (0 where z = 0, as in
+    PyTorch: the formula would give 0 / 0 there)"""
+
+    @staticmethod
+    def forward(ctx, x, dim=None, keepdim=False):
+        ctx.axes = normalize_dims(dim, x.array.ndim, "norm")
+        ctx.input_shape, ctx.keepdim = x.array.shape, keepdim
+        xp = backend.array_module(x.array)
+        z = xp.sqrt((x.array * x.array).sum(axis=ctx.axes, keepdims=keepdim))
+        ctx.save_for_backward(x, z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        from .elementwise import Where  # (elementwise imports nothing from here)
+
+        x, z = ctx.saved_tensors
+        spread = (expand_grad(t, ctx.input_shape, ctx.axes, ctx.keepdim) for t in (grad, z))
+        grad, z = spread
+        # Where z = 0 every x_i in that reduction is 0 too, so x / 1 gives PyTorch's 0 slope.
+        safe = Where.apply(z.array == 0, 1.0, z)
+        return grad * x / safe, None, None

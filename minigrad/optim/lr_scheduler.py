@@ -9,6 +9,7 @@ made to group["lr"] by other code carries on into later epochs, as it does in Py
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from .optimizer import Optimizer
 
@@ -40,11 +41,16 @@ class LRScheduler:
         """Each group's lr for epoch `last_epoch`, from its lr in the epoch before."""
         raise NotImplementedError
 
+    def _initial_lrs(self) -> list:
+        """The lrs of the first epoch: the groups' own (a schedule may compute its own)."""
+        return [group["lr"] for group in self.optimizer.param_groups]
+
     def step(self) -> None:
+        """Move to the next epoch (or batch, for OneCycleLR) and set each group's lr."""
         self._step_count += 1
         self.last_epoch += 1
         groups = self.optimizer.param_groups
-        lrs = [group["lr"] for group in groups] if self._step_count == 1 else self.get_lr()
+        lrs = self._initial_lrs() if self._step_count == 1 else self.get_lr()
         for group, lr in zip(groups, lrs, strict=True):
             group["lr"] = lr
         self._last_lr = list(lrs)
@@ -58,6 +64,7 @@ class LRScheduler:
         return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what state_dict() returned."""
         self.__dict__.update(state_dict)
 
 
@@ -104,3 +111,62 @@ class CosineAnnealingLR(LRScheduler):
         now, before = math.cos(math.pi * epoch / period), math.cos(math.pi * (epoch - 1) / period)
         ratio = (1 + now) / (1 + before)
         return [eta_min + ratio * (group["lr"] - eta_min) for group in groups]
+
+
+class ExponentialLR(LRScheduler):
+    """lr = base_lr * gamma ** epoch: multiply by gamma every epoch."""
+
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1):
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        groups = self.optimizer.param_groups
+        if self.last_epoch == 0:
+            return [group["lr"] for group in groups]
+        return [group["lr"] * self.gamma for group in groups]
+
+
+class MultiStepLR(LRScheduler):
+    """lr = base_lr * gamma ** (number of milestones reached): multiply by gamma at each one."""
+
+    def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1,
+                 last_epoch: int = -1):
+        self.milestones = Counter(milestones)  # a milestone given twice multiplies twice
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        groups = self.optimizer.param_groups
+        times = self.milestones.get(self.last_epoch, 0)
+        return [group["lr"] * self.gamma ** times if times else group["lr"] for group in groups]
+
+
+class LambdaLR(LRScheduler):
+    """lr = base_lr * lr_lambda(epoch), one function for all groups or one per group."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1):
+        groups = optimizer.param_groups
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != len(groups):
+                raise ValueError(f"Expected {len(groups)} lr_lambdas, but got {len(lr_lambda)}")
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * len(groups)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        return [base_lr * fn(self.last_epoch)
+                for fn, base_lr in zip(self.lr_lambdas, self.base_lrs, strict=True)]
+
+    _initial_lrs = get_lr
+
+    def state_dict(self) -> dict:
+        """As the base's, without the functions (as PyTorch, which saves only callable objects)."""
+        return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
+
+
+from .one_cycle import OneCycleLR  # noqa: E402  (it builds on LRScheduler above)
+
+__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LambdaLR", "MultiStepLR",
+           "OneCycleLR", "StepLR"]
