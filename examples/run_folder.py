@@ -21,8 +21,17 @@ from minigrad.serialization import atomic_write
 KIND, VERSION = "examples/mnist.py checkpoint", 1
 DERIVED = ("best.npz", "stats.csv", "stats.json")
 RUN_FILES = ("checkpoint.npz", *DERIVED, "curves.png", "hiplot.html")
-CHECKPOINT_KEYS = ("epoch", "settings", "history", "best", "best_model", "model", "optimizer",
-                   "scheduler", "rng")
+CHECKPOINT_KEYS = (
+    "epoch",
+    "settings",
+    "history",
+    "best",
+    "best_model",
+    "model",
+    "optimizer",
+    "scheduler",
+    "rng",
+)
 
 
 class RunFolderError(Exception):
@@ -69,11 +78,15 @@ class RunFolder:
         except (OSError, RuntimeError) as error:
             raise RunFolderError(f"cannot read {path}: {error}") from None
         if not isinstance(state, dict) or state.get("kind") != KIND:
-            raise RunFolderError(f"{path} is not a checkpoint written by examples/mnist.py "
-                                 "(its 'kind' entry is missing or different)")
+            raise RunFolderError(
+                f"{path} is not a checkpoint written by examples/mnist.py "
+                "(its 'kind' entry is missing or different)"
+            )
         if state.get("version") != VERSION:
-            raise RunFolderError(f"{path} is a version {state.get('version')} checkpoint; this "
-                                 f"examples/mnist.py reads version {VERSION}")
+            raise RunFolderError(
+                f"{path} is a version {state.get('version')} checkpoint; this "
+                f"examples/mnist.py reads version {VERSION}"
+            )
         missing = [key for key in CHECKPOINT_KEYS if key not in state]
         if missing:
             raise RunFolderError(f"{path} is damaged: it has no {', '.join(missing)}")
@@ -177,7 +190,9 @@ def _holds(path: str, state: dict) -> bool:
     except (OSError, RuntimeError):
         return False
     return list(saved) == list(state) and all(
-        saved[name].dtype == value.dtype and saved[name].shape == value.shape
-        and saved[name].detach().numpy().tobytes() == value.detach().numpy().tobytes()  # bit for bit, NaN too
+        saved[name].dtype == value.dtype
+        and saved[name].shape == value.shape
+        and saved[name].detach().numpy().tobytes()
+        == value.detach().numpy().tobytes()  # bit for bit, NaN too
         for name, value in state.items()
     )

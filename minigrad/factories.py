@@ -15,7 +15,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     """A new tensor from Python numbers, nested lists, or a NumPy or CuPy array."""
     if device is None and not backend.is_array(data) and not isinstance(data, Tensor):
         device = backend.get_default_device()
-    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+    return Tensor._from_data(data, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def from_numpy(array) -> Tensor:

@@ -29,8 +29,10 @@ def result_dtype(x, y, true_divide: bool = False) -> numpy.dtype:
     * 0.5 is float32). True division of integers gives float32.
     """
     dtype = None
-    for group in ([a for a in (x, y) if getattr(a, "ndim", 0)],
-                  [a for a in (x, y) if getattr(a, "ndim", 1) == 0]):
+    for group in (
+        [a for a in (x, y) if getattr(a, "ndim", 0)],
+        [a for a in (x, y) if getattr(a, "ndim", 1) == 0],
+    ):
         if group:
             dtypes = [a.dtype for a in group]
             group_dtype = dtypes[0] if len(dtypes) == 1 else promote_types(*dtypes)
@@ -50,8 +52,9 @@ def promote(x, y, true_divide: bool = False):
     x_dtype, y_dtype = getattr(x, "dtype", None), getattr(y, "dtype", None)
     if x_dtype is y_dtype and (not true_divide or x_dtype.kind == "f"):
         return x, y  # the common case: two arrays of one dtype
-    if (x_dtype is None and y_dtype is not None and y_dtype.kind == "f" and type(x) is not bool) or (
-            y_dtype is None and x_dtype is not None and x_dtype.kind == "f" and type(y) is not bool):
+    if (
+        x_dtype is None and y_dtype is not None and y_dtype.kind == "f" and type(x) is not bool
+    ) or (y_dtype is None and x_dtype is not None and x_dtype.kind == "f" and type(y) is not bool):
         return x, y  # a float array and a Python number: NumPy keeps the array's dtype too
     dtype = result_dtype(x, y, true_divide)
     return _cast(x, dtype), _cast(y, dtype)

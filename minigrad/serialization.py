@@ -272,7 +272,7 @@ def _encode_key(key):
 
 def _decode(node, arrays: dict, device):
     if "tensor" in node:
-        return Tensor(arrays[node["tensor"]], device=device)
+        return Tensor._from_data(arrays[node["tensor"]], device=device)
     if "dict" in node:
         return {key: _decode(value, arrays, device) for key, value in node["dict"]}
     if "list" in node:

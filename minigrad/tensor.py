@@ -40,6 +40,20 @@ class Tensor(InPlaceMethods, TensorMethods):
     __hash__ = object.__hash__  # __eq__ compares elementwise; identity stays the hash
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
+        """PyTorch's legacy constructor: mg.Tensor([1, 2]) is float32 (the default float dtype);
+        mg.tensor(data) infers the dtype from the data instead."""
+        if dtype is None and not isinstance(data, Tensor):
+            dtype = backend.get_default_dtype()
+        self._init(data, dtype, device, requires_grad)
+
+    @classmethod
+    def _from_data(cls, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        """A new tensor from data whose dtype, unless given, follows the data (mg.tensor)."""
+        result = object.__new__(cls)
+        result._init(data, dtype, device, requires_grad)
+        return result
+
+    def _init(self, data, dtype, device, requires_grad: bool) -> None:
         if isinstance(data, Tensor):
             data = data.array
         elif isinstance(data, (list, tuple)):

@@ -58,5 +58,9 @@ def assert_close(actual, expected, dtype=np.float64, name: str = "value") -> Non
     assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
     tol = TOLERANCE[np.dtype(dtype).type]
     scale = max(1.0, float(np.abs(expected).max())) if expected.size else 1.0
-    error = float(np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max()) if expected.size else 0.0
+    error = (
+        float(np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max())
+        if expected.size
+        else 0.0
+    )
     assert error <= tol * scale, f"{name}: max error {error:.3g} > {tol:g} x scale {scale:.3g}"

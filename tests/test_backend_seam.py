@@ -97,8 +97,9 @@ NUMPY_ONLY_METHODS = {"ctypes", "getfield", "resize", "setfield", "setflags", "t
 # Functions the fake module offers: each exists in CuPy (checked against CuPy 14). When minigrad
 # starts using another one, check that CuPy has it and add it here.
 FUNCTIONS = """abs absolute all any arange argmax argmin ascontiguousarray broadcast_to clip
-    concatenate copyto empty empty_like exp expand_dims expm1 full full_like isfinite isnan log
-    log1p logical_and logical_not matmul maximum minimum ones ones_like sign sqrt square stack sum
+    concatenate copyto cos empty empty_like exp eye expand_dims expm1 full full_like isfinite isnan
+    log log1p logical_and logical_not matmul maximum minimum ones ones_like sign sin sqrt square stack
+    sum
     take_along_axis tanh where zeros zeros_like""".split()
 DTYPE_NAMES = "float16 float32 float64 int32 int64 uint8 uint64 bool_ dtype".split()
 GENERATOR_METHODS = """beta binomial chisquare dirichlet exponential f gamma geometric

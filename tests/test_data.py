@@ -62,8 +62,14 @@ def test_read_idx_reads_what_was_written(tmp_path, shape):
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"\x00\x00", b"\x01\x00\x08\x01" + bytes(8), b"\x00\x00\x0d\x01" + bytes(8),
-     b"\x00\x00\x08\x00" + bytes(8), b"\x00\x00\x08\x09" + bytes(8)],
+    [
+        b"",
+        b"\x00\x00",
+        b"\x01\x00\x08\x01" + bytes(8),
+        b"\x00\x00\x0d\x01" + bytes(8),
+        b"\x00\x00\x08\x00" + bytes(8),
+        b"\x00\x00\x08\x09" + bytes(8),
+    ],
     ids=["empty", "short", "nonzero-first-byte", "float-type", "zero-dims", "nine-dims"],
 )
 def test_read_idx_rejects_a_bad_magic_number(tmp_path, content):
@@ -252,7 +258,9 @@ def test_loader_yields_every_sample_once_per_epoch(device, shuffle):
         for x, y in batches:
             assert isinstance(x, mg.Tensor) and x.device == mg.device(device)
             assert x.dtype == np.float32 and y.dtype == np.int64 and x.shape == (len(y), 3)
-            np.testing.assert_array_equal(x.detach().numpy()[:, 0], y.detach().numpy())  # rows stay with labels
+            np.testing.assert_array_equal(
+                x.detach().numpy()[:, 0], y.detach().numpy()
+            )  # rows stay with labels
         order = [int(v) for _, y in batches for v in y.detach().numpy()]
         assert sorted(order) == list(range(103))
         assert (order == list(range(103))) is not shuffle
@@ -310,8 +318,9 @@ def test_loader_rejects_inputs_and_targets_of_different_lengths():
 def test_a_root_one_level_too_deep_is_recognised_and_named(tmp_path, monkeypatch, too_deep):
     make_fake_mnist(tmp_path)
     monkeypatch.setitem(sys.modules, "torchvision", None)  # a download attempt would fail
-    with pytest.raises(FileNotFoundError, match=f"so root '{tmp_path / too_deep}' is too deep") \
-            as error:
+    with pytest.raises(
+        FileNotFoundError, match=f"so root '{tmp_path / too_deep}' is too deep"
+    ) as error:
         mg.data.MNIST(tmp_path / too_deep, train=False)
     assert f"pass root '{tmp_path}'" in str(error.value)
     assert not (tmp_path / too_deep / "MNIST").exists()  # nothing made inside it
@@ -322,8 +331,11 @@ def test_a_zero_sample_idx_file_is_refused_by_name(tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     write_idx(raw / "train-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8))
     write_idx(raw / "train-labels-idx1-ubyte", np.zeros(0, np.uint8))
-    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte: holds 0 images .*shape "
-                                         r"\(0, 28, 28\).* holds 60,000"):
+    with pytest.raises(
+        ValueError,
+        match=r"train-images-idx3-ubyte: holds 0 images .*shape "
+        r"\(0, 28, 28\).* holds 60,000",
+    ):
         mg.data.DataLoader(mg.data.MNIST(tmp_path, download=False), batch_size=4)
 
 

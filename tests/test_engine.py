@@ -242,7 +242,11 @@ def test_custom_function_gradient_of_wrong_shape_names_both_shapes():
             return grad[:1]
 
     x = mg.ones(3, requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"WrongShapeBackward returned an invalid gradient at index 0 - got \[1\] but expected shape compatible with \[3\]"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"WrongShapeBackward returned an invalid gradient at index 0 - got \[1\] but "
+        r"expected shape compatible with \[3\]",
+    ):
         WrongShape.apply(x).sum().backward()
 
 
@@ -308,6 +312,7 @@ def test_grad_fn_repr_names_the_op():
 
 
 # ---- gradients must be fresh arrays ----------------------------------------------------------
+
 
 def test_two_leaves_never_share_a_gradient_array():
     x = mg.tensor([1.0, 2.0], requires_grad=True)

@@ -44,8 +44,10 @@ def no_cycle_collector():
 def tutorial_network() -> mg.nn.Module:
     """The tutorial's MNIST network: 784-128-64-10 with ReLU."""
     return mg.nn.Sequential(
-        mg.nn.Linear(784, 128), mg.nn.ReLU(),
-        mg.nn.Linear(128, 64), mg.nn.ReLU(),
+        mg.nn.Linear(784, 128),
+        mg.nn.ReLU(),
+        mg.nn.Linear(128, 64),
+        mg.nn.ReLU(),
         mg.nn.Linear(64, 10),
     )
 
@@ -84,7 +86,9 @@ def test_retain_graph_keeps_saved_arrays_until_the_last_backward():
     assert saved() is not None, "retain_graph=True must keep the saved arrays"
     y.backward()
     assert saved() is None
-    np.testing.assert_allclose(x.grad.detach().numpy(), 4 * np.exp(2 * x.detach().numpy()), rtol=1e-6)
+    np.testing.assert_allclose(
+        x.grad.detach().numpy(), 4 * np.exp(2 * x.detach().numpy()), rtol=1e-6
+    )
     with pytest.raises(RuntimeError, match="second time"):
         y.backward()
 
@@ -196,8 +200,10 @@ def measure_training_memory(steps: int = STEPS) -> dict:
     optimizer = mg.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
     batches = [
-        (mg.tensor(rng.standard_normal((64, 784), dtype=np.float32)),
-         mg.tensor(rng.integers(0, 10, 64)))
+        (
+            mg.tensor(rng.standard_normal((64, 784), dtype=np.float32)),
+            mg.tensor(rng.integers(0, 10, 64)),
+        )
         for _ in range(4)
     ]
     gc.collect()

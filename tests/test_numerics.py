@@ -66,7 +66,9 @@ def test_softmaxes_of_logits_of_magnitude_1e4_are_finite_and_match_torch(dtype, 
         out, expected = getattr(x, name)(dim), getattr(tx, name)(dim)
         out.backward(mg.tensor(g))
         expected.backward(torch.tensor(g))
-        assert np.isfinite(out.detach().numpy()).all() and np.isfinite(x.grad.detach().numpy()).all()
+        assert (
+            np.isfinite(out.detach().numpy()).all() and np.isfinite(x.grad.detach().numpy()).all()
+        )
         assert_matches_torch(out, expected, dtype)
         assert_matches_torch(x.grad, tx.grad, dtype)
 
@@ -107,8 +109,12 @@ OVERFLOW_CASES = [  # (name, minigrad, NumPy, inputs)
     ("exp overflows to inf", lambda t: t.exp(), np.exp, [1000.0, 88.0, -1000.0]),
     ("log of 0 is -inf, of a negative number nan", lambda t: t.log(), np.log, [0.0, -1.0, 1.0]),
     ("sqrt of a negative number is nan", lambda t: t.sqrt(), np.sqrt, [-1.0, 0.0, 4.0]),
-    ("division by 0 gives inf and nan", lambda t: t / (t * 0), lambda a: a / (a * 0),
-     [1.0, -1.0, 0.0]),
+    (
+        "division by 0 gives inf and nan",
+        lambda t: t / (t * 0),
+        lambda a: a / (a * 0),
+        [1.0, -1.0, 0.0],
+    ),
     ("pow of a negative base is nan", lambda t: t**0.5, lambda a: a**0.5, [-4.0, 4.0, 0.0]),
     ("square overflows to inf", lambda t: t * t, lambda a: a * a, [1e200, 1e30, 1.0]),
 ]
@@ -152,7 +158,10 @@ def test_nan_in_inputs_propagates_to_loss_and_gradients():
     loss.backward()
     assert np.isnan(loss.item())
     first = model[0]
-    assert np.isnan(first.weight.grad.detach().numpy()).any() and np.isnan(first.bias.grad.detach().numpy()).any()
+    assert (
+        np.isnan(first.weight.grad.detach().numpy()).any()
+        and np.isnan(first.bias.grad.detach().numpy()).any()
+    )
 
     torch_model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
     with torch.no_grad():
@@ -164,7 +173,9 @@ def test_nan_in_inputs_propagates_to_loss_and_gradients():
     torch_loss.backward()
     pairs = zip(model.named_parameters(), torch_model.parameters(), strict=True)
     for (name, p), tp in pairs:
-        np.testing.assert_array_equal(np.isnan(p.grad.detach().numpy()), np.isnan(tp.grad.detach().numpy()), name)
+        np.testing.assert_array_equal(
+            np.isnan(p.grad.detach().numpy()), np.isnan(tp.grad.detach().numpy()), name
+        )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -178,7 +189,9 @@ def test_nan_logit_makes_its_loss_and_gradient_row_nan(dtype):
     expected.backward()
     assert np.isnan(loss.item())
     assert_matches_torch(x.grad, tx.grad, dtype)
-    assert np.isnan(x.grad.detach().numpy()[0]).all() and np.isfinite(x.grad.detach().numpy()[1]).all()
+    assert (
+        np.isnan(x.grad.detach().numpy()[0]).all() and np.isfinite(x.grad.detach().numpy()[1]).all()
+    )
 
 
 @pytest.mark.parametrize(

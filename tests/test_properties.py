@@ -325,7 +325,9 @@ def op_max(p: Program, v: Var) -> Var:
         t_values = v.t.gather(dim, index) if v.ndim else v.t
         t_values = t_values if keepdim or not v.ndim else t_values.squeeze(dim)
     else:
-        check_arrays(m_indices.detach().numpy(), t_indices.detach().numpy(), f"{v}.max(dim={dim}).indices")
+        check_arrays(
+            m_indices.detach().numpy(), t_indices.detach().numpy(), f"{v}.max(dim={dim}).indices"
+        )
     name = f"v{len(p.values)}"
     p.write(f"{name} = {v}.max(dim={dim}, keepdim={keepdim}).values")
     var = Var(name, m_values, t_values)
@@ -344,7 +346,10 @@ def op_matmul(p: Program, v: Var) -> Var:
         if p.draw(st.booleans(), "bias"):
             bias = p.leaf((k,), same)
             return p.apply(
-                lambda L, a, w, b: L.F.linear(a, w, b), v, weight, bias,
+                lambda L, a, w, b: L.F.linear(a, w, b),
+                v,
+                weight,
+                bias,
                 code=f"F.linear({v}, {weight}, {bias})",
             )
         return p.apply(lambda L, a, w: L.F.linear(a, w), v, weight, code=f"F.linear({v}, {weight})")
@@ -464,8 +469,10 @@ def _index_code(index) -> str:
     for part in parts:
         if isinstance(part, slice):
             text.append(
-                ":".join("" if x is None else str(x) for x in (part.start, part.stop, part.step))
-                .rstrip(":") or ":"
+                ":".join(
+                    "" if x is None else str(x) for x in (part.start, part.stop, part.step)
+                ).rstrip(":")
+                or ":"
             )
         else:
             text.append("..." if part is Ellipsis else repr(part))
@@ -510,8 +517,10 @@ def check_gradients(p: Program, out: Var, twice: bool) -> None:
     if twice:  # the first call keeps the graph; gradients add up
         p.write("# ... twice, the first with retain_graph=True")
         first = [
-            (lambda m: m.backward(mg.tensor(np.ones(out.shape, out.m.dtype)), retain_graph=True),
-             lambda t: t.backward(torch.ones(out.shape, dtype=t.dtype), retain_graph=True))
+            (
+                lambda m: m.backward(mg.tensor(np.ones(out.shape, out.m.dtype)), retain_graph=True),
+                lambda t: t.backward(torch.ones(out.shape, dtype=t.dtype), retain_graph=True),
+            )
         ]
         calls = first + calls
     nodes = mg.autograd.tape(out.m)
@@ -526,7 +535,12 @@ def check_gradients(p: Program, out: Var, twice: bool) -> None:
             continue
         assert (leaf.m.grad is None) == (leaf.t.grad is None), f"{leaf}.grad presence differs"
         if leaf.t.grad is not None:
-            check_arrays(leaf.m.grad.detach().numpy(), leaf.t.grad.detach().numpy(), f"{leaf}.grad", p.tolerance)
+            check_arrays(
+                leaf.m.grad.detach().numpy(),
+                leaf.t.grad.detach().numpy(),
+                f"{leaf}.grad",
+                p.tolerance,
+            )
 
 
 def check_gradients_are_own_arrays(p: Program) -> None:
@@ -563,7 +577,8 @@ def test_cross_entropy_after_random_ops_matches_torch(data):
         v = p.draw(st.sampled_from([op_unary, op_binary]), "op")(p, bounded(p, v))
         if v.shape != (n, c):  # broadcasting grew it: fold back to (n, c)
             v = p.apply(
-                lambda L, a: a.reshape(-1, n, c).sum(0), v,
+                lambda L, a: a.reshape(-1, n, c).sum(0),
+                v,
                 code=f"{v}.reshape(-1, {n}, {c}).sum(0)",
             )
     labels = data.draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n), label="labels")

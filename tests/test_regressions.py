@@ -72,7 +72,9 @@ def test_max_backward_with_nan_input_routes_gradient_to_the_nan():
     with np.errstate(invalid="ignore"):
         x.max().backward()
     tx.max().backward()
-    np.testing.assert_array_equal(x.grad.detach().numpy(), tx.grad.detach().numpy())  # one 1 at the nan, 0s
+    np.testing.assert_array_equal(
+        x.grad.detach().numpy(), tx.grad.detach().numpy()
+    )  # one 1 at the nan, 0s
 
 
 # ---- empty batches -------------------------------------------------------------------------------

@@ -58,7 +58,10 @@ def test_saved_model_loads_into_torch(tmp_path):
     mg.save(model.state_dict(), tmp_path / "model.npz")
     theirs = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
     theirs.load_state_dict(
-        {k: torch.from_numpy(v.detach().numpy()) for k, v in mg.load(tmp_path / "model.npz").items()}
+        {
+            k: torch.from_numpy(v.detach().numpy())
+            for k, v in mg.load(tmp_path / "model.npz").items()
+        }
     )
     x = np.random.default_rng(1).standard_normal((3, 6)).astype(np.float32)
     assert_close(model(mg.tensor(x)), theirs(torch.from_numpy(x)), np.float32)
@@ -87,7 +90,9 @@ def test_model_and_optimiser_checkpoint_restores_training_exactly(tmp_path):
         assert q.shape == p.shape
     assert train(resumed, resumed_optimizer, data[5:]) == expected
     for name, value in model.state_dict().items():
-        assert np.array_equal(resumed.state_dict()[name].detach().numpy(), value.detach().numpy()), name
+        assert np.array_equal(
+            resumed.state_dict()[name].detach().numpy(), value.detach().numpy()
+        ), name
 
 
 def test_load_puts_tensors_on_the_requested_device(tmp_path, device):

@@ -142,7 +142,9 @@ def test_manual_seed_needs_an_int():
 )
 def test_arange_matches_torch(args, kwargs):
     got = mg.arange(*args, **kwargs)
-    expected = torch.arange(*args, **{k: getattr(torch, v) for k, v in kwargs.items()}).detach().numpy()
+    expected = (
+        torch.arange(*args, **{k: getattr(torch, v) for k, v in kwargs.items()}).detach().numpy()
+    )
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got.detach().numpy(), expected)
 

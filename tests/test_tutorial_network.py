@@ -96,7 +96,9 @@ def test_tutorial_network_trains_like_pytorch(mnist_batches, device, single_thre
     mg.manual_seed(0)
     model = NeuralNet().to(device)
     theirs = TorchNeuralNet()
-    theirs.load_state_dict({k: torch.from_numpy(v.detach().numpy()) for k, v in model.state_dict().items()})
+    theirs.load_state_dict(
+        {k: torch.from_numpy(v.detach().numpy()) for k, v in model.state_dict().items()}
+    )
 
     criterion = nn.CrossEntropyLoss()
     optimizer = mg.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)

@@ -32,8 +32,15 @@ class Context:
     of the next node (its `output_metadata`), or the leaf.
     """
 
-    __slots__ = ("function", "needs_input_grad", "next_functions", "output_metadata", "_saved",
-                 "__dict__", "__weakref__")
+    __slots__ = (
+        "function",
+        "needs_input_grad",
+        "next_functions",
+        "output_metadata",
+        "_saved",
+        "__dict__",
+        "__weakref__",
+    )
 
     # Defaults, read from the class until a call sets its own (one Context is made per op call,
     # and most set none of these, so they cost nothing).
@@ -147,8 +154,12 @@ class Function:
             else:
                 outputs = (_as_output(raw, args, ctx),)
         else:
-            outputs = tuple(_wrap(out, _CPU) if type(out) is _ndarray and out.base is None
-                            else _as_output(out, args, ctx) for out in raw)
+            outputs = tuple(
+                _wrap(out, _CPU)
+                if type(out) is _ndarray and out.base is None
+                else _as_output(out, args, ctx)
+                for out in raw
+            )
         if grad_mode.anomaly:
             anomaly.check_forward(ctx, args, outputs)
         if record:
@@ -203,8 +214,9 @@ def _record(ctx: Context, args, outputs) -> None:
             continue
         dtype = out.array.dtype
         output_metadata.append((out.array.shape, dtype, out.device))
-        if dtype.kind != "f" or (ctx._non_differentiable and any(
-                out is nd for nd in ctx._non_differentiable)):
+        if dtype.kind != "f" or (
+            ctx._non_differentiable and any(out is nd for nd in ctx._non_differentiable)
+        ):
             continue  # integers and marked outputs have no gradient
         out.grad_fn, out._output_nr, out._requires_grad = ctx, number, True
     ctx.output_metadata = tuple(output_metadata)
@@ -216,11 +228,15 @@ def _record(ctx: Context, args, outputs) -> None:
 def _check_dirty(ctx: Context, tensor, args, outputs) -> None:
     """mark_dirty: the tensor must be an input, returned, and not a leaf that requires grad."""
     if not any(tensor is arg for arg in args):
-        raise RuntimeError(f"{ctx.function.__name__}: mark_dirty was given a tensor that is not "
-                           "an input of forward")
+        raise RuntimeError(
+            f"{ctx.function.__name__}: mark_dirty was given a tensor that is not "
+            "an input of forward"
+        )
     if not any(tensor is out for out in outputs):
-        raise RuntimeError(f"{ctx.function.__name__}: an input marked dirty (modified in place) "
-                           "must be returned as an output of forward")
+        raise RuntimeError(
+            f"{ctx.function.__name__}: an input marked dirty (modified in place) "
+            "must be returned as an output of forward"
+        )
     if tensor.grad_fn is None and tensor._requires_grad:
         raise RuntimeError(
             f"{ctx.function.__name__}: a leaf Variable that requires grad is being used in an "
@@ -275,7 +291,7 @@ _ndarray, _CPU = backend.ndarray, backend.CPU
 _NO_EDGE = (None, 0)
 
 # Imported last: tensor.py imports the ops, which import Function from this module.
-from .saved import SavedTensor  # noqa: E402
 from ..tensor import Tensor  # noqa: E402
+from .saved import SavedTensor  # noqa: E402
 
 _wrap = Tensor._wrap_no_copy_no_checks

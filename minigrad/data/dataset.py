@@ -43,7 +43,7 @@ def default_collate(batch):
         return Tensor._wrap_no_copy_no_checks(xp.stack([s.array for s in batch]), elem.device)
     if isinstance(elem, bool) or isinstance(elem, int | float):
         dtype = backend.float64 if isinstance(elem, float) else backend.int64
-        return Tensor(batch, dtype=dtype)
+        return Tensor._from_data(batch, dtype=dtype)
     if isinstance(elem, str | bytes):
         return list(batch)
     if isinstance(elem, Mapping):

@@ -51,15 +51,15 @@ def softmax(input: Tensor, dim: int) -> Tensor:
     return activation.Softmax.apply(input, dim)
 
 
-# Cross-entropy's reduction="none" works (functional_loss.cross_entropy_options computes it) but
-# stays refused until the tests that pin the old refusal (test_nn, test_bad_input) are updated.
-CROSS_ENTROPY_REDUCTIONS = ("mean", "sum")
+CROSS_ENTROPY_REDUCTIONS = ("mean", "sum", "none")  # "none": functional_loss computes it
 
 
 def check_reduction(reduction: str, who: str) -> None:
-    """Cross-entropy reduces over the batch by "mean" or "sum"; anything else is an error."""
+    """Cross-entropy reduces over the batch by "mean" or "sum", or not ("none")."""
     if reduction not in CROSS_ENTROPY_REDUCTIONS:
-        raise ValueError(f"{who}: reduction must be 'mean' or 'sum', got {reduction!r}")
+        raise ValueError(
+            f"{who}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
+        )
 
 
 def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100,
@@ -72,7 +72,7 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100,
     """
     check_reduction(reduction, "cross_entropy")
     if not isinstance(target, Tensor):
-        target = Tensor(target)
+        target = Tensor._from_data(target)
     probabilities = target.dtype.kind == "f" and target.shape == input.shape
     # On a GPU the fused kernel runs without looking for ignored targets (that would wait for
     # the device); a default-ignored -100 there gives a NaN loss, as a bad label does.

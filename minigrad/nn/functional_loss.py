@@ -63,7 +63,7 @@ def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  
 def _class_targets(input: Tensor, target, who: str):  # noqa: A002
     """Check (N, C) log-probabilities against (N,) integer class targets."""
     if not isinstance(target, Tensor):
-        target = Tensor(target)
+        target = Tensor._from_data(target)
     if input.ndim not in (1, 2):
         raise ValueError(f"{who}: expected input of shape (N, C) or (C,), got {input.shape} "
                          "(more dims are not supported in minigrad)")

@@ -25,7 +25,7 @@ class Parameter(Tensor):
 
     def __init__(self, data, requires_grad: bool = True):
         if not isinstance(data, Tensor):
-            data = Tensor(data)
+            data = Tensor._from_data(data)
         self.array, self.device = data.array, data.device
         self.grad_fn = self._grad = self._view_of = self._hooks = None
         self._requires_grad, self._output_nr = False, 0
