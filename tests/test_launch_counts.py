@@ -21,7 +21,7 @@ from tests.test_backend_seam import CALLS
 from tests.test_cuda_kernels import emulated_kernels, fake_gpu  # noqa: F401 (fixtures)
 
 BATCH = 64
-EAGER_FUSED = 25  # the eager step with the fused kernels (docs/gpu.md): SGD in one launch
+EAGER_FUSED = 24  # the eager step with the fused kernels (docs/gpu.md): SGD in one launch
 EAGER_UNFUSED = 81  # the same step with minigrad.cuda.kernels.enabled = False (2 look for -100)
 GRAPHED = 6  # the loader's 2 gathers, 2 copies into the static batch, the graph, the loss copy
 
@@ -80,6 +80,10 @@ def _describe(counts: Counter) -> str:
 
 def test_eager_step_launches(emulated):
     counts = count_step(graphed=False)
+    # The multi-tensor SGD uploads its table of addresses again only when the gradients' arrays
+    # moved (fresh .grad arrays may or may not land at the addresses of earlier steps).
+    uploads = counts.pop("function:asarray (host to device)", 0)
+    assert uploads <= 1, _describe(counts)
     assert sum(counts.values()) == EAGER_FUSED, _describe(counts)
 
 
