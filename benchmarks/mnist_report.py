@@ -166,7 +166,8 @@ def plot(document: dict, path) -> str:
         axes.yaxis.set_major_formatter(plain)
         axes.yaxis.set_minor_formatter(plain)
         axes.grid(True, which="both", alpha=0.3)
-        axes.legend(fontsize=7)
+        if axes.lines:
+            axes.legend(fontsize=7)
     machine = document["machine"]
     figure.suptitle(
         f"MNIST MLP training, {threads} thread(s), {machine['cpu']} "
