@@ -294,4 +294,5 @@ def table(headers: list[str], rows: list[list], markdown: bool = False) -> str:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) or str(value).replace(".", "", 1).rstrip("x%").isdigit()
+    text = str(value).removeprefix("-").replace(".", "", 1).rstrip("x%")
+    return isinstance(value, (int, float)) or text.isdigit()

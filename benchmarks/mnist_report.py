@@ -161,10 +161,11 @@ def plot(document: dict, path) -> str:
     )
     plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
     for axes in (by_batch, by_width):
+        ticks = sorted({x for line in axes.lines for x in line.get_xdata()})
+        axes.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
         axes.xaxis.set_major_formatter(plain)
         axes.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         axes.yaxis.set_major_formatter(plain)
-        axes.yaxis.set_minor_formatter(plain)
         axes.grid(True, which="both", alpha=0.3)
         if axes.lines:
             axes.legend(fontsize=7)
@@ -184,7 +185,6 @@ def plot(document: dict, path) -> str:
 
 def _lines(axes, results, key, style, suffix):
     xs = [r[key] for r in results]
-    axes.set_xticks(xs)
     for name in CHARTED:
         if all(name in r["impls"] for r in results):
             times = [r["impls"][name]["median_epoch_seconds"] for r in results]
