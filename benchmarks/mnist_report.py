@@ -25,7 +25,8 @@ def format_tables(document: dict, markdown: bool = False) -> str:
         peaks = ", ".join(f"{lib} {sgemm[lib]:.0f}" for lib in ("numpy", "torch") if lib in sgemm)
         out.append(
             f"{threads} thread(s); sgemm peak {sgemm['peak_gflops']:.0f} GFLOP/s "
-            f"({peaks}; {sgemm['size']}-square, best call); load average before "
+            f"({peaks}; best of {len(sgemm['measured'])} x 5 calls, {sgemm['size']}-square); "
+            "load average before "
             f"{run['load_average']['before']}, after {run['load_average']['after']}"
         )
         out += ["", epoch_table(results, markdown), ""]
