@@ -34,7 +34,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def variants(batch: int, sizes, rng) -> dict:
+def variants(batch: int, sizes, rng, torch) -> dict:
     """Each hot spot: (what it is, {variant: zero-argument call}); the first variant is today's."""
     images = rng.standard_normal((60000, sizes[0]), dtype=np.float32)
     index = rng.permutation(60000)[:batch]
@@ -83,7 +83,32 @@ def variants(batch: int, sizes, rng) -> dict:
         probs[rows, target] -= 1
         np.multiply(probs, 1.0, out=probs)
 
+    # The eight matrix products of one step (forward, weight and input gradients), with the
+    # arrays of one step: NumPy's OpenBLAS as every NumPy engine must, against PyTorch's MKL.
+    acts = [rng.standard_normal((batch, n), dtype=np.float32) for n in sizes[:-1]]
+    outs = [rng.standard_normal((batch, n), dtype=np.float32) for n in sizes[1:]]
+    weights = params[: len(sizes) - 1]
+
+    def products(a, g, w):
+        for i in range(len(w)):
+            a[i] @ w[i].T
+            g[i].T @ a[i]
+            if i:
+                g[i] @ w[i]
+
+    def as_torch(arrays):
+        return [torch.from_numpy(array) for array in arrays]
+
+    torch_arrays = [as_torch(acts), as_torch(outs), as_torch(weights)]
+
     return {
+        "matmuls": (
+            "the eight matrix products of a step",
+            {
+                "NumPy (OpenBLAS)": lambda: products(acts, outs, weights),
+                "PyTorch (MKL)": lambda: products(*torch_arrays),
+            },
+        ),
         "gather": (
             "the batch from the data set",
             {
@@ -152,7 +177,9 @@ def main(argv=None) -> dict:
     load_before = harness.warn_if_busy(args.threads)
     rng = np.random.default_rng(0)
     results, rows = {}, []
-    for name, (what, calls) in variants(args.batch_size, sizes_for_width(args.width), rng).items():
+    for name, (what, calls) in variants(
+        args.batch_size, sizes_for_width(args.width), rng, torch
+    ).items():
         seconds = harness.time_interleaved(calls, args.min_time, args.repeats)
         results[name] = {"what": what, "seconds": seconds}
         (today, now), (other, then) = list(seconds.items())
