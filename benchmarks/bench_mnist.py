@@ -1,321 +1,340 @@
-"""Training speed on MNIST: minigrad against PyTorch (CPU, eager) and a hand-written NumPy floor.
+"""Training speed on MNIST: minigrad against PyTorch (CPU) and a hand-written NumPy floor.
 
-All three train the tutorial's network, Linear(784, 128) -> ReLU -> Linear(128, 64) -> ReLU ->
-Linear(64, 10) with cross-entropy and SGD (lr 0.05, momentum 0.9, nesterov), in one process,
-from the same initial weights, on the same batches in the same order (one permutation per epoch,
-shared), gathering each batch by index from arrays already in memory. The three run each epoch
-in turns of a few steps, so that they share the machine's noise; the median epoch time and the
-median of the per-epoch ratios are reported (see benchmarks/README.md).
+Every implementation trains Linear(784, W) -> ReLU -> Linear(W, W/2) -> ReLU -> Linear(W/2, 10)
+(W = 128 is the tutorial's network) with cross-entropy and SGD (lr 0.05, momentum 0.9,
+nesterov), from the same initial weights, on the same batches in the same order, gathering each
+batch by index from arrays already in memory. They take turns of a few steps in one process, so
+that they share the machine's noise; medians of epoch times and of per-epoch ratios are
+reported, with the percent of the sgemm peak measured in the same run, the time of each phase
+of a step, and each one's peak memory (measured alone, in a fresh process). See README.md.
 
-    python benchmarks/bench_mnist.py                      # batch 64 and 512, 5 epochs, 2 threads
-    python benchmarks/bench_mnist.py --batch-sizes 64 --epochs 3 --threads 1
+    python benchmarks/bench_mnist.py                        # 1 thread, the whole grid
+    python benchmarks/bench_mnist.py --threads 1 2          # one table per thread count
+    python benchmarks/bench_mnist.py --batch-sizes 64 --widths 128 --compare-with ../main
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from itertools import islice, pairwise
+from collections import defaultdict
+from pathlib import Path
 
 import harness
-import numpy as np
-import torch
-from numpy_floor import NumpyMLP
-
-import minigrad as mg
-
-SIZES = (784, 128, 64, 10)
-NAMES = ("minigrad", "pytorch", "numpy_floor")  # the names of the three trainers below
+import mnist_report
+import roofline
+from trainers import PHASES, TRAINERS, sizes_for_width
+from turns import Participant, RemoteParticipant
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--data-root",
-        default=str(harness.DEFAULT_DATA_ROOT),
-        help="folder holding MNIST/raw (default: ../shared/datasets)",
-    )
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 512])
-    parser.add_argument("--epochs", type=int, default=5, help="timed epochs per batch size")
-    parser.add_argument(
-        "--warmup-steps",
-        type=int,
-        default=50,
-        help="untimed steps on throwaway copies before timing (at least 1)",
-    )
-    parser.add_argument(
-        "--max-steps",
-        type=int,
-        default=None,
-        help="cut every epoch to this many steps (for quick checks)",
-    )
-    parser.add_argument(
+    add = parser.add_argument
+    add("--data-root", default=str(harness.DEFAULT_DATA_ROOT), help="folder holding MNIST/raw")
+    add("--batch-sizes", type=int, nargs="+", default=[64, 128, 256, 512], help="at width 128")
+    add("--widths", type=int, nargs="+", default=[128, 512, 2048], help="at --width-batches")
+    add("--width-batches", type=int, nargs="+", default=[64, 512])
+    add("--epochs", type=int, default=3, help="timed epochs per configuration")
+    add("--warmup-steps", type=int, default=50, help="untimed steps on a throwaway copy")
+    add("--max-steps", type=int, default=None, help="cut every epoch to this many steps")
+    add(
         "--chunk-steps",
         type=int,
         default=None,
-        help="the three take turns every this many steps (default: 10 with one thread; whole "
-        "epochs with more, where PyTorch's spinning OpenMP threads would slow the next turn)",
+        help="steps per turn (default 10 with one thread, a whole epoch with more)",
     )
-    parser.add_argument("--threads", type=int, default=2, help="threads for NumPy and PyTorch")
-    parser.add_argument(
-        "--impls",
+    add(
+        "--turn-gap",
+        type=float,
+        default=None,
+        help="idle seconds before each turn (default 0 with one thread, 0.3 with more: longer "
+        "than OpenBLAS's and OpenMP's worker threads spin after a call)",
+    )
+    add("--threads", type=int, nargs="+", default=[1], help="one table per thread count")
+    add("--impls", nargs="+", choices=list(TRAINERS), default=list(TRAINERS))
+    add(
+        "--compare-with",
         nargs="+",
-        choices=NAMES,
-        default=list(NAMES),
-        help="which to run (default all three; one alone is handy under a profiler)",
+        default=[],
+        metavar="CHECKOUT",
+        help="also race the minigrad of these checkouts (each minigrad in a worker process)",
     )
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--no-nesterov", dest="nesterov", action="store_false")
-    parser.add_argument(
-        "--weight-decay", type=float, default=0.0, help="0 (examples/mnist.py uses 5e-4)"
+    add("--sgemm-size", type=int, default=2048, help="side of the squares of the peak's sgemm")
+    add(
+        "--memory-steps",
+        type=int,
+        default=20,
+        help="steps of the peak-memory pass (each implementation alone); 0 skips it",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=str(harness.RESULTS / "bench_mnist.json"))
+    add("--lr", type=float, default=0.05)
+    add("--momentum", type=float, default=0.9)
+    add("--no-nesterov", dest="nesterov", action="store_false")
+    add("--weight-decay", type=float, default=0.0, help="0 (examples/mnist.py uses 5e-4)")
+    add("--seed", type=int, default=0)
+    add("--json", default=str(harness.RESULTS / "bench_mnist.json"))
+    add("--chart", default=str(harness.RESULTS / "bench_mnist.png"), help="'' for none")
+    add("--markdown", action="store_true", help="print the tables as Markdown")
     args = parser.parse_args(argv)
-    if args.chunk_steps is None:
-        args.chunk_steps = 10 if args.threads == 1 else 10**9
-    for name in ("epochs", "chunk_steps", "threads"):
-        if getattr(args, name) < 1:
+    for name in ("epochs", "warmup_steps", "threads", "batch_sizes", "widths", "width_batches"):
+        values = getattr(args, name)
+        if min(values if isinstance(values, list) else [values]) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    for path in args.compare_with:
+        if not (Path(path) / "minigrad" / "__init__.py").exists():
+            parser.error(f"--compare-with {path}: no minigrad/__init__.py there")
     return args
 
 
-# ---- the three trainers -----------------------------------------------------------------------
-# Each one's train_steps(order, ...) is the usual training loop over the batches of one epoch,
-# written as that library's users write it; it yields the loss (a float) after every step, so
-# that the driver can run the three in alternating chunks of steps.
+def configurations(args) -> list[tuple[int, int]]:
+    """(batch size, width) pairs: the batch sizes at width 128, the widths at the width batches."""
+    pairs = [(batch, 128) for batch in args.batch_sizes]
+    pairs += [(batch, width) for batch in args.width_batches for width in args.widths]
+    return list(dict.fromkeys(pairs))
 
 
-class MinigradTrainer:
-    name = "minigrad"
-
-    def __init__(self, layers, data, args):
-        linears = [mg.nn.Linear(n_in, n_out) for n_in, n_out in pairwise(SIZES)]
-        self.model = mg.nn.Sequential(*_with_relus(linears, mg.nn.ReLU))
-        for linear, (w, b) in zip(linears, layers, strict=True):
-            linear.weight.array[...] = w
-            linear.bias.array[...] = b
-        self.loss_fn = mg.nn.CrossEntropyLoss()
-        self.opt = mg.optim.SGD(self.model.parameters(), **_sgd_settings(args))
-        self.inputs, self.targets = data
-
-    def train_steps(self, order, batch_size, max_steps):
-        for index in _batches(order, batch_size, max_steps):
-            x, y = mg.from_numpy(self.inputs[index]), mg.from_numpy(self.targets[index])
-            loss = self.loss_fn(self.model(x), y)
-            self.opt.zero_grad()
-            loss.backward()
-            self.opt.step()
-            yield loss.item()
-
-    def accuracy(self, inputs, targets) -> float:
-        with mg.no_grad():
-            predicted = self.model(mg.from_numpy(inputs)).argmax(1).numpy()
-        return float((predicted == targets).mean())
-
-
-class TorchTrainer:
-    name = "pytorch"
-
-    def __init__(self, layers, data, args):
-        linears = [torch.nn.Linear(n_in, n_out) for n_in, n_out in pairwise(SIZES)]
-        self.model = torch.nn.Sequential(*_with_relus(linears, torch.nn.ReLU))
-        with torch.no_grad():
-            for linear, (w, b) in zip(linears, layers, strict=True):
-                linear.weight.copy_(torch.from_numpy(w))
-                linear.bias.copy_(torch.from_numpy(b))
-        self.loss_fn = torch.nn.CrossEntropyLoss()
-        self.opt = torch.optim.SGD(self.model.parameters(), **_sgd_settings(args))
-        self.inputs, self.targets = (torch.from_numpy(a) for a in data)  # shares the arrays
-
-    def train_steps(self, order, batch_size, max_steps):
-        for index in _batches(torch.from_numpy(order), batch_size, max_steps):
-            x, y = self.inputs[index], self.targets[index]
-            loss = self.loss_fn(self.model(x), y)
-            self.opt.zero_grad()
-            loss.backward()
-            self.opt.step()
-            yield loss.item()
-
-    def accuracy(self, inputs, targets) -> float:
-        with torch.no_grad():
-            predicted = self.model(torch.from_numpy(inputs)).argmax(1).numpy()
-        return float((predicted == targets).mean())
-
-
-class NumpyTrainer:
-    name = "numpy_floor"
-
-    def __init__(self, layers, data, args):
-        self.model = NumpyMLP(layers, **_sgd_settings(args))
-        self.inputs, self.targets = data
-
-    def train_steps(self, order, batch_size, max_steps):
-        for index in _batches(order, batch_size, max_steps):
-            yield float(self.model.train_step(self.inputs[index], self.targets[index]))
-
-    def accuracy(self, inputs, targets) -> float:
-        return float((self.model.predict(inputs) == targets).mean())
-
-
-TRAINERS = (MinigradTrainer, TorchTrainer, NumpyTrainer)
-
-
-def _sgd_settings(args) -> dict:
-    return dict(
-        lr=args.lr, momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay
-    )
-
-
-def _with_relus(linears, relu):
-    layers = []
-    for linear in linears:
-        layers += [linear, relu()]
-    return layers[:-1]
-
-
-def _batches(order, batch_size: int, max_steps: int | None):
-    """Slices of `order` (the epoch's permutation), one per step; the last may be short."""
-    stops = range(batch_size, len(order) + batch_size, batch_size)
-    for step, stop in enumerate(stops):
-        if step == max_steps:
-            return
-        yield order[stop - batch_size : stop]
-
-
-def initial_layers(seed: int):
-    """minigrad's Linear init (PyTorch's default) from a seed, as (weight, bias) NumPy arrays."""
-    mg.manual_seed(seed)
-    linears = [mg.nn.Linear(n_in, n_out) for n_in, n_out in pairwise(SIZES)]
-    return [(lin.weight.detach().numpy(), lin.bias.detach().numpy()) for lin in linears]
-
-
-# ---- the benchmark --------------------------------------------------------------------------
-
-
-def bench_batch_size(batch_size, train, test, args) -> dict:
-    """Warm up, then time epochs of the three trainers, interleaved chunk by chunk."""
-    layers = initial_layers(args.seed)
-    rng = np.random.default_rng(args.seed)
-    count = len(train[1])
-
-    # Warm-up on throwaway copies: the timed trainers start from the same untouched weights.
-    warm_order = rng.permutation(count)
-    first_losses = {}
-    chosen = [make for make in TRAINERS if make.name in args.impls]
-    for make in chosen:
-        trainer = make(layers, train, args)
-        losses = trainer.train_steps(warm_order, batch_size, max(1, args.warmup_steps))
-        first_losses[trainer.name] = next(losses)
-        for _ in losses:
-            pass
-
-    trainers = [make(layers, train, args) for make in chosen]
-    times = {t.name: [] for t in trainers}
-    last_loss, steps = {}, {}
-    for epoch in range(args.epochs):
-        order = rng.permutation(count)
-        epoch_times, epoch_steps, epoch_loss = run_interleaved(
-            trainers, order, batch_size, args.max_steps, args.chunk_steps, first=epoch
-        )
-        for name in times:
-            times[name].append(epoch_times[name])
-        steps, last_loss = epoch_steps, epoch_loss
-    steps = steps[trainers[0].name]
-
-    result = {"batch_size": batch_size, "steps_per_epoch": steps, "impls": {}}
-    for trainer in trainers:
-        median = statistics.median(times[trainer.name])
-        result["impls"][trainer.name] = {
-            "epoch_seconds": times[trainer.name],
-            "median_epoch_seconds": median,
-            "steps_per_second": steps / median,
-            "first_step_loss": first_losses[trainer.name],
-            "final_train_loss": last_loss[trainer.name],
-            "test_accuracy": trainer.accuracy(*test),
-        }
-    # The three times of one epoch share its noise: a ratio is the median of per-epoch ratios.
-    others = [name for name in times if name != "minigrad"] if "minigrad" in times else []
-    result["epoch_ratios"] = {
-        f"minigrad/{other}": [a / b for a, b in zip(times["minigrad"], times[other], strict=True)]
-        for other in others
-    }
-    result["ratios"] = {key: statistics.median(r) for key, r in result["epoch_ratios"].items()}
-    return result
-
-
-def run_interleaved(trainers, order, batch_size, max_steps, chunk_steps, first=0):
-    """One epoch of every trainer over `order`, taking turns of `chunk_steps` steps each.
-
-    Turns of a few steps make the three share the machine's noise (other processes on shared
-    cores) at a fine grain; only the steps themselves are timed. `first` rotates who starts.
-    Returns each trainer's total seconds, number of steps and last loss.
-    """
-    shift = first % len(trainers)
-    running = {
-        t.name: t.train_steps(order, batch_size, max_steps)
-        for t in trainers[shift:] + trainers[:shift]
-    }
-    seconds = dict.fromkeys(running, 0.0)
-    steps = dict.fromkeys(running, 0)
-    last_loss = {}
-    while running:
-        for name, losses in list(running.items()):
-            start = time.perf_counter()
-            chunk = list(islice(losses, chunk_steps))  # runs up to chunk_steps training steps
-            seconds[name] += time.perf_counter() - start
-            steps[name] += len(chunk)
-            if chunk:
-                last_loss[name] = chunk[-1]
-            if len(chunk) < chunk_steps:  # the epoch is over for this one
-                del running[name]
-    return seconds, steps, last_loss
-
-
-def format_results(results) -> str:
-    rows = []
-    for result in results:
-        for name, impl in result["impls"].items():
-            ratio = result["ratios"].get(f"minigrad/{name}", 1.0 if name == "minigrad" else None)
-            rows.append(
-                [
-                    result["batch_size"],
-                    name,
-                    f"{impl['median_epoch_seconds']:.3f}",
-                    f"{impl['steps_per_second']:.0f}",
-                    f"{100 * impl['test_accuracy']:.2f}%",
-                    "-" if ratio is None else f"{ratio:.2f}x",
-                ]
-            )
-    headers = ["batch", "impl", "epoch s (median)", "steps/s", "test acc", "minigrad/this"]
-    return harness.table(headers, rows)
+# ---- the parent: one child process per thread count ----------------------------------------
 
 
 def main(argv=None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    threads = harness.limit_threads(args.threads, torch)
-    load_before = harness.warn_if_busy(args.threads)
-    train = mg.data.MNIST(args.data_root, train=True, download=False).arrays()
-    test = mg.data.MNIST(args.data_root, train=False, download=False).arrays()
-
-    results = []
-    for batch_size in args.batch_sizes:
-        results.append(bench_batch_size(batch_size, train, test, args))
-        print(f"batch {batch_size}: done", file=sys.stderr, flush=True)
-
-    settings = {key: value for key, value in vars(args).items() if key != "json"}
-    settings["network"] = " -> ReLU -> ".join(f"Linear{pair}" for pair in pairwise(SIZES))
-    document = harness.report("bench_mnist", settings, threads, load_before, torch, results)
+    if len(args.threads) == 1 and harness.in_threads(args.threads[0]):
+        return measure(args)  # the child
+    parts = []
+    with tempfile.TemporaryDirectory() as folder:
+        for threads in args.threads:
+            part = Path(folder) / f"threads{threads}.json"
+            child = argv + ["--threads", str(threads), "--json", str(part), "--chart", ""]
+            code = harness.rerun_in_threads(threads, child)
+            if code:
+                sys.exit(f"bench_mnist: the run with {threads} thread(s) failed (exit {code})")
+            parts.append(json.loads(part.read_text()))
+    document = dict(parts[0], results=[r for part in parts for r in part["results"]])
+    document["command"] = " ".join(["bench_mnist.py", *argv])
+    document["runs"] = [
+        {
+            "threads_requested": threads,
+            "threads": part["threads"],
+            "sgemm": part["sgemm"],
+            "load_average": part["load_average"],
+        }
+        for threads, part in zip(args.threads, parts, strict=True)
+    ]
+    for key in ("threads", "load_average", "sgemm"):  # per run, in "runs"
+        del document[key]
     path = harness.write_json(args.json, document)
-    print(format_results(results))
-    print(
-        "minigrad/this: minigrad's epoch time over this one's in the same epoch (median over "
-        f"epochs; above 1 means minigrad is slower); threads: {threads}; written to {path}"
-    )
+    print(mnist_report.format_tables(document, markdown=args.markdown))
+    if args.chart:
+        print(f"chart written to {mnist_report.plot(document, args.chart)}")
+    print(f"results written to {path}")
     return document
+
+
+# ---- the child: everything measured with one thread count -----------------------------------
+
+
+def measure(args) -> dict:
+    import torch  # for the trainers and PyTorch's sgemm; thread counts are already in force
+
+    threads = args.threads[0]
+    if args.chunk_steps is None:
+        args.chunk_steps = 10 if threads == 1 else 10**9
+    if args.turn_gap is None:
+        args.turn_gap = 0.0 if threads == 1 else 0.3
+    counts = harness.limit_threads(threads, torch)
+    load_before = harness.warn_if_busy(threads)
+    data, test = harness.load_mnist(args.data_root)
+    results, sgemm = [], []
+    for batch_size, width in configurations(args):
+        sgemm.append(roofline.sgemm_peak(torch, args.sgemm_size))  # between configurations
+        result = bench_configuration(batch_size, width, data, test, args)
+        if args.memory_steps:
+            result["memory"] = measure_memory(batch_size, width, args)
+        results.append(result)
+        print(f"batch {batch_size}, width {width}: done", file=sys.stderr, flush=True)
+    sgemm.append(roofline.sgemm_peak(torch, args.sgemm_size))
+    # The best the machine did in this run: a busy moment only ever makes a call slower.
+    peak = {key: max(s[key] for s in sgemm) for key in sgemm[0] if key != "size"}
+    peak["size"] = args.sgemm_size
+    for result in results:
+        add_roofline(result, peak["peak_gflops"])
+    settings = {key: value for key, value in vars(args).items() if key not in ("json", "chart")}
+    document = harness.report("bench_mnist", settings, counts, load_before, torch, results)
+    document["sgemm"] = dict(peak, threads=threads, measured=sgemm)
+    document["checkouts"] = {path: checkout_label(path) for path in args.compare_with}
+    harness.write_json(args.json, document)
+    return document
+
+
+def _config(batch_size, width, args, warmup_steps=None) -> dict:
+    return {
+        "sizes": sizes_for_width(width),
+        "batch_size": batch_size,
+        "seed": args.seed,
+        "settings": dict(
+            lr=args.lr,
+            momentum=args.momentum,
+            nesterov=args.nesterov,
+            weight_decay=args.weight_decay,
+        ),
+        "warmup_steps": args.warmup_steps if warmup_steps is None else warmup_steps,
+        "max_steps": args.max_steps,
+    }
+
+
+def participants(config, data, test, args) -> list:
+    """This process's trainers; with --compare-with, every minigrad in a worker of its own."""
+    local = [impl for impl in args.impls if not (args.compare_with and impl == "minigrad")]
+    racing = [Participant(impl, config, data, test) for impl in local]
+    if args.compare_with and "minigrad" in args.impls:
+        paths = {"minigrad": harness.REPO}
+        paths.update({f"minigrad@{checkout_label(p)}": p for p in args.compare_with})
+        for label, path in paths.items():
+            racing.append(
+                RemoteParticipant(
+                    "minigrad", config, args.data_root, os.environ, pythonpath=path, label=label
+                )
+            )
+    return racing
+
+
+def bench_configuration(batch_size, width, data, test, args) -> dict:
+    """Warm up, then time epochs of every participant, in turns; see run_epoch."""
+    config = _config(batch_size, width, args)
+    racing = participants(config, data, test, args)
+    epochs = [
+        run_epoch(racing, epoch, args.chunk_steps, args.turn_gap) for epoch in range(args.epochs)
+    ]
+    steps = epochs[-1][racing[0].name]["steps"]
+    samples = min(len(data[1]), steps * batch_size)
+    flops = roofline.matmul_flops_per_sample(config["sizes"]) * samples
+    result = {
+        "batch_size": batch_size,
+        "width": width,
+        "sizes": list(config["sizes"]),
+        "threads": args.threads[0],
+        "steps_per_epoch": steps,
+        "matmul_gflop": flops / 1e9,
+        "impls": {},
+    }
+    for p in racing:
+        times = [epoch[p.name]["seconds"] for epoch in epochs]
+        median = statistics.median(times)
+        result["impls"][p.name] = {
+            "epoch_seconds": times,
+            "median_epoch_seconds": median,
+            "steps_per_second": steps / median,
+            "step_us": step_breakdown([epoch[p.name] for epoch in epochs]),
+            "first_step_loss": p.first_loss,
+            "final_train_loss": epochs[-1][p.name]["loss"],
+            "test_accuracy": p.accuracy(),
+        }
+        if isinstance(p, RemoteParticipant):
+            result["impls"][p.name]["minigrad_file"] = p.minigrad_file
+            p.close()
+    if "minigrad" in result["impls"]:  # a ratio is the median of the per-epoch ratios
+        mine = result["impls"]["minigrad"]["epoch_seconds"]
+        result["ratios"] = {
+            f"minigrad/{name}": statistics.median(
+                a / b for a, b in zip(mine, impl["epoch_seconds"], strict=True)
+            )
+            for name, impl in result["impls"].items()
+            if name != "minigrad"
+        }
+    return result
+
+
+def add_roofline(result: dict, peak_gflops: float) -> None:
+    """The epoch's lower bound (its matrix products at the sgemm peak) and each one's percent."""
+    result["bound_seconds"] = result["matmul_gflop"] / peak_gflops
+    for impl in result["impls"].values():
+        impl["percent_of_peak"] = 100 * result["bound_seconds"] / impl["median_epoch_seconds"]
+
+
+def step_breakdown(epochs) -> dict:
+    """Microseconds per step in each phase (median over epochs); overhead is the rest."""
+
+    def per_step(seconds, epoch):
+        return 1e6 * seconds / epoch["steps"]
+
+    breakdown = {
+        phase: statistics.median(per_step(e["phases"].get(phase, 0.0), e) for e in epochs)
+        for phase in PHASES
+    }
+    breakdown["overhead"] = statistics.median(
+        per_step(e["seconds"] - sum(e["phases"].values()), e) for e in epochs
+    )
+    breakdown["step"] = statistics.median(per_step(e["seconds"], e) for e in epochs)
+    return breakdown
+
+
+def run_epoch(racing, epoch, chunk_steps, gap) -> dict:
+    """One epoch of every participant, in turns of `chunk_steps` steps; who starts rotates.
+
+    Turns of a few steps make them share the machine's noise at a fine grain; only the steps
+    are timed. `gap` seconds of idling before each turn let the worker threads that a library
+    leaves spinning fall asleep, so that they do not slow whoever runs next.
+    """
+    shift = epoch % len(racing)
+    running = racing[shift:] + racing[:shift]
+    totals = {
+        p.name: {"seconds": 0.0, "steps": 0, "loss": None, "phases": defaultdict(float)}
+        for p in racing
+    }
+    for p in running:
+        p.start_epoch(epoch)
+    while running:
+        for p in list(running):
+            if gap:
+                time.sleep(gap)
+            turn, total = p.run(chunk_steps), totals[p.name]
+            total["seconds"] += turn["seconds"]
+            total["steps"] += turn["steps"]
+            if turn["steps"]:
+                total["loss"] = turn["loss"]
+            for phase, seconds in turn["phases"].items():
+                total["phases"][phase] += seconds
+            if turn["steps"] < chunk_steps:
+                running.remove(p)
+    return totals
+
+
+def measure_memory(batch_size, width, args) -> dict:
+    """Peak RSS of each implementation training alone in a fresh process (MiB)."""
+    config = _config(batch_size, width, args, warmup_steps=5)
+    config["max_steps"] = args.memory_steps
+    checkouts = {"minigrad": harness.REPO}
+    checkouts.update({f"minigrad@{checkout_label(p)}": p for p in args.compare_with})
+    memory = {}
+    for impl in args.impls:
+        for label, path in checkouts.items() if impl == "minigrad" else [(impl, None)]:
+            worker = RemoteParticipant(
+                impl, config, args.data_root, os.environ, pythonpath=path, label=label
+            )
+            worker.start_epoch(0)
+            worker.run(args.memory_steps)
+            memory[label] = worker.memory()
+            worker.close()
+    return memory
+
+
+def checkout_label(path) -> str:
+    """The short commit of a checkout (with -dirty if its minigrad/ has changes), or its name."""
+
+    def git(*words):
+        done = subprocess.run(["git", "-C", str(path), *words], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if commit is None:
+        return Path(path).resolve().name
+    return commit + ("-dirty" if git("status", "--porcelain", "--", "minigrad") else "")
 
 
 if __name__ == "__main__":

@@ -10,22 +10,22 @@ where fixed per-call costs dominate, a large one where arithmetic does), it time
 minigrad minus NumPy is the engine's overhead per op; at the small shape it is nearly all of the
 time, at the large shape it should vanish into the arithmetic.
 
-    python benchmarks/bench_ops.py                        # 64x128 and 2048x2048, 2 threads
-    python benchmarks/bench_ops.py --small 64x784 --large 1024x1024 --threads 1
+Every measurement is warmed up first (PyTorch's first backward starts its engine, about a third
+of a second once), and the script runs in a child process started with the thread settings, so
+that BLAS and OpenMP see them when they load.
+
+    python benchmarks/bench_ops.py                        # 64x128 and 2048x2048, 1 thread
+    python benchmarks/bench_ops.py --small 64x784 --large 1024x1024 --threads 2
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 import harness
 import numpy as np
-import torch
-import torch.nn.functional as torch_F
 from numpy_floor import cross_entropy as numpy_cross_entropy
-
-import minigrad as mg
-import minigrad.nn.functional as mg_F
 
 # ---- the ops: inputs by shape, one expression for both engines, and NumPy by hand -------------
 # Each op's inputs are built from (rows, cols); the float ones require grad. `expression` takes
@@ -94,7 +94,7 @@ def parse_args(argv=None):
     parser.add_argument("--small", type=_shape, default="64x128", help="ROWSxCOLS, small shape")
     parser.add_argument("--large", type=_shape, default="2048x2048", help="ROWSxCOLS, large shape")
     parser.add_argument("--ops", nargs="+", choices=list(OPS), default=list(OPS))
-    parser.add_argument("--threads", type=int, default=2, help="threads for NumPy and PyTorch")
+    parser.add_argument("--threads", type=int, default=1, help="threads for NumPy and PyTorch")
     parser.add_argument(
         "--min-time",
         type=float,
@@ -102,6 +102,12 @@ def parse_args(argv=None):
         help="seconds spent timing each measurement (at least --repeats calls)",
     )
     parser.add_argument("--repeats", type=int, default=5, help="timed blocks; the median is kept")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=0.05,
+        help="untimed seconds of calls before each measurement (at least 3 calls)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=str(harness.RESULTS / "bench_ops.json"))
     args = parser.parse_args(argv)
@@ -139,29 +145,37 @@ def engine_calls(make_tensor, functional, expression, arrays) -> dict:
     return {"forward": forward, "forward_backward": forward_backward}
 
 
-def _minigrad_tensor(array, requires_grad):
-    return mg.tensor(array, requires_grad=requires_grad)
+def engines() -> list:
+    """(name, make_tensor(array, requires_grad), functional module) of minigrad and PyTorch.
 
+    Imported here, not at the top: the parent process that starts the measuring child (see
+    main) loads neither, so the child's thread settings are the first they see.
+    """
+    import torch
+    import torch.nn.functional as torch_F
 
-def _torch_tensor(array, requires_grad):
-    return torch.tensor(array, requires_grad=requires_grad)
+    import minigrad as mg
+    import minigrad.nn.functional as mg_F
+
+    return [
+        ("minigrad", lambda a, grad: mg.tensor(a, requires_grad=grad), mg_F),
+        ("pytorch", lambda a, grad: torch.tensor(a, requires_grad=grad), torch_F),
+    ]
 
 
 def bench_op(name, size_name, shape, args) -> dict:
     """Time one op at one shape in the three ways, in turns (see harness.time_interleaved)."""
     make_inputs, expression, by_hand = OPS[name]
     arrays = make_inputs(np.random.default_rng(args.seed), *shape)
-    out = expression(mg_F, {key: mg.tensor(array) for key, array in arrays.items()})
+    _, make_minigrad, minigrad_F = engines()[0]
+    out = expression(minigrad_F, {key: make_minigrad(a, False) for key, a in arrays.items()})
     grad = np.ones(out.shape, np.float32)
     calls = {}
-    for engine, make_tensor, functional in (
-        ("minigrad", _minigrad_tensor, mg_F),
-        ("pytorch", _torch_tensor, torch_F),
-    ):
+    for engine, make_tensor, functional in engines():
         for kind, call in engine_calls(make_tensor, functional, expression, arrays).items():
             calls[engine, kind] = call
     calls["numpy", "forward_backward"] = lambda: by_hand(arrays, grad)
-    seconds = harness.time_interleaved(calls, args.min_time, args.repeats)
+    seconds = harness.time_interleaved(calls, args.min_time, args.repeats, args.warmup)
 
     result = {
         "op": name,
@@ -211,8 +225,13 @@ def format_results(results) -> str:
     return harness.table(headers, rows)
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> dict | None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if not harness.in_threads(args.threads):
+        sys.exit(harness.rerun_in_threads(args.threads, argv))
+    import torch
+
     threads = harness.limit_threads(args.threads, torch)
     load_before = harness.warn_if_busy(args.threads)
     sizes = {"small": args.small, "large": args.large}

@@ -14,6 +14,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,19 +32,50 @@ RECORDED_VARIABLES = THREAD_VARIABLES + ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"
 
 
 # ---- threads --------------------------------------------------------------------------------
+# BLAS and OpenMP read their thread settings when they are loaded, so a benchmark runs in a child
+# process whose environment has them from the start (thread_environment, in_threads); a parent
+# that already imported NumPy or PyTorch could only resize their pools, not change how they wait.
+
+CHILD_MARK = "MINIGRAD_BENCH_THREADS"  # set in the child: the thread count it was started with
 
 
-def limit_threads(threads: int, torch) -> dict:
+def thread_environment(threads: int) -> dict:
+    """os.environ for a child process: every thread count `threads`, this checkout's minigrad.
+
+    The repository goes first on PYTHONPATH, so that the child measures the minigrad next to
+    this script rather than one that an editable install points at.
+    """
+    env = dict(os.environ, **{name: str(threads) for name in THREAD_VARIABLES})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env[CHILD_MARK] = str(threads)
+    return env
+
+
+def in_threads(threads: int) -> bool:
+    """Whether this process was started by thread_environment(threads)."""
+    return os.environ.get(CHILD_MARK) == str(threads)
+
+
+def rerun_in_threads(threads: int, argv: list[str]) -> int:
+    """Run this script again with `argv` in a child started with `threads`; its exit code."""
+    command = [sys.executable, sys.argv[0], *argv]
+    return subprocess.run(command, env=thread_environment(threads)).returncode
+
+
+def limit_threads(threads: int, torch=None) -> dict:
     """Give NumPy's OpenBLAS and PyTorch (OpenMP, MKL) the same number of threads.
 
-    The environment variables cover libraries that start their pools later; the two pools
-    already loaded (NumPy's OpenBLAS, PyTorch's) are resized now. Returns the counts in force.
+    The environment variables cover libraries that start their pools later; the pools already
+    loaded (NumPy's OpenBLAS, PyTorch's if given) are resized now. Returns the counts in force.
     """
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
     _openblas_call("set_num_threads", threads)
-    torch.set_num_threads(threads)
-    return {"numpy_openblas": _openblas_call("get_num_threads"), "torch": torch.get_num_threads()}
+    counts = {"numpy_openblas": _openblas_call("get_num_threads")}
+    if torch is not None:
+        torch.set_num_threads(threads)
+        counts["torch"] = torch.get_num_threads()
+    return counts
 
 
 def _openblas_call(function: str, *args):
@@ -72,12 +104,18 @@ def _loaded_openblas() -> list[str]:
 # ---- timing ---------------------------------------------------------------------------------
 
 
-def time_interleaved(fns: dict, min_time: float = 0.1, repeats: int = 5) -> dict:
+def time_interleaved(
+    fns: dict, min_time: float = 0.1, repeats: int = 5, warmup: float = 0.05
+) -> dict:
     """Median seconds per call of each fn(), timed in turns so that they share the machine's noise.
 
-    Each fn gets enough calls per block to last about min_time / repeats (at least one call);
-    then `repeats` rounds time one block of each fn in turn.
+    Each fn is first called untimed for `warmup` seconds (at least 3 calls: PyTorch's first
+    backward starts its engine, a few hundred milliseconds once). Then each gets enough calls
+    per block to last about min_time / repeats (at least one call), and `repeats` rounds time
+    one block of each fn in turn.
     """
+    for fn in fns.values():
+        _warm_up(fn, warmup)
     numbers = {name: _calls_per_block(fn, min_time / repeats) for name, fn in fns.items()}
     blocks = {name: [] for name in fns}
     for _ in range(repeats):
@@ -86,8 +124,15 @@ def time_interleaved(fns: dict, min_time: float = 0.1, repeats: int = 5) -> dict
     return {name: statistics.median(times) for name, times in blocks.items()}
 
 
+def _warm_up(fn, seconds: float, least: int = 3) -> None:
+    start, calls = time.perf_counter(), 0
+    while calls < least or time.perf_counter() - start < seconds:
+        fn()
+        calls += 1
+
+
 def _calls_per_block(fn, block_time: float) -> int:
-    """How many calls of fn() take about block_time (the first call also warms fn up)."""
+    """How many calls of fn() take about block_time."""
     number = 1
     while True:
         elapsed = _time_block(fn, number)
@@ -191,22 +236,52 @@ def report(benchmark: str, settings: dict, threads: dict, load_before, torch, re
 
 
 def write_json(path, document: dict) -> Path:
+    """Write `document` as JSON, atomically (a reader never sees half a file)."""
+    path = Path(path)
+    return write_atomically(
+        path, lambda temporary: temporary.write_text(json.dumps(document, indent=2) + "\n")
+    )
+
+
+def write_atomically(path, write) -> Path:
+    """Call write(temporary path) next to `path`, then move the result onto `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    descriptor, name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix
+    )
+    os.close(descriptor)
+    try:
+        write(Path(name))
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
     return path
+
+
+def load_mnist(root):
+    """The MNIST training and test sets as ((inputs, targets), (inputs, targets)) NumPy arrays."""
+    import minigrad as mg
+
+    train = mg.data.MNIST(root, train=True, download=False).arrays()
+    test = mg.data.MNIST(root, train=False, download=False).arrays()
+    return train, test
 
 
 # ---- tables ---------------------------------------------------------------------------------
 
 
-def table(headers: list[str], rows: list[list]) -> str:
-    """A plain text table; numbers right-aligned, text left-aligned."""
+def table(headers: list[str], rows: list[list], markdown: bool = False) -> str:
+    """A text table (or a Markdown one); numbers right-aligned, text left-aligned."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     numeric = [
         all(_is_number(row[i]) or row[i] == "-" for row in rows) for i in range(len(headers))
     ]
+    if markdown:
+        rule = ["---:" if num else "---" for num in numeric]
+        return "\n".join("| " + " | ".join(row) + " |" for row in [cells[0], rule] + cells[1:])
 
     def line(row):
         return "  ".join(
@@ -219,4 +294,5 @@ def table(headers: list[str], rows: list[list]) -> str:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) or str(value).replace(".", "", 1).rstrip("x%").isdigit()
+    text = str(value).removeprefix("-").replace(".", "", 1).rstrip("x%")
+    return isinstance(value, (int, float)) or text.isdigit()

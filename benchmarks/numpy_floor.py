@@ -14,7 +14,8 @@ import numpy as np
 class NumpyMLP:
     """Linear layers with ReLU between them, cross-entropy loss and torch.optim.SGD's update.
 
-    `layers` is a list of (weight (out, in), bias (out,)) arrays; they are copied.
+    `layers` is a list of (weight (out, in), bias (out,)) arrays; they are copied. A training
+    step is forward, backward and step, kept apart so that the benchmark can time each one.
     """
 
     def __init__(
@@ -44,11 +45,8 @@ class NumpyMLP:
                 np.maximum(x, 0, out=x)  # ReLU; its output is also the mask for backward
         return x, inputs
 
-    def train_step(self, x, target) -> float:
-        """One SGD step on a batch; returns the batch's mean cross-entropy before the step."""
-        logits, inputs = self.forward(x)
-        loss, grad = cross_entropy(logits, target)
-
+    def backward(self, grad, inputs) -> list:
+        """The gradients of weights then biases, from the logits' gradient and forward's inputs."""
         weight_grads, bias_grads = [], []
         for i in reversed(range(len(self.weights))):
             weight_grads.append(grad.T @ inputs[i])
@@ -56,11 +54,12 @@ class NumpyMLP:
             if i:  # the gradient for the layer below, through its ReLU
                 grad = grad @ self.weights[i]
                 grad *= inputs[i] > 0
-        weight_grads.reverse()
-        bias_grads.reverse()
+        return weight_grads[::-1] + bias_grads[::-1]
 
+    def step(self, grads) -> None:
+        """torch.optim.SGD's update of every parameter, in place (`grads` is used up)."""
         params = self.weights + self.biases
-        for param, g, buffer in zip(params, weight_grads + bias_grads, self.buffers, strict=True):
+        for param, g, buffer in zip(params, grads, self.buffers, strict=True):
             if self.weight_decay:
                 g += self.weight_decay * param
             buffer *= self.momentum
@@ -70,6 +69,12 @@ class NumpyMLP:
             else:
                 g = buffer
             param -= self.lr * g
+
+    def train_step(self, x, target) -> float:
+        """One SGD step on a batch; returns the batch's mean cross-entropy before the step."""
+        logits, inputs = self.forward(x)
+        loss, grad = cross_entropy(logits, target)
+        self.step(self.backward(grad, inputs))
         return loss
 
     def predict(self, x):
