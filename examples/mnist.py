@@ -99,12 +99,12 @@ def make_scheduler(name, optimizer, epochs):
 
 def generator_state() -> dict:
     """The CPU generator's state (model initialisation and CPU shuffles draw from it)."""
-    return {"cpu": mg.backend.generator(mg.device("cpu")).bit_generator.state}
+    return {"cpu": mg.backend.get_rng_state(mg.device("cpu"))}
 
 
 def restore_generators(saved: dict, device, train_loader, epochs_done: int) -> None:
     """Put the generators where they were after `epochs_done` epochs, bit for bit."""
-    mg.backend.generator(mg.device("cpu")).bit_generator.state = saved["cpu"]
+    mg.backend.set_rng_state(mg.device("cpu"), saved["cpu"])
     if device.type == "cuda":  # CuPy's generators expose no state: replay the epochs' shuffles,
         for _ in range(epochs_done):  # the only draws the run made from it
             next(iter(train_loader))

@@ -371,6 +371,23 @@ def manual_seed(seed: int) -> None:
     _generators.by_device.clear()
 
 
+def get_rng_state(dev: Device) -> dict:
+    """The state of a device's generator, as plain Python data (NumPy's bit generator state).
+
+    CuPy's generators expose no state: on a GPU this raises NotImplementedError.
+    """
+    if dev is not CPU:
+        raise NotImplementedError(f"get_rng_state: CuPy's generator on {dev} exposes no state")
+    return generator(dev).bit_generator.state
+
+
+def set_rng_state(dev: Device, state: dict) -> None:
+    """Put a device's generator back to a state from get_rng_state (later draws repeat)."""
+    if dev is not CPU:
+        raise NotImplementedError(f"set_rng_state: CuPy's generator on {dev} exposes no state")
+    generator(dev).bit_generator.state = state
+
+
 def generator(dev: Device):
     """The seeded random generator for a device (numpy or cupy Generator)."""
     return _generators.get(dev)

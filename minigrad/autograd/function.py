@@ -47,17 +47,16 @@ class Context:
     materialize_grads = True
     released = False
     hooks = None  # {output_nr: [hook, ...]} from Tensor.register_hook on non-leaves
-    _to_save = ()
     _dirty = ()
     _non_differentiable = ()
-    _scalars = ()  # (numpy scalar forward returned, the 0-d array it became)
 
     def __init__(self, function, needs_input_grad):
         self.function = function
         self.needs_input_grad = needs_input_grad
         self.next_functions = ()
         self.output_metadata = ()  # (shape, dtype, device) of each output
-        self._saved = ()
+        self._saved = self._to_save = ()
+        self._scalars = ()  # (numpy scalar forward returned, the 0-d array it became)
 
     # ---- what forward may call -------------------------------------------------------------
 

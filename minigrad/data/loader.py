@@ -11,6 +11,7 @@ Two ways to make batches, chosen by the dataset:
 from __future__ import annotations
 
 from .. import backend
+from ..cuda import kernels
 from ..tensor import Tensor
 from .dataset import TensorDataset, default_collate
 
@@ -94,6 +95,10 @@ class DataLoader:
                 continue
             if order is None:  # a slice is a view: copy, so a batch never aliases the data set
                 parts = [a[batch].copy() for a in self.arrays]
+            elif len(self.arrays) == 2 and kernels.applies(self.arrays[0]) and (
+                    self.arrays[0].ndim == 2 and self.arrays[1].ndim == 1):
+                # CUDA: inputs and targets gathered in one kernel launch instead of two
+                parts = kernels.gather_batch(*self.arrays, order, batch.start, batch.stop)
             else:  # gathering by index makes new arrays
                 parts = [a[order[batch]] for a in self.arrays]
             tensors = [Tensor._wrap_no_copy_no_checks(p, self.device) for p in parts]
