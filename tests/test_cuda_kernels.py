@@ -203,21 +203,21 @@ def test_training_step_with_the_kernels_matches_the_cpu(kernel_device, monkeypat
     calls = []
 
     def counting(name, function):
-        def run(*args):
+        def run(*args, **kwargs):
             calls.append(name)
-            return function(*args)
+            return function(*args, **kwargs)
 
         return run
 
-    for name in ("relu_backward", "cross_entropy_forward", "cross_entropy_backward",
-                 "sgd_update_many"):
+    for name in ("bias_relu_forward", "relu_backward_bias_grad", "cross_entropy_forward",
+                 "cross_entropy_backward", "sgd_update_many"):
         monkeypatch.setattr(kernels, name, counting(name, getattr(kernels, name)))
     FakeGpuArray.host_reads = 0
     losses, params = _train_a_few_steps("cuda")
     if kernel_device != "cuda":
         assert FakeGpuArray.host_reads == 0, "a training step with the kernels read the GPU"
-    assert set(calls) == {"relu_backward", "cross_entropy_forward", "cross_entropy_backward",
-                          "sgd_update_many"}
+    assert set(calls) == {"bias_relu_forward", "relu_backward_bias_grad",
+                          "cross_entropy_forward", "cross_entropy_backward", "sgd_update_many"}
     losses, params = _numbers(losses, params)
     expected_losses, expected_params = _numbers(*_train_a_few_steps("cpu"))
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)

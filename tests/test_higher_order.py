@@ -27,6 +27,9 @@ FUSED = [
          lambda x, w, v: torch.nn.functional.linear(torch.relu(torch.nn.functional.linear(x, w)), v)
          .tanh(),
          lambda x, w, v: F.linear(F.linear(x, w).relu(), v).tanh()),
+    case("linear-relu-fused", [(4, 3), (5, 3), (5,)],
+         lambda x, w, b: torch.relu(torch.nn.functional.linear(x, w, b)),
+         lambda x, w, b: F.linear_relu(x, w, b)),
     case("cross-entropy", [(5, 4)],
          lambda x: torch.nn.functional.cross_entropy(x, torch.tensor([0, 3, 1, 1, 2])),
          lambda x: F.cross_entropy(x, mg.tensor([0, 3, 1, 1, 2]))),

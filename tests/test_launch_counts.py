@@ -21,9 +21,9 @@ from tests.test_backend_seam import CALLS
 from tests.test_cuda_kernels import emulated_kernels, fake_gpu  # noqa: F401 (fixtures)
 
 BATCH = 64
-EAGER_FUSED = 24  # the eager step with the fused kernels (docs/gpu.md): SGD in one launch
+EAGER_FUSED = 19  # the eager step with the fused kernels (docs/gpu.md)
 EAGER_UNFUSED = 81  # the same step with minigrad.cuda.kernels.enabled = False (2 look for -100)
-GRAPHED = 6  # the loader's 2 gathers, 2 copies into the static batch, the graph, the loss copy
+GRAPHED = 5  # the loader's gather kernel, 2 copies into the static batch, the graph, the loss copy
 
 
 @pytest.fixture

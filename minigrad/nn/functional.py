@@ -26,6 +26,13 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return matmul.Linear.apply(input, weight, bias)
 
 
+def linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = max(x @ W^T + b, 0) as one fused Function (what Sequential uses on a GPU)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"linear_relu: input must be a Tensor, got {type(input).__name__}")
+    return matmul.LinearReLU.apply(input, weight, bias)
+
+
 def relu(input: Tensor) -> Tensor:
     """y = max(x, 0)"""
     return activation.ReLU.apply(input)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import backend
+from ..cuda import kernels
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -105,9 +106,22 @@ class Sequential(Module):
             setattr(self, str(index), module)
 
     def forward(self, input):
-        """Apply each module in order, feeding each one's output to the next."""
-        for module in self._modules.values():
+        """Apply each module in order, feeding each one's output to the next.
+
+        On a GPU, a Linear followed by a ReLU runs as one node (F.linear_relu): the same values
+        with fewer kernel launches. On the CPU every module is its own node, as written.
+        """
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            module = modules[i]
+            if (type(module) is Linear and i + 1 < len(modules) and type(modules[i + 1]) is ReLU
+                    and isinstance(input, Tensor) and kernels.applies(input.array)):
+                input = F.linear_relu(input, module.weight, module.bias)
+                i += 2
+                continue
             input = module(input)
+            i += 1
         return input
 
     def __getitem__(self, index):

@@ -4,7 +4,7 @@ from .activation import LogSoftmax, ReLU, ReLUBackward, Sigmoid, Softmax, Tanh
 from .broadcast import BroadcastTo, SumTo, expand_grad, normalize_dims, unbroadcast
 from .elementwise import Add, Clamp, Div, Exp, Log, Mul, Neg, Pow, Sqrt, Sub, Where
 from .loss import CrossEntropy, CrossEntropyBackward
-from .matmul import Linear, MatMul
+from .matmul import Linear, LinearBackward, LinearReLU, MatMul
 from .movement import (
     Cast,
     Cat,
@@ -22,7 +22,8 @@ from .reduce import Max, MaxDim, Mean, Sum
 
 __all__ = [
     "Add", "BroadcastTo", "Cast", "Cat", "Clamp", "Clone", "Copy", "CrossEntropy",
-    "CrossEntropyBackward", "Div", "Exp", "Fill", "GetItem", "Linear", "Log", "LogSoftmax",
+    "CrossEntropyBackward", "Div", "Exp", "Fill", "GetItem", "Linear", "LinearBackward",
+    "LinearReLU", "Log", "LogSoftmax",
     "MatMul", "Max", "MaxDim", "Mean", "Mul", "Neg", "Pow", "ReLU", "ReLUBackward", "Reshape",
     "ScatterAdd", "SetItem", "Sigmoid", "Softmax", "Sqrt", "Sub", "Sum", "SumTo", "Tanh",
     "ToDevice", "Transpose", "Where", "expand_grad", "normalize_dims", "unbroadcast",

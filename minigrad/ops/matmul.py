@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
+from ..cuda import kernels
+from .activation import ReLUBackward
 from .broadcast import unbroadcast
 
 
@@ -18,6 +21,15 @@ def _check_matmul_shapes(x, y) -> None:
         raise ValueError(
             f"matmul: shapes {tuple(x.shape)} and {tuple(y.shape)} cannot be multiplied "
             f"({inner_x} != {inner_y})"
+        )
+
+
+def _check_linear_shapes(x, weight) -> None:
+    if x.array.ndim == 0 or x.array.shape[-1] != weight.array.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {tuple(x.shape)} has "
+            f"{x.shape[-1] if x.ndim else 0} features, but the layer expects "
+            f"{weight.shape[1]} (weight shape {tuple(weight.shape)})"
         )
 
 
@@ -79,12 +91,7 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        if x.array.ndim == 0 or x.array.shape[-1] != weight.array.shape[1]:
-            raise ValueError(
-                f"linear: input of shape {tuple(x.shape)} has "
-                f"{x.shape[-1] if x.ndim else 0} features, but the layer expects "
-                f"{weight.shape[1]} (weight shape {tuple(weight.shape)})"
-            )
+        _check_linear_shapes(x, weight)
         needs_x, needs_w, _ = ctx.needs_input_grad  # save only what the gradients use
         ctx.save_for_backward(x if needs_w else None, weight if needs_x else None)
         y = x.array @ weight.array.T
@@ -138,3 +145,34 @@ class LinearBackward(Function):
         if needs_w and up_x is not None:
             d_w = g2.T @ up_x.reshape(-1, up_x.shape[-1])
         return d_grad, d_x, d_w, None
+
+
+class LinearReLU(Function):
+    """Y = max(X @ W^T + b, 0), a Linear and the ReLU after it as one node (the GPU's fused path:
+    one kernel adds the bias and clamps);  dL/dZ = G where Y > 0, then Linear's gradients"""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        _check_linear_shapes(x, weight)
+        needs_x, needs_w, _ = ctx.needs_input_grad
+        y = x.array @ weight.array.T
+        if bias is not None and kernels.applies(y, bias.array):
+            kernels.bias_relu_forward(y, bias.array, out=y)
+        else:
+            if bias is not None:
+                y += bias.array
+            backend.array_module(y).maximum(y, 0, out=y)
+        ctx.save_for_backward(x if needs_w else None, weight if needs_x else None, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, y = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        if needs[2] and not is_grad_enabled() and grad.ndim == 2 and kernels.applies(
+                grad.array, y.array):  # CUDA: the ReLU mask and the bias gradient in one kernel
+            g, grad_b = kernels.relu_backward_bias_grad(grad.array, y.array)
+            grad_x, grad_w, _ = LinearBackward.apply(grad._wrap_no_copy_no_checks(g, grad.device),
+                                                     x, weight, (needs[0], needs[1], False))
+            return grad_x, grad_w, grad._wrap_no_copy_no_checks(grad_b, grad.device)
+        return LinearBackward.apply(ReLUBackward.apply(grad, y), x, weight, needs)
