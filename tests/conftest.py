@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +66,18 @@ def assert_close(actual, expected, dtype=np.float64, name: str = "value") -> Non
         else 0.0
     )
     assert error <= tol * scale, f"{name}: max error {error:.3g} > {tol:g} x scale {scale:.3g}"
+
+
+@pytest.fixture(scope="module")
+def example():
+    """examples/mnist.py imported as a module (its helpers, run_folder.py and mnist_options.py,
+    sit beside it), for the tests of the main job and of its run folder."""
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    sys.path.insert(0, str(examples))
+    try:
+        spec = importlib.util.spec_from_file_location("mnist_example", examples / "mnist.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(examples))

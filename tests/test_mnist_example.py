@@ -19,19 +19,6 @@ QUICK = ["--device", "cpu", "--no-progress", "--steps-per-epoch", "100"]
 
 
 @pytest.fixture(scope="module")
-def example():
-    """examples/mnist.py imported as a module (its helper run_folder.py sits beside it)."""
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        spec = importlib.util.spec_from_file_location("mnist_example", EXAMPLES / "mnist.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.path.remove(str(EXAMPLES))
-
-
-@pytest.fixture(scope="module")
 def short_run(example, data_root, tmp_path_factory):
     """Three epochs of 100 steps on the real MNIST: (the run folder, what it printed)."""
     out = tmp_path_factory.mktemp("run")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -31,19 +30,6 @@ NAMES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 TINY = ["--device", "cpu", "--no-progress", "--batch-size", "32", "--steps-per-epoch", "4",
         "--epochs", "2"]
 WRITES_PER_EPOCH = 4  # checkpoint.npz, best.npz, stats.csv, stats.json; then curves.png at the end
-
-
-@pytest.fixture(scope="module")
-def example():
-    """examples/mnist.py imported as a module (its helpers sit beside it)."""
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        spec = importlib.util.spec_from_file_location("mnist_run_example", EXAMPLES / "mnist.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.path.remove(str(EXAMPLES))
 
 
 @pytest.fixture(scope="module")
