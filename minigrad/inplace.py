@@ -128,19 +128,28 @@ def _snapshot(tensor):
 
 
 def _take_history(tensor, source) -> None:
+    """tensor's history becomes source's; a retain_grad() on tensor follows it, as in PyTorch."""
+    old = tensor.grad_fn
+    retained = tensor.retains_grad if old is not None and old is not source.grad_fn else False
     tensor.grad_fn, tensor._output_nr = source.grad_fn, source._output_nr
     tensor._requires_grad = source._requires_grad
+    if retained:
+        tensor._move_retain_grad(old)
 
 
 def _inplace_on_view(view, op: str, compute):
     """A recorded in-place op on a view changes its base: the base's history becomes "the old
     base with the view's elements replaced", and the view is read from the new base again."""
+    view._check_view_is_current(op)  # a view made before its base changed would go wrong
     base = view._view_of[0]
     if base.grad_fn is None and base._requires_grad:
         raise RuntimeError(
             f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
             "operation. Do it under mg.no_grad() (as optimisers do), or on a clone()"
         )
+    if any(stride == 0 and size > 1 for size, stride in zip(view.array.shape,
+                                                            view.array.strides, strict=True)):
+        raise RuntimeError(_OVERLAP.format(op=op))
     positions = backend.flat_positions(view.array, base.array)
     if positions is None:
         raise RuntimeError(
@@ -162,6 +171,13 @@ def _scaled(other, alpha):
     return other if alpha == 1 else other * alpha
 
 
+_OVERLAP = (
+    "{op}: unsupported operation: more than one element of the written-to tensor refers to a "
+    "single memory location (an expand()ed view). Please clone() the tensor before performing "
+    "the operation."
+)
+
+
 def _write(tensor, op: str, result) -> None:
     """Write an out-of-place result into the tensor's memory, as PyTorch's in-place rules allow."""
     if result.shape != tensor.shape:
@@ -178,7 +194,12 @@ def _write(tensor, op: str, result) -> None:
         result = result.to(tensor.dtype)
     if result.device is not tensor.device:
         raise RuntimeError(f"{op}: the result is on {result.device}, the tensor on {tensor.device}")
-    tensor.array[...] = result.array
+    try:
+        tensor.array[...] = result.array
+    except ValueError:
+        if not getattr(tensor.array.flags, "writeable", True):  # a broadcast (expand) view
+            raise RuntimeError(_OVERLAP.format(op=op)) from None
+        raise
     tensor._bump_version()
     return result
 

@@ -8,6 +8,7 @@ is outside the graph. In-place methods (`add_`, `+=`, `x[i] = v`, ...) live in `
 
 from __future__ import annotations
 
+import copy
 import weakref
 from collections import namedtuple
 
@@ -226,6 +227,11 @@ class Tensor(InPlaceMethods, TensorMethods):
             inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
             if not inputs:
                 raise RuntimeError("backward: inputs= was given as an empty sequence")
+            for number, t in enumerate(inputs):
+                if not t.requires_grad:
+                    raise RuntimeError(f"backward: input {number} of inputs= does not require "
+                                       "grad (One of the differentiated Tensors does not require "
+                                       "grad)")
         if self._view_of is not None:
             self._check_view_is_current("backward")
         retain = create_graph if retain_graph is None else retain_graph
@@ -259,7 +265,12 @@ class Tensor(InPlaceMethods, TensorMethods):
             if self.grad_fn.hooks is None:
                 self.grad_fn.hooks = {}
             hooks = self.grad_fn.hooks.setdefault(self._output_nr, [])
-        hooks.append(hook)
+        # retain_grad's hook runs after every other hook, as in PyTorch (it keeps the result)
+        retain = [i for i, h in enumerate(hooks) if isinstance(h, _RetainGrad)]
+        if retain and not isinstance(hook, _RetainGrad):
+            hooks.insert(retain[0], hook)
+        else:
+            hooks.append(hook)
         return RemovableHandle(hooks, hook)
 
     def retain_grad(self) -> None:
@@ -269,6 +280,13 @@ class Tensor(InPlaceMethods, TensorMethods):
         if self.grad_fn is None or self.retains_grad:
             return
         self.register_hook(_RetainGrad(self))
+
+    def _move_retain_grad(self, old_node) -> None:
+        """After an in-place op gave this tensor a new grad_fn, retain its gradient there."""
+        for hooks in (old_node.hooks or {}).values():
+            hooks[:] = [h for h in hooks if not (isinstance(h, _RetainGrad) and h.tensor() is self)]
+        if self.grad_fn is not None:
+            self.register_hook(_RetainGrad(self))
 
     @property
     def retains_grad(self) -> bool:
@@ -678,8 +696,10 @@ def _scalar(value):
 
 
 def _mask(condition):
-    """A condition for where(): a bool Tensor or array, as a backend array."""
-    return condition.array if isinstance(condition, Tensor) else condition
+    """A condition for where(): a bool Tensor or array, as a backend array of its own (backward
+    keeps it, and a later in-place change of the caller's mask must not reach it)."""
+    array = condition.array if isinstance(condition, Tensor) else condition
+    return array.copy() if backend.is_array(array) else array
 
 
 def _is_dtype(spec) -> bool:
@@ -697,9 +717,18 @@ def shape_args(args: tuple) -> tuple:
 
 
 def _index_arrays(index):
-    """Replace Tensors inside an index by their arrays (integer or boolean indexing)."""
-    if isinstance(index, Tensor):
-        return index.array
+    """Replace Tensors inside an index by copies of their arrays (integer or boolean indexing):
+    backward keeps the index, and a later in-place change of the caller's must not reach it."""
     if isinstance(index, tuple):
-        return tuple(i.array if isinstance(i, Tensor) else i for i in index)
-    return index
+        return tuple(_index_part(i) for i in index)
+    return _index_part(index)
+
+
+def _index_part(part):
+    if isinstance(part, Tensor):
+        return part.array.copy()
+    if backend.is_array(part):
+        return part.copy()
+    if isinstance(part, list):
+        return copy.deepcopy(part)
+    return part

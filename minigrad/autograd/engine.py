@@ -80,13 +80,14 @@ class _Run:
         self.inputs = inputs  # None: every leaf; else only these get (or capture) gradients
         self.capture = capture
         self.captured = [None] * len(inputs) if inputs is not None else None
-        self.leaf_index = {}  # id(leaf) -> position in inputs
-        self.node_index = {}  # (grad_fn, output_nr) -> position in inputs
+        self.leaf_index = {}  # id(leaf) -> its positions in inputs (an input may be repeated)
+        self.node_index = {}  # (grad_fn, output_nr) -> positions in inputs
+        self.hooked = {}  # id(leaf) -> [leaf, sum]: leaves with hooks see their summed gradient
         for number, t in enumerate(inputs or ()):
             if t.grad_fn is None:
-                self.leaf_index[id(t)] = number
+                self.leaf_index.setdefault(id(t), []).append(number)
             else:
-                self.node_index[(t.grad_fn, t._output_nr)] = number
+                self.node_index.setdefault((t.grad_fn, t._output_nr), []).append(number)
 
     def add_pending(self, node: Context, output_nr: int, grad) -> None:
         sums = self.pending.get(node)
@@ -95,18 +96,30 @@ class _Run:
         sums[output_nr] = grad if sums[output_nr] is None else sums[output_nr] + grad
 
     def deliver_to_leaf(self, leaf, grad) -> None:
-        """A leaf's gradient: through its hooks, then into .grad (or captured for grad())."""
+        """A leaf's gradient: into .grad (or captured for grad()); a leaf with hooks first sums
+        every edge's gradient, and its hooks see the sum once, at the end (finish_hooked)."""
+        if self.inputs is not None and id(leaf) not in self.leaf_index:
+            return
         if leaf._hooks:
-            grad = _run_hooks(leaf._hooks, grad)
-        if self.inputs is not None:
-            number = self.leaf_index.get(id(leaf))
-            if number is None:
-                return
-            if self.capture:
+            entry = self.hooked.get(id(leaf))
+            if entry is None:
+                self.hooked[id(leaf)] = [leaf, grad]
+            else:
+                entry[1] = entry[1] + grad
+            return
+        self.receive(leaf, grad)
+
+    def receive(self, leaf, grad) -> None:
+        if self.inputs is not None and self.capture:
+            for number in self.leaf_index[id(leaf)]:
                 previous = self.captured[number]
                 self.captured[number] = grad if previous is None else previous + grad
-                return
+            return
         _accumulate(leaf, grad, self.held, self.create_graph)
+
+    def finish_hooked(self) -> None:
+        for leaf, grad in self.hooked.values():
+            self.receive(leaf, _run_hooks(leaf._hooks, grad, self.held))
 
 
 def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=None,
@@ -133,7 +146,7 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
             if sums is None:  # no path from a root carried a gradient here
                 continue
             if node.hooks:
-                sums = [_run_hooks(node.hooks.get(nr), g) for nr, g in enumerate(sums)]
+                sums = [_run_hooks(node.hooks.get(nr), g, run.held) for nr, g in enumerate(sums)]
             if run.node_index:
                 _capture_at(node, sums, run)
             if needed is not None and node not in needed:
@@ -141,6 +154,7 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
             _run_node(node, sums, run)
             if not retain_graph:
                 node.release()
+        run.finish_hooked()
     finally:
         grad_mode.enabled = previous
     return run.captured
@@ -158,7 +172,11 @@ def _run_node(node: Context, sums: list, run: _Run) -> None:
             grad_mode.in_backward = False
     else:
         grads = node.function.backward(node, *sums)
-    _send(node, grads if type(grads) is tuple else (grads,), run)
+    grads = grads if type(grads) is tuple else (grads,)
+    if not node.function.__module__.startswith("minigrad."):
+        # A custom backward may return tensors it keeps (a constant, a saved tensor): held.
+        run.held.update(id(g.array) for g in grads if isinstance(g, Tensor))
+    _send(node, grads, run)
 
 
 def _send(node: Context, grads: tuple, run: _Run) -> None:
@@ -240,24 +258,28 @@ def _needed(order, run: _Run) -> set:
 def _capture_at(node: Context, sums: list, run: _Run) -> None:
     """Non-leaf inputs: their gradient is the sum arriving at their grad_fn's output."""
     for output_nr, grad in enumerate(sums):
-        number = run.node_index.get((node, output_nr))
-        if number is None or grad is None:
+        numbers = run.node_index.get((node, output_nr))
+        if numbers is None or grad is None:
             continue
         if run.capture:
-            run.captured[number] = grad
+            for number in numbers:
+                run.captured[number] = grad
         else:  # backward(inputs=[a non-leaf]): accumulate into its .grad
-            target = run.inputs[number]
+            target = run.inputs[numbers[0]]
             _accumulate(target, grad, run.held, run.create_graph)
 
 
-def _run_hooks(hooks, grad):
-    """Each hook sees the gradient and may return a replacement."""
+def _run_hooks(hooks, grad, held: set):
+    """Each hook sees the gradient and may return a replacement. A hook may keep what it sees or
+    return a tensor someone holds, so those arrays are held: a leaf's .grad copies them."""
     for hook in hooks or ():
         if grad is None:
             break
+        held.add(id(grad.array))
         result = hook(grad)
         if result is not None:
             grad = result
+            held.add(id(grad.array))
     return grad
 
 

@@ -159,6 +159,8 @@ class Function:
                 else _as_output(out, args, ctx)
                 for out in raw
             )
+        for dirty in ctx._dirty:  # modified in place: what saved it earlier must not use it
+            dirty._bump_version()
         if grad_mode.anomaly:
             anomaly.check_forward(ctx, args, outputs)
         if record:
@@ -240,6 +242,12 @@ def _check_dirty(ctx: Context, tensor, args, outputs) -> None:
         raise RuntimeError(
             f"{ctx.function.__name__}: a leaf Variable that requires grad is being used in an "
             "in-place operation."
+        )
+    if tensor._view_of is not None:
+        raise RuntimeError(
+            f"{ctx.function.__name__}: mark_dirty on a view (a slice, reshape or transpose of "
+            f"a tensor of shape {tensor._view_of[0].shape}) is not supported by minigrad: its "
+            "base's history would not change; pass the base tensor, or a clone() of the view"
         )
 
 

@@ -84,6 +84,7 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100,
     # On a GPU the fused kernel runs without looking for ignored targets (that would wait for
     # the device); a default-ignored -100 there gives a NaN loss, as a bad label does.
     fast = (weight is None and not label_smoothing and not probabilities and ignore_index == -100
+            and reduction != "none"
             and (kernels.applies(input.array) or not bool((target.array == -100).any())))
     if not fast:
         return cross_entropy_options(input, target, weight, ignore_index, reduction,

@@ -80,15 +80,18 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        ctx.save_for_backward(x, y)
+        needs_x, needs_y = ctx.needs_input_grad  # save only what the gradients use, as PyTorch
+        ctx.save_for_backward(x if needs_y else None, y if needs_x else None)
+        ctx.shapes = (_shape(x), _shape(y))
         return _binary("mul", operator.mul, x, y)
 
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
+        x_shape, y_shape = ctx.shapes
         return (
-            unbroadcast(grad * y, _shape(x)) if ctx.needs_input_grad[0] else None,
-            unbroadcast(grad * x, _shape(y)) if ctx.needs_input_grad[1] else None,
+            unbroadcast(grad * y, x_shape) if ctx.needs_input_grad[0] else None,
+            unbroadcast(grad * x, y_shape) if ctx.needs_input_grad[1] else None,
         )
 
 
@@ -97,15 +100,17 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        ctx.save_for_backward(x, y)
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, y)  # x only for dz/dy
+        ctx.shapes = (_shape(x), _shape(y))
         return _binary("div", operator.truediv, x, y, true_divide=True)
 
     @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
+        x_shape, y_shape = ctx.shapes
         return (
-            unbroadcast(grad / y, _shape(x)) if ctx.needs_input_grad[0] else None,
-            unbroadcast(-grad * x / (y * y), _shape(y)) if ctx.needs_input_grad[1] else None,
+            unbroadcast(grad / y, x_shape) if ctx.needs_input_grad[0] else None,
+            unbroadcast(-grad * x / (y * y), y_shape) if ctx.needs_input_grad[1] else None,
         )
 
 

@@ -25,6 +25,11 @@ def _check_matmul_shapes(x, y) -> None:
 
 
 def _check_linear_shapes(x, weight) -> None:
+    if x.array.dtype != weight.array.dtype:
+        raise RuntimeError(
+            f"linear: expected the input and the weight to have the same dtype, but got "
+            f"{x.array.dtype} and {weight.array.dtype}"
+        )
     if x.array.ndim == 0 or x.array.shape[-1] != weight.array.shape[1]:
         raise ValueError(
             f"linear: input of shape {tuple(x.shape)} has "
