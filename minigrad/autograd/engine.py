@@ -173,7 +173,7 @@ def _run_node(node: Context, sums: list, run: _Run) -> None:
     else:
         grads = node.function.backward(node, *sums)
     grads = grads if type(grads) is tuple else (grads,)
-    if not node.function.__module__.startswith("minigrad."):
+    if node.function.user_defined:
         # A custom backward may return tensors it keeps (a constant, a saved tensor): held.
         run.held.update(id(g.array) for g in grads if isinstance(g, Tensor))
     _send(node, grads, run)
@@ -192,7 +192,7 @@ def _send(node: Context, grads: tuple, run: _Run) -> None:
     if grad_mode.anomaly:
         anomaly.check_backward(node, grads)
     for number, ((target, output_nr), grad) in enumerate(
-        zip(node.next_functions, grads, strict=True)
+        zip(node.next_functions, grads, strict=False)  # lengths checked above
     ):
         if target is None or grad is None:
             continue

@@ -111,6 +111,12 @@ class Context:
 class Function:
     """Base class of every differentiable operation; subclass and call `apply`."""
 
+    user_defined = False  # a Function written outside minigrad (the engine copies its gradients)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.user_defined = not cls.__module__.startswith("minigrad.")
+
     @staticmethod
     def forward(ctx: Context, *args):
         raise NotImplementedError
