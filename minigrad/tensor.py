@@ -8,7 +8,6 @@ is outside the graph. In-place methods (`add_`, `+=`, `x[i] = v`, ...) live in `
 
 from __future__ import annotations
 
-import copy
 import weakref
 from collections import namedtuple
 
@@ -569,11 +568,9 @@ class Tensor(InPlaceMethods, TensorMethods):
 
     def unsqueeze(self, dim: int) -> Tensor:
         """Insert a size-1 dim at `dim` (negative dims count from the new end)."""
-        rank = self.ndim + 1
-        if not -rank <= dim < rank:
-            raise IndexError(f"unsqueeze: dim {dim} is out of range for {self.ndim} dimensions")
+        (axis,) = broadcast.normalize_dims(dim, self.ndim + 1, "unsqueeze")
         new_shape = list(self.shape)
-        new_shape.insert(dim % rank, 1)
+        new_shape.insert(axis, 1)
         return self.reshape(tuple(new_shape))
 
     def squeeze(self, dim: int | None = None) -> Tensor:
@@ -696,10 +693,8 @@ def _scalar(value):
 
 
 def _mask(condition):
-    """A condition for where(): a bool Tensor or array, as a backend array of its own (backward
-    keeps it, and a later in-place change of the caller's mask must not reach it)."""
-    array = condition.array if isinstance(condition, Tensor) else condition
-    return array.copy() if backend.is_array(array) else array
+    """A condition for where(): a bool Tensor or array, as a backend array."""
+    return condition.array if isinstance(condition, Tensor) else condition
 
 
 def _is_dtype(spec) -> bool:
@@ -717,18 +712,9 @@ def shape_args(args: tuple) -> tuple:
 
 
 def _index_arrays(index):
-    """Replace Tensors inside an index by copies of their arrays (integer or boolean indexing):
-    backward keeps the index, and a later in-place change of the caller's must not reach it."""
+    """Replace Tensors inside an index by their arrays (integer or boolean indexing)."""
+    if isinstance(index, Tensor):
+        return index.array
     if isinstance(index, tuple):
-        return tuple(_index_part(i) for i in index)
-    return _index_part(index)
-
-
-def _index_part(part):
-    if isinstance(part, Tensor):
-        return part.array.copy()
-    if backend.is_array(part):
-        return part.copy()
-    if isinstance(part, list):
-        return copy.deepcopy(part)
-    return part
+        return tuple(i.array if isinstance(i, Tensor) else i for i in index)
+    return index

@@ -348,6 +348,4 @@ class TensorMethods:
 def where(condition, input, other):  # noqa: A002  (PyTorch's argument names)
     """input where condition is true, else other (either may be a Python number)."""
     cond = condition.array if hasattr(condition, "array") else condition
-    if hasattr(cond, "copy"):  # backward keeps the mask: a later change of the caller's is not seen
-        cond = cond.copy()
     return elementwise.Where.apply(cond, input, other)

@@ -241,7 +241,9 @@ class Where(Function):
         condition = _array(condition)
         if getattr(condition, "dtype", None) != backend.bool_:
             raise TypeError(f"where: the condition must be a bool tensor, got {condition.dtype}")
-        ctx.condition, ctx.shapes = condition, (_shape(a), _shape(b))
+        # backward keeps the mask: its own copy, so a later change of the caller's is not seen
+        ctx.condition = condition.copy() if True in ctx.needs_input_grad else condition
+        ctx.shapes = (_shape(a), _shape(b))
         a, b = promotion.promote(_array(a), _array(b))
         return backend.array_module(condition).where(condition, a, b)
 

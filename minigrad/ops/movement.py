@@ -7,9 +7,23 @@ the functions behind the in-place methods (fill_, copy_, x[i] = v).
 
 from __future__ import annotations
 
+import copy
+
 from .. import backend
 from ..autograd.function import Function
 from .broadcast import normalize_dims, unbroadcast
+
+
+def owned_index(index):
+    """A copy of the arrays (and lists) in an index, for a backward that keeps it: the caller may
+    change its index tensor or mask in place later, and the gradient must follow what ran."""
+    if isinstance(index, tuple):
+        return tuple(owned_index(part) for part in index)
+    if backend.is_array(index):
+        return index.copy()
+    if isinstance(index, list):
+        return copy.deepcopy(index)
+    return index
 
 
 class Reshape(Function):
@@ -36,12 +50,8 @@ class Transpose(Function):
 
     @staticmethod
     def forward(ctx, x, dim0, dim1):
-        rank = max(x.array.ndim, 1)
         for d in (dim0, dim1):
-            if not -rank <= d < rank:
-                raise IndexError(
-                    f"transpose: dim {d} is out of range for a tensor with {x.ndim} dimensions"
-                )
+            normalize_dims(d, x.array.ndim, "transpose")
         ctx.dims = (dim0, dim1)
         return x.array.swapaxes(dim0, dim1) if x.array.ndim else x.array
 
@@ -79,7 +89,8 @@ class GetItem(Function):
 
     @staticmethod
     def forward(ctx, x, index):
-        ctx.input_shape, ctx.index = x.array.shape, index
+        ctx.input_shape = x.array.shape
+        ctx.index = owned_index(index) if ctx.needs_input_grad[0] else index
         try:
             return x.array[index]
         except IndexError as error:
@@ -195,7 +206,8 @@ class SetItem(Function):
     @staticmethod
     def forward(ctx, x, value, index):
         value_array = value.array if hasattr(value, "array") else value
-        ctx.index, ctx.value_shape = index, getattr(value_array, "shape", ())
+        ctx.index = owned_index(index) if True in ctx.needs_input_grad else index
+        ctx.value_shape = getattr(value_array, "shape", ())
         z = x.array.copy()
         z[index] = value_array
         return z
