@@ -12,7 +12,6 @@ import weakref
 from collections import namedtuple
 
 from . import backend
-from .autograd import engine
 from .autograd.grad_mode import grad_mode
 from .inplace import InPlaceMethods
 from .ops import activation, broadcast, elementwise, matmul, movement, reduce
@@ -215,26 +214,9 @@ class Tensor(InPlaceMethods, TensorMethods):
         With `create_graph=True` the backward pass is recorded too, so the gradients can be
         differentiated again; `inputs` limits which tensors get a `.grad`.
         """
-        if not self.requires_grad:
-            raise RuntimeError(
-                "backward: element 0 of tensors does not require grad and does not have a "
-                "grad_fn; did you create the inputs with requires_grad=True, or run under "
-                "no_grad()?"
-            )
-        grad = _root_gradient(self, gradient, "backward")
-        if inputs is not None:
-            inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
-            if not inputs:
-                raise RuntimeError("backward: inputs= was given as an empty sequence")
-            for number, t in enumerate(inputs):
-                if not t.requires_grad:
-                    raise RuntimeError(f"backward: input {number} of inputs= does not require "
-                                       "grad (One of the differentiated Tensors does not require "
-                                       "grad)")
-        if self._view_of is not None:
-            self._check_view_is_current("backward")
-        retain = create_graph if retain_graph is None else retain_graph
-        engine.run_backward((self,), (grad,), retain, create_graph, inputs)
+        from .autograd.grad import backward  # (grad.py imports this module)
+
+        backward((self,), (gradient,), retain_graph, create_graph, inputs)
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (no grad_fn, requires_grad False)."""
@@ -654,28 +636,6 @@ class _RetainGrad:
             previous = tensor._grad
             array = grad.array.copy() if previous is None else previous.array + grad.array
             tensor._grad = Tensor._wrap_no_copy_no_checks(array, grad.device)
-
-
-def _root_gradient(root: Tensor, gradient, op: str) -> Tensor:
-    """The gradient backward starts from: ones for a one-element root, else the given one."""
-    if gradient is None:
-        if root.array.size != 1:
-            raise RuntimeError(
-                f"{op}: grad can be implicitly created only for scalar outputs (a tensor with "
-                f"one element), but this one has shape {root.shape}; pass gradient="
-            )
-        ones = backend.module_for(root.device).ones(root.array.shape, root.array.dtype)
-        return Tensor._wrap_no_copy_no_checks(ones, root.device)
-    if not isinstance(gradient, Tensor):
-        gradient = Tensor(gradient, dtype=root.dtype, device=root.device)
-    if gradient.shape != root.shape:
-        raise RuntimeError(
-            f"{op}: gradient has shape {gradient.shape}, but the tensor has shape {root.shape}; "
-            "they must match"
-        )
-    if gradient.device is not root.device:
-        raise RuntimeError(f"{op}: gradient is on {gradient.device}, the tensor on {root.device}")
-    return gradient if gradient.dtype == root.dtype else gradient.to(root.dtype)
 
 
 def _plain(data):

@@ -9,6 +9,7 @@ penalties are computed.
 
 from __future__ import annotations
 
+from .. import backend
 from . import engine
 
 
@@ -29,8 +30,10 @@ def _as_tuple(value, name: str) -> tuple:
 
 
 def _root_grads(outputs: tuple, grad_outputs, op: str) -> tuple:
-    if grad_outputs is None or isinstance(grad_outputs, Tensor):
-        grad_outputs = (grad_outputs,) * len(outputs) if grad_outputs is None else (grad_outputs,)
+    if grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    elif isinstance(grad_outputs, Tensor) or backend.is_array(grad_outputs):
+        grad_outputs = (grad_outputs,)
     grad_outputs = tuple(grad_outputs)
     if len(grad_outputs) != len(outputs):
         raise RuntimeError(
@@ -41,22 +44,53 @@ def _root_grads(outputs: tuple, grad_outputs, op: str) -> tuple:
         if not out.requires_grad:
             raise RuntimeError(
                 f"{op}: element {number} of tensors does not require grad and does not have a "
-                "grad_fn"
+                "grad_fn; did you create the inputs with requires_grad=True, or run under "
+                "no_grad()?"
             )
+        if out._view_of is not None:
+            out._check_view_is_current(op)
     return tuple(_root_gradient(out, g, op) for out, g in zip(outputs, grad_outputs, strict=True))
+
+
+def _root_gradient(root, gradient, op: str) -> Tensor:
+    """The gradient backward starts from: ones for a one-element root, else the given one."""
+    if gradient is None:
+        if root.array.size != 1:
+            raise RuntimeError(
+                f"{op}: grad can be implicitly created only for scalar outputs (a tensor with "
+                f"one element), but this one has shape {root.shape}; pass gradient="
+            )
+        ones = backend.module_for(root.device).ones(root.array.shape, root.array.dtype)
+        return Tensor._wrap_no_copy_no_checks(ones, root.device)
+    if not isinstance(gradient, Tensor):
+        gradient = Tensor(gradient, dtype=root.dtype, device=root.device)
+    if gradient.shape != root.shape:
+        raise RuntimeError(
+            f"{op}: gradient has shape {gradient.shape}, but the tensor has shape {root.shape}; "
+            "they must match"
+        )
+    if gradient.device is not root.device:
+        raise RuntimeError(f"{op}: gradient is on {gradient.device}, the tensor on {root.device}")
+    return gradient if gradient.dtype == root.dtype else gradient.to(root.dtype)
+
+
+def _inputs(inputs, op: str) -> tuple:
+    """The tensors to differentiate with respect to: at least one, each requiring grad."""
+    inputs = _as_tuple(inputs, "inputs")
+    if not inputs:
+        raise RuntimeError(f"{op}: inputs= was given as an empty sequence")
+    for number, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"{op}: input {number} of inputs (One of the differentiated "
+                               "Tensors) does not require grad")
+    return inputs
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
          allow_unused=False):
     """The gradients of `outputs` with respect to `inputs`, as a tuple of Tensors."""
     outputs = _as_tuple(outputs, "outputs")
-    inputs = _as_tuple(inputs, "inputs")
-    if not inputs:
-        raise RuntimeError("grad requires non-empty inputs")
-    for number, t in enumerate(inputs):
-        if not t.requires_grad:
-            raise RuntimeError(f"grad: input {number} (One of the differentiated Tensors) does "
-                               "not require grad")
+    inputs = _inputs(inputs, "grad")
     roots = _root_grads(outputs, grad_outputs, "grad")
     retain = create_graph if retain_graph is None else retain_graph
     captured = engine.run_backward(outputs, roots, retain, create_graph, inputs, capture=True)
@@ -75,9 +109,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     """Accumulate the gradients of `tensors` into the leaves' (or `inputs`') `.grad`."""
     tensors = _as_tuple(tensors, "tensors")
     roots = _root_grads(tensors, grad_tensors, "backward")
-    inputs = _as_tuple(inputs, "inputs") or None
+    inputs = None if inputs is None else _inputs(inputs, "backward")
     retain = create_graph if retain_graph is None else retain_graph
     engine.run_backward(tensors, roots, retain, create_graph, inputs)
 
 
-from ..tensor import Tensor, _root_gradient  # noqa: E402  (tensor.py imports the engine)
+from ..tensor import Tensor  # noqa: E402  (tensor.py imports the engine)
