@@ -81,3 +81,16 @@ def example():
         yield module
     finally:
         sys.path.remove(str(examples))
+
+
+def interrupt_epoch(example, monkeypatch, epoch: int) -> None:
+    """Make examples/mnist.py's training raise KeyboardInterrupt (Ctrl-C) in the given epoch."""
+    train_epoch, calls = example.train_epoch, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == epoch:
+            raise KeyboardInterrupt
+        return train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(example, "train_epoch", interrupted)

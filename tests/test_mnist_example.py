@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import minigrad as mg
+from tests.conftest import interrupt_epoch
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 QUICK = ["--device", "cpu", "--no-progress", "--steps-per-epoch", "100"]
@@ -67,15 +68,7 @@ def test_the_run_folder_holds_stats_plot_and_the_best_model(example, short_run, 
 
 def test_ctrl_c_keeps_the_best_model_and_resume_finishes_the_run(example, data_root, tmp_path,
                                                                  monkeypatch, capsys):
-    train_epoch, calls = example.train_epoch, []
-
-    def interrupted_in_epoch_two(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return train_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(example, "train_epoch", interrupted_in_epoch_two)
+    interrupt_epoch(example, monkeypatch, 2)
     args = ["--data-root", str(data_root), "--out", str(tmp_path), "--epochs", "3",
             "--device", "cpu", "--no-progress", "--steps-per-epoch", "20"]
     assert example.main(args) == 130

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+from tests.conftest import interrupt_epoch
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -176,15 +177,7 @@ def test_a_real_kill_mid_save_leaves_a_partial_that_resume_cleans(example, tiny_
 
 def test_ctrl_c_prints_the_exact_resume_command_and_it_restores_every_setting(
         example, tiny_root, tmp_path, monkeypatch):
-    train_epoch, calls = example.train_epoch, []
-
-    def interrupted_in_epoch_two(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return train_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(example, "train_epoch", interrupted_in_epoch_two)
+    interrupt_epoch(example, monkeypatch, 2)
     args = ["--data-root", tiny_root, "--out", tmp_path, *TINY, "--epochs", "3", "--lr", "0.01",
             "--schedule", "none", "--momentum", "0.5", "--test-batch-size", "16"]
     _, error = run(example, args, expect=130)
