@@ -214,9 +214,7 @@ class Tensor(InPlaceMethods, TensorMethods):
         With `create_graph=True` the backward pass is recorded too, so the gradients can be
         differentiated again; `inputs` limits which tensors get a `.grad`.
         """
-        from .autograd.grad import backward  # (grad.py imports this module)
-
-        backward((self,), (gradient,), retain_graph, create_graph, inputs)
+        _autograd_grad.backward((self,), (gradient,), retain_graph, create_graph, inputs)
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (no grad_fn, requires_grad False)."""
@@ -678,3 +676,6 @@ def _index_arrays(index):
     if isinstance(index, tuple):
         return tuple(i.array if isinstance(i, Tensor) else i for i in index)
     return index
+
+
+from .autograd import grad as _autograd_grad  # noqa: E402  (grad.py imports this module)

@@ -72,7 +72,7 @@ def test_backward_frees_saved_arrays():
 
     assert all(ref() is None for ref in saved), "backward must free the saved arrays at once"
     for node in nodes:
-        assert node._saved == () and node.released, f"{node.name()} still holds saved arrays"
+        assert node._saved is None and node.released, f"{node.name()} still holds saved arrays"
 
 
 def test_retain_graph_keeps_saved_arrays_until_the_last_backward():

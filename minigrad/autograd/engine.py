@@ -181,30 +181,33 @@ def _run_node(node: Context, sums: list, run: _Run) -> None:
 
 def _send(node: Context, grads: tuple, run: _Run) -> None:
     """Send each input gradient along its edge: into the next node's pending sum, or a leaf."""
-    expected = len(node.next_functions)
-    if len(grads) != expected:
-        if len(grads) < expected or any(g is not None for g in grads[expected:]):
+    edges = node.next_functions
+    if len(grads) != len(edges):
+        if len(grads) < len(edges) or any(g is not None for g in grads[len(edges):]):
             raise RuntimeError(
                 f"{node.function.__name__}.backward returned an incorrect number of gradients "
-                f"(expected {expected}, got {len(grads)}): one per forward input"
+                f"(expected {len(edges)}, got {len(grads)}): one per forward input"
             )
-        grads = grads[:expected]  # extra trailing Nones are accepted, as in PyTorch
+        grads = grads[:len(edges)]  # extra trailing Nones are accepted, as in PyTorch
     if grad_mode.anomaly:
         anomaly.check_backward(node, grads)
-    for number, ((target, output_nr), grad) in enumerate(
-        zip(node.next_functions, grads, strict=False)  # lengths checked above
-    ):
+    for number, ((target, output_nr), grad) in enumerate(zip(edges, grads, strict=False)):
         if target is None or grad is None:
             continue
+        # The gradient must look like what it is sent to: that output of the next node (as
+        # forward recorded it), or the leaf itself.
         if type(target) is Context:
             shape, dtype, device = target.output_metadata[output_nr]
         else:
-            shape, dtype, device = target.array.shape, target.array.dtype, target.device
-        if not (type(grad) is Tensor and grad.array.shape == shape and grad.array.dtype == dtype
-                and grad.device is device):
+            array = target.array
+            shape, dtype, device = array.shape, array.dtype, target.device
+        if not (type(grad) is Tensor and grad.array.shape == shape
+                and grad.array.dtype is dtype and grad.device is device):
             grad = _check_gradient(node, number, grad, shape, dtype, device)
         if type(target) is Context:
             run.add_pending(target, output_nr, grad)
+        elif run.inputs is None and not target._hooks:  # the common case: straight into .grad
+            _accumulate(target, grad, run.held, run.create_graph)
         else:
             run.deliver_to_leaf(target, grad)
 
@@ -302,6 +305,12 @@ def _accumulate(leaf, grad, held: set, create_graph: bool) -> None:
             # another leaf got too (Add sends one gradient to both inputs): copy, so .grad
             # owns its memory.
             array = array.copy()
+        elif type(array) is type(leaf.array):
+            # A new array that only this gradient holds (an op's backward just made it, with
+            # no graph): it becomes .grad as it is, Tensor and all.
+            held.add(id(array))
+            leaf._grad = grad
+            return
         if type(array) is not type(leaf.array):  # a numpy scalar: 0-d arithmetic gives those
             array = backend.ensure_array(array, backend.array_module(leaf.array))
         held.add(id(array))

@@ -38,6 +38,8 @@ class Context:
         "next_functions",
         "output_metadata",
         "_saved",
+        "_to_save",
+        "_scalars",
         "__dict__",
         "__weakref__",
     )
@@ -45,7 +47,6 @@ class Context:
     # Defaults, read from the class until a call sets its own (one Context is made per op call,
     # and most set none of these, so they cost nothing).
     materialize_grads = True
-    released = False
     hooks = None  # {output_nr: [hook, ...]} from Tensor.register_hook on non-leaves
     _dirty = ()
     _non_differentiable = ()
@@ -53,10 +54,8 @@ class Context:
     def __init__(self, function, needs_input_grad):
         self.function = function
         self.needs_input_grad = needs_input_grad
-        self.next_functions = ()
-        self.output_metadata = ()  # (shape, dtype, device) of each output
-        self._saved = self._to_save = ()
-        self._scalars = ()  # (numpy scalar forward returned, the 0-d array it became)
+        self.next_functions = self.output_metadata = ()  # (shape, dtype, device) per output
+        self._saved = self._to_save = self._scalars = ()  # _scalars: see _as_output
 
     # ---- what forward may call -------------------------------------------------------------
 
@@ -84,21 +83,28 @@ class Context:
     # ---- what backward may read ------------------------------------------------------------
 
     @property
+    def released(self) -> bool:
+        """Whether backward has freed the saved tensors (see release)."""
+        return self._saved is None
+
+    @property
     def saved_tensors(self) -> tuple:
         """The tensors given to save_for_backward, checked against in-place modification."""
-        if self.released:
+        if self._saved is None:
             raise RuntimeError(
                 f"{self.name()}: trying to backward through the graph a second time (or to "
                 "access saved tensors after they have already been freed); the saved tensors "
                 "were freed by the first backward. Pass retain_graph=True to the first "
                 "backward() (or autograd.grad()) to keep them"
             )
-        return tuple(s.unpack(self) if type(s) is SavedTensor else s for s in self._saved)
+        values = []
+        for value in self._saved:
+            values.append(value.unpack(self) if type(value) is SavedTensor else value)
+        return tuple(values)
 
     def release(self) -> None:
         """Free the saved tensors (called by the engine after this node's backward)."""
-        self._saved = ()
-        self.released = True
+        self._saved = None
 
     def name(self) -> str:
         """PyTorch-style node name, e.g. "MulBackward"."""
@@ -159,12 +165,11 @@ class Function:
             else:
                 outputs = (_as_output(raw, args, ctx),)
         else:
-            outputs = tuple(
-                _wrap(out, _CPU)
-                if type(out) is _ndarray and out.base is None
-                else _as_output(out, args, ctx)
-                for out in raw
-            )
+            outputs = []
+            for out in raw:
+                outputs.append(_wrap(out, _CPU) if type(out) is _ndarray and out.base is None
+                               else _as_output(out, args, ctx))
+            outputs = tuple(outputs)
         for dirty in ctx._dirty:  # modified in place: what saved it earlier must not use it
             dirty._bump_version()
         if grad_mode.anomaly:
@@ -204,31 +209,37 @@ def _as_output(out, args, ctx):
 def _record(ctx: Context, args, outputs) -> None:
     """Make ctx the grad_fn of the outputs and remember where each input's gradient goes."""
     edges = []
-    for arg in args:
-        if isinstance(arg, Tensor) and arg._requires_grad:
+    # needed: a Tensor that requires grad (the lengths are equal)
+    for arg, needed in zip(args, ctx.needs_input_grad, strict=False):
+        if needed:
             if arg._view_of is not None:
                 arg._check_view_is_current(ctx.function.__name__)
-            edges.append((arg.grad_fn, arg._output_nr) if arg.grad_fn else (arg, 0))
+            grad_fn = arg.grad_fn
+            edges.append((arg, 0) if grad_fn is None else (grad_fn, arg._output_nr))
         else:
             edges.append(_NO_EDGE)
     ctx.next_functions = tuple(edges)
     for tensor in ctx._dirty:
         _check_dirty(ctx, tensor, args, outputs)
     output_metadata = []
-    for number, out in enumerate(outputs):
-        if not isinstance(out, Tensor):
+    number = 0
+    for out in outputs:
+        if type(out) is Tensor or isinstance(out, Tensor):
+            array = out.array
+            output_metadata.append((array.shape, array.dtype, out.device))
+            # Integers and outputs marked non-differentiable have no gradient.
+            if array.dtype.kind == "f" and not (
+                    ctx._non_differentiable and any(out is nd for nd in ctx._non_differentiable)):
+                out.grad_fn, out._output_nr, out._requires_grad = ctx, number, True
+        else:
             output_metadata.append(None)
-            continue
-        dtype = out.array.dtype
-        output_metadata.append((out.array.shape, dtype, out.device))
-        if dtype.kind != "f" or (
-            ctx._non_differentiable and any(out is nd for nd in ctx._non_differentiable)
-        ):
-            continue  # integers and marked outputs have no gradient
-        out.grad_fn, out._output_nr, out._requires_grad = ctx, number, True
+        number += 1
     ctx.output_metadata = tuple(output_metadata)
     if ctx._to_save:
-        ctx._saved = tuple(SavedTensor.make(t, args, outputs, ctx._scalars) for t in ctx._to_save)
+        saved = []
+        for value in ctx._to_save:
+            saved.append(SavedTensor.make(value, args, outputs, ctx._scalars))
+        ctx._saved = tuple(saved)
         ctx._to_save = ()
 
 

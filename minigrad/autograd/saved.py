@@ -24,40 +24,47 @@ class SavedTensor:
         self.tensor, self.array, self.device = tensor, array, device
         self.counter, self.version, self.output_nr = counter, version, output_nr
         # which node made a saved input, named in the error (an in-place op may rebind it later)
-        self.origin = (tensor.grad_fn, tensor._output_nr) if tensor is not None else None
+        self.origin = None
+        if tensor is not None and tensor.grad_fn is not None:
+            self.origin = (tensor.grad_fn, tensor._output_nr)
 
     @classmethod
     def make(cls, value, args, outputs, scalars=()):
         """Record `value` (given to save_for_backward) once the node's outputs are known."""
+        if isinstance(value, Tensor):  # an input, an output, or another tensor
+            for number, out in enumerate(outputs):
+                if out is value:
+                    return cls._output(out, number)
+            counter = value._version_counter
+            return cls(value, None, value.device, counter, counter[0], None)
+        if value is None or type(value) in (int, float, bool):
+            return value  # None, or a built-in op's Python-number operand, kept as it is
         for scalar, array in scalars:  # a 0-d output that forward returned as a numpy scalar
             if value is scalar:
                 value = array
                 break
-        if value is None or type(value) in (int, float, bool):
-            return value  # None, or a built-in op's Python-number operand, kept as it is
-        if isinstance(value, Tensor):
-            for number, out in enumerate(outputs):
-                if out is value:
-                    return cls._output(out, number)
-            return cls(value, None, value.device, value._version_counter, value._version, None)
-        if backend.is_scalar(value):
-            value = backend.ensure_array(value, backend.array_module(value))
-        if not backend.is_array(value):
-            raise TypeError(
-                f"save_for_backward can only save tensors (or None), got {type(value).__name__}"
-            )
+        if type(value) is not _ndarray:
+            if backend.is_scalar(value):
+                value = backend.ensure_array(value, backend.array_module(value))
+            if not backend.is_array(value):
+                raise TypeError(
+                    "save_for_backward can only save tensors (or None), got "
+                    f"{type(value).__name__}"
+                )
         for number, out in enumerate(outputs):  # a built-in op saves its output's array
             if isinstance(out, Tensor) and out.array is value:
                 return cls._output(out, number)
         for arg in args:
             if isinstance(arg, Tensor) and arg.array is value:
-                return cls(arg, None, arg.device, arg._version_counter, arg._version, None)
+                counter = arg._version_counter
+                return cls(arg, None, arg.device, counter, counter[0], None)
         return cls(None, value, backend.device_of(value), None, 0, None)  # a constant
 
     @classmethod
     def _output(cls, out, number: int):
         number = number if out.grad_fn is not None else None  # a non-differentiable output
-        return cls(None, out.array, out.device, out._version_counter, out._version, number)
+        counter = out._version_counter
+        return cls(None, out.array, out.device, counter, counter[0], number)
 
     def unpack(self, node):
         """The saved Tensor, after checking that nothing modified it in place since."""
@@ -87,5 +94,7 @@ class SavedTensor:
             where = f", which is output {self.origin[1]} of {self.origin[0].name()}"
         return f"{array.dtype} tensor of shape {tuple(array.shape)}{where}"
 
+
+_ndarray = backend.ndarray
 
 from ..tensor import Tensor  # noqa: E402  (tensor.py imports the ops, which import this)

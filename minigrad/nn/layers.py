@@ -112,6 +112,10 @@ class Sequential(Module):
         with fewer kernel launches. On the CPU every module is its own node, as written.
         """
         modules = list(self._modules.values())
+        if not (isinstance(input, Tensor) and kernels.applies(input.array)):
+            for module in modules:  # the CPU
+                input = module(input)
+            return input
         i = 0
         while i < len(modules):
             module = modules[i]

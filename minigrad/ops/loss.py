@@ -55,7 +55,7 @@ class CrossEntropy(Function):
         losses = xp.log(total[:, 0]) - shifted[rows, t]
         exp /= total  # now the softmax: a constant for backward, which recomputes it if needed
         ctx.save_for_backward(logits, target, exp)
-        return losses.sum() * x.dtype.type(ctx.scale)
+        return xp.asarray(losses.sum() * x.dtype.type(ctx.scale))  # a 0-d array, not a scalar
 
     @staticmethod
     def backward(ctx, grad):

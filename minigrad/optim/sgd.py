@@ -41,7 +41,7 @@ class SGD(Optimizer):
             weight_decay, nesterov = group["weight_decay"], group["nesterov"]
             on_gpu = []  # (param, grad array) pairs for the one fused multi-tensor launch
             for param in group["params"]:
-                grad = param.grad
+                grad = param._grad
                 if grad is None:
                     continue
                 if kernels.applies(param.array, grad.array):
@@ -52,7 +52,7 @@ class SGD(Optimizer):
             if on_gpu:  # CUDA: every parameter of the group in one kernel launch
                 states = [self.state.setdefault(p, {}) if momentum else None for p in on_gpu]
                 kernels.sgd_update_many([p.array for p in on_gpu],
-                                        [p.grad.array for p in on_gpu], states, lr, momentum,
+                                        [p._grad.array for p in on_gpu], states, lr, momentum,
                                         dampening, weight_decay, nesterov)
                 for param in on_gpu:
                     param._bump_version()
