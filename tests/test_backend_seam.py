@@ -98,7 +98,8 @@ NUMPY_ONLY_METHODS = {"ctypes", "getfield", "resize", "setfield", "setflags", "t
 # starts using another one, check that CuPy has it and add it here.
 FUNCTIONS = """abs absolute all any arange argmax argmin ascontiguousarray broadcast_to clip
     concatenate copyto cos empty empty_like exp eye expand_dims expm1 full full_like isfinite isnan
-    log log1p logical_and logical_not matmul maximum minimum ones ones_like sign sin sqrt square
+    log log1p logical_and logical_not matmul maximum minimum multiply ones ones_like sign sin sqrt
+    square
     stack sum take_along_axis tanh where zeros zeros_like""".split()
 DTYPE_NAMES = "float16 float32 float64 int32 int64 uint8 uint64 bool_ dtype".split()
 GENERATOR_METHODS = """beta binomial chisquare dirichlet exponential f gamma geometric
@@ -337,7 +338,8 @@ def _wrap(value):
 def _device_function(function, name: str = "function"):
     def call(*args, **kwargs):
         result = _wrap(function(*_unwrap(args), **_unwrap(kwargs)))
-        launched(f"function:{name}", result, args)
+        # Writing into out= is work, even when out is also an input (it is not a view).
+        launched(f"function:{name}", result, () if "out" in kwargs else args)
         return result
 
     return call
@@ -386,7 +388,8 @@ def make_fake_cupy() -> tuple[types.ModuleType, types.ModuleType]:
         numpy.add.at(target._data, _unwrap_index(slices), _unwrap(value))
         launched("function:add.at")
 
-    cupy.add = types.SimpleNamespace(at=add_at)  # cupy.add.at (the ufunc's other uses: operators)
+    cupy.add = _device_function(numpy.add, "add")  # cupy.add(a, b, out=...) and cupy.add.at
+    cupy.add.at = add_at
 
     def where(condition, x, y):
         if not isinstance(condition, FakeGpuArray):  # CuPy calls condition.astype(...)
