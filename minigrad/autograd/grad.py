@@ -18,6 +18,8 @@ def _as_tuple(value, name: str) -> tuple:
         return (value,)
     if value is None:
         return ()
+    if type(value) is tuple and len(value) == 1 and type(value[0]) is Tensor:
+        return value  # (loss,), from Tensor.backward
     try:
         result = tuple(value)
     except TypeError:
@@ -41,7 +43,7 @@ def _root_grads(outputs: tuple, grad_outputs, op: str) -> tuple:
             f"{len(outputs)} outputs"
         )
     for number, out in enumerate(outputs):
-        if not out.requires_grad:
+        if not out._requires_grad:
             raise RuntimeError(
                 f"{op}: element {number} of tensors does not require grad and does not have a "
                 "grad_fn; did you create the inputs with requires_grad=True, or run under "
@@ -49,7 +51,7 @@ def _root_grads(outputs: tuple, grad_outputs, op: str) -> tuple:
             )
         if out._view_of is not None:
             out._check_view_is_current(op)
-    return tuple(_root_gradient(out, g, op) for out, g in zip(outputs, grad_outputs, strict=True))
+    return tuple([_root_gradient(out, g, op) for out, g in zip(outputs, grad_outputs, strict=True)])
 
 
 def _root_gradient(root, gradient, op: str) -> Tensor:
@@ -60,7 +62,8 @@ def _root_gradient(root, gradient, op: str) -> Tensor:
                 f"{op}: grad can be implicitly created only for scalar outputs (a tensor with "
                 f"one element), but this one has shape {root.shape}; pass gradient="
             )
-        ones = backend.module_for(root.device).ones(root.array.shape, root.array.dtype)
+        ones = backend.module_for(root.device).empty(root.array.shape, root.array.dtype)
+        ones.fill(1)  # (numpy.ones is a Python function that does the same, more slowly)
         return Tensor._wrap_no_copy_no_checks(ones, root.device)
     if not isinstance(gradient, Tensor):
         gradient = Tensor(gradient, dtype=root.dtype, device=root.device)
