@@ -167,8 +167,11 @@ class Function:
         else:
             outputs = []
             for out in raw:
-                outputs.append(_wrap(out, _CPU) if type(out) is _ndarray and out.base is None
-                               else _as_output(out, args, ctx))
+                if type(out) is _ndarray and out.base is None:
+                    out = _wrap(out, _CPU)
+                elif out is not None:  # (a gradient that was not needed, say)
+                    out = _as_output(out, args, ctx)
+                outputs.append(out)
             outputs = tuple(outputs)
         for dirty in ctx._dirty:  # modified in place: what saved it earlier must not use it
             dirty._bump_version()
