@@ -86,6 +86,7 @@ def _with_relus(linears, relu):
 
 class MinigradTrainer:
     name = "minigrad"
+    sgd_options: dict = {}
 
     def __init__(self, layers, data, settings):
         import minigrad as mg
@@ -97,7 +98,7 @@ class MinigradTrainer:
             linear.weight.array[...] = w
             linear.bias.array[...] = b
         self.loss_fn = mg.nn.CrossEntropyLoss()
-        self.opt = mg.optim.SGD(self.model.parameters(), **settings)
+        self.opt = mg.optim.SGD(self.model.parameters(), **settings, **self.sgd_options)
         self.inputs, self.targets = data
 
     def indices(self, order):
@@ -121,6 +122,13 @@ class MinigradTrainer:
         with self.mg.no_grad():
             predicted = self.model(self.mg.from_numpy(inputs)).argmax(1).numpy()
         return float((predicted == targets).mean())
+
+
+class MinigradForeachTrainer(MinigradTrainer):
+    """minigrad with SGD(foreach=True): each group's parameters updated as one flat array."""
+
+    name = "minigrad_foreach"
+    sgd_options = {"foreach": True}
 
 
 class TorchTrainer:
@@ -219,6 +227,7 @@ TRAINERS = {
     make.name: make
     for make in (
         MinigradTrainer,
+        MinigradForeachTrainer,
         TorchTrainer,
         TorchFusedTrainer,
         TorchCompiledTrainer,

@@ -69,6 +69,8 @@ def _check_loss_and_optimizer(loss_fn, optimizer, params) -> None:
         raise TypeError(f"graphed_step: the loss must be CrossEntropyLoss() (mean), got {loss_fn}")
     if type(optimizer) is not SGD or len(optimizer.param_groups) != 1:
         raise TypeError("graphed_step: the optimizer must be one mg.optim.SGD with one param group")
+    if optimizer.param_groups[0]["maximize"]:
+        raise ValueError("graphed_step: SGD(maximize=True) is not supported; use the eager step")
     if {id(p) for p in optimizer.param_groups[0]["params"]} != {id(p) for p in params}:
         raise ValueError("graphed_step: the optimizer must update exactly the layers' parameters")
     dtype = params[0].dtype
@@ -120,6 +122,9 @@ class GraphedStep:
         xp.copyto(self.x, x.array)
         xp.copyto(self.y, y.array)
         group = self.optimizer.param_groups[0]
+        if group["maximize"]:  # set after the graph was made: the kernels do not know it
+            raise ValueError("graphed_step: SGD(maximize=True) is not supported; use the eager "
+                             "step")
         if group["lr"] != self._lr_value:
             self.lr.fill(group["lr"])
             self._lr_value = group["lr"]

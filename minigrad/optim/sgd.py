@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 from .. import backend
+from ..autograd.grad_mode import enable_grad
 from ..cuda import kernels
+from .adam import check_unsupported
+from .flat import FlatGroup, can_flatten
 from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
     """p -= lr * d, where d is the gradient with weight decay, momentum and nesterov applied.
 
-        d = g + weight_decay * p
+        d = -g if maximize else g
+        d = d + weight_decay * p
         b = d                                    (first step)
         b = momentum * b + (1 - dampening) * d   (later steps)
         d = d + momentum * b  if nesterov  else  b
+
+    foreach=True (or fused=True) updates each group's CPU parameters as one flat array (see
+    flat.py): the same values, in fewer NumPy calls. On a GPU every group is one kernel launch.
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False):
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False,
+                 foreach=None, differentiable: bool = False, fused=None):
         if lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0.0:
@@ -26,72 +34,118 @@ class SGD(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        if foreach and fused:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        check_unsupported("SGD", dict(differentiable=differentiable))
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
-                        weight_decay=weight_decay, nesterov=nesterov)
+                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+                        foreach=foreach, differentiable=differentiable, fused=fused)
         super().__init__(params, defaults)
-        self._scratch = {}  # param -> two arrays like it, for _update's intermediate values
+        self._scratch = {}  # param (or FlatGroup) -> two arrays like it, for the intermediates
+        self._flat = {}  # id(group) -> its FlatGroup, for foreach=True
 
-    def step(self) -> None:
-        """Update every parameter that has a gradient, in place.
+    def step(self, closure=None):
+        """Update every parameter that has a gradient, in place; return closure() if given.
 
         The update works on the arrays directly, never through Function.apply, so it records
         nothing in the graph (the job torch.no_grad() does in PyTorch's optimisers).
         """
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
         for group in self.param_groups:
-            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-            weight_decay, nesterov = group["weight_decay"], group["nesterov"]
-            on_gpu = []  # (param, grad array) pairs for the one fused multi-tensor launch
-            for param in group["params"]:
+            settings = (group["lr"], group["momentum"], group["dampening"],
+                        group["weight_decay"], group["nesterov"], group["maximize"])
+            params = group["params"]
+            if (group["foreach"] or group["fused"]) and can_flatten(params):
+                self._step_flat(group, params, settings)
+                continue
+            on_gpu = []  # parameters for the one fused multi-tensor launch
+            for param in params:
                 grad = param._grad
                 if grad is None:
                     continue
                 if kernels.applies(param.array, grad.array):
                     on_gpu.append(param)
                     continue
-                self._update(param, grad.array, lr, momentum, dampening, weight_decay, nesterov)
+                self._update_one(param, grad.array, settings)
                 param._bump_version()  # a graph that saved this weight can no longer backward
             if on_gpu:  # CUDA: every parameter of the group in one kernel launch
+                lr, momentum, dampening, weight_decay, nesterov, maximize = settings
                 states = [self.state.setdefault(p, {}) if momentum else None for p in on_gpu]
-                kernels.sgd_update_many([p.array for p in on_gpu],
-                                        [p._grad.array for p in on_gpu], states, lr, momentum,
+                grads = [-p._grad.array if maximize else p._grad.array for p in on_gpu]
+                kernels.sgd_update_many([p.array for p in on_gpu], grads, states, lr, momentum,
                                         dampening, weight_decay, nesterov)
                 for param in on_gpu:
                     param._bump_version()
+        return loss
 
-    def _update(self, param, d, lr, momentum, dampening, weight_decay, nesterov) -> None:
-        """One parameter's update in place: the same operations, in the same order, as torch.
+    def _update_one(self, param, grad, settings) -> None:
+        """One parameter's update, its momentum buffer kept in self.state as torch keeps it."""
+        if not settings[1]:  # no momentum: no state
+            _update(param.array, grad, None, self._scratch_for(param, param.array), settings)
+            return
+        state = self.state.setdefault(param, {})
+        state["momentum_buffer"] = _update(param.array, grad, state.get("momentum_buffer"),
+                                           self._scratch_for(param, param.array), settings)
 
-        The intermediate values go into two scratch arrays kept between steps (`_scratch`), so
-        a step allocates nothing: a new 400 KB temporary per operation costs more than the
-        arithmetic when the allocator has to fetch fresh pages for it.
-        """
-        p = param.array
-        xp = backend.array_module(p)
-        scratch = self._scratch.get(param)
-        if scratch is None or scratch[0].shape != p.shape or scratch[0].dtype != p.dtype:
-            scratch = self._scratch[param] = (xp.empty_like(p), xp.empty_like(p))
-        first, second = scratch
-        if weight_decay:  # d = g + weight_decay * p
-            xp.multiply(p, weight_decay, out=first)
-            xp.add(d, first, out=first)
-            d = first
-        if momentum:
-            state = self.state.setdefault(param, {})
-            buffer = state.get("momentum_buffer")
-            if buffer is None:
-                buffer = state["momentum_buffer"] = d.copy()  # b = d on the first step
+    def _step_flat(self, group, params, settings) -> None:
+        """foreach=True: the whole group's update on its flat arrays (see flat.py)."""
+        flat = self._flat.get(id(group))
+        if flat is None or not flat.is_current(params, self.state):
+            if flat is not None:  # dropped first: its views would count as sharing the arrays
+                del self._flat[id(group)]
+                self._scratch.pop(flat, None)
+                flat = None
+            flat = self._flat[id(group)] = FlatGroup(params, self.state, type(self).__name__)
+        grads = flat.gather_grads(params)
+        buffer = _update(flat.params, grads, flat.momentum,
+                         self._scratch_for(flat, flat.params), settings)
+        if settings[1] and flat.momentum is None:
+            flat.keep_momentum(buffer, params, self.state)
+        for param in params:
+            param._bump_version()
+
+    def _scratch_for(self, owner, array) -> tuple:
+        """Two arrays shaped and typed like `array`, made once and reused every step."""
+        scratch = self._scratch.get(owner)
+        if scratch is None or scratch[0].shape != array.shape or scratch[0].dtype != array.dtype:
+            xp = backend.array_module(array)
+            scratch = self._scratch[owner] = (xp.empty_like(array), xp.empty_like(array))
+        return scratch
+
+
+def _update(p, grad, buffer, scratch, settings):
+    """p updated in place, with torch's operations in torch's order; returns the momentum buffer
+    (a new one on the first step, None without momentum).
+
+    The intermediate values go into the two scratch arrays, so a step allocates nothing: a new
+    400 KB temporary per operation can cost more than its arithmetic when the allocator has to
+    fetch fresh pages for it.
+    """
+    lr, momentum, dampening, weight_decay, nesterov, maximize = settings
+    xp = backend.array_module(p)
+    first, second = scratch
+    d = grad
+    if maximize:
+        d = xp.negative(grad, out=first)
+    if weight_decay:  # d = d + weight_decay * p
+        xp.multiply(p, weight_decay, out=second)
+        d = xp.add(d, second, out=first)
+    if momentum:
+        if buffer is None:
+            buffer = d.copy()  # b = d on the first step
+        else:
+            buffer *= momentum  # b = momentum * b + (1 - dampening) * d
+            if dampening == 0:
+                buffer += d
             else:
-                buffer *= momentum  # b = momentum * b + (1 - dampening) * d
-                if dampening == 0:
-                    buffer += d
-                else:
-                    xp.multiply(d, 1 - dampening, out=second)
-                    buffer += second
-            if nesterov:  # d = d + momentum * b
-                xp.multiply(buffer, momentum, out=second)
-                xp.add(d, second, out=second)
-                d = second
-            else:
-                d = buffer
-        xp.multiply(d, lr, out=second)  # p = p - lr * d
-        p -= second
+                buffer += xp.multiply(d, 1 - dampening, out=second)
+        if nesterov:  # d = d + momentum * b
+            xp.multiply(buffer, momentum, out=second)
+            d = xp.add(d, second, out=second)
+        else:
+            d = buffer
+    p -= xp.multiply(d, lr, out=second)  # p = p - lr * d
+    return buffer
