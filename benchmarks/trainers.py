@@ -86,7 +86,6 @@ def _with_relus(linears, relu):
 
 class MinigradTrainer:
     name = "minigrad"
-    sgd_options: dict = {}
 
     def __init__(self, layers, data, settings):
         import minigrad as mg
@@ -98,7 +97,7 @@ class MinigradTrainer:
             linear.weight.array[...] = w
             linear.bias.array[...] = b
         self.loss_fn = mg.nn.CrossEntropyLoss()
-        self.opt = mg.optim.SGD(self.model.parameters(), **settings, **self.sgd_options)
+        self.opt = mg.optim.SGD(self.model.parameters(), **settings)
         self.inputs, self.targets = data
 
     def indices(self, order):
@@ -122,13 +121,6 @@ class MinigradTrainer:
         with self.mg.no_grad():
             predicted = self.model(self.mg.from_numpy(inputs)).argmax(1).numpy()
         return float((predicted == targets).mean())
-
-
-class MinigradForeachTrainer(MinigradTrainer):
-    """minigrad with SGD(foreach=True): each group's parameters updated as one flat array."""
-
-    name = "minigrad_foreach"
-    sgd_options = {"foreach": True}
 
 
 class TorchTrainer:
@@ -227,7 +219,6 @@ TRAINERS = {
     make.name: make
     for make in (
         MinigradTrainer,
-        MinigradForeachTrainer,
         TorchTrainer,
         TorchFusedTrainer,
         TorchCompiledTrainer,

@@ -19,7 +19,7 @@ BENCHMARKS = REPO / "benchmarks"
 REPORT_KEYS = {"benchmark", "date", "machine", "versions", "settings", "results"}
 PHASES = {"gather", "forward", "backward", "optimiser", "overhead", "step"}
 # torch.compile is left out: compiling takes tens of seconds here, too long for the suite.
-QUICK_IMPLS = ["minigrad", "minigrad_foreach", "pytorch", "pytorch_fused", "numpy_floor"]
+QUICK_IMPLS = ["minigrad", "pytorch", "pytorch_fused", "numpy_floor"]
 
 
 def run_benchmark(script: str, *args: str) -> str:

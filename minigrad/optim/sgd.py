@@ -6,7 +6,6 @@ from .. import backend
 from ..autograd.grad_mode import enable_grad
 from ..cuda import kernels
 from .adam import check_unsupported
-from .flat import FlatGroup, can_flatten
 from .optimizer import Optimizer
 
 
@@ -19,8 +18,11 @@ class SGD(Optimizer):
         b = momentum * b + (1 - dampening) * d   (later steps)
         d = d + momentum * b  if nesterov  else  b
 
-    foreach=True (or fused=True) updates each group's CPU parameters as one flat array (see
-    flat.py): the same values, in fewer NumPy calls. On a GPU every group is one kernel launch.
+    foreach and fused are accepted as PyTorch's switches between implementations of this
+    same update. On the CPU both run the loop below: NumPy has no multi-tensor kernels, and
+    moving a group's parameters into one flat array was measured barely faster (see
+    benchmarks/README.md), not worth moving memory that users may hold. On a GPU every group
+    is one kernel launch.
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
@@ -41,8 +43,7 @@ class SGD(Optimizer):
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
                         foreach=foreach, differentiable=differentiable, fused=fused)
         super().__init__(params, defaults)
-        self._scratch = {}  # param (or FlatGroup) -> two arrays like it, for the intermediates
-        self._flat = {}  # id(group) -> its FlatGroup, for foreach=True
+        self._scratch = {}  # param -> two arrays like it, for the update's intermediate values
 
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; return closure() if given.
@@ -57,12 +58,8 @@ class SGD(Optimizer):
         for group in self.param_groups:
             settings = (group["lr"], group["momentum"], group["dampening"],
                         group["weight_decay"], group["nesterov"], group["maximize"])
-            params = group["params"]
-            if (group["foreach"] or group["fused"]) and can_flatten(params):
-                self._step_flat(group, params, settings)
-                continue
             on_gpu = []  # parameters for the one fused multi-tensor launch
-            for param in params:
+            for param in group["params"]:
                 grad = param._grad
                 if grad is None:
                     continue
@@ -90,29 +87,12 @@ class SGD(Optimizer):
         state["momentum_buffer"] = _update(param.array, grad, state.get("momentum_buffer"),
                                            self._scratch_for(param, param.array), settings)
 
-    def _step_flat(self, group, params, settings) -> None:
-        """foreach=True: the whole group's update on its flat arrays (see flat.py)."""
-        flat = self._flat.get(id(group))
-        if flat is None or not flat.is_current(params, self.state):
-            if flat is not None:  # dropped first: its views would count as sharing the arrays
-                del self._flat[id(group)]
-                self._scratch.pop(flat, None)
-                flat = None
-            flat = self._flat[id(group)] = FlatGroup(params, self.state, type(self).__name__)
-        grads = flat.gather_grads(params)
-        buffer = _update(flat.params, grads, flat.momentum,
-                         self._scratch_for(flat, flat.params), settings)
-        if settings[1] and flat.momentum is None:
-            flat.keep_momentum(buffer, params, self.state)
-        for param in params:
-            param._bump_version()
-
-    def _scratch_for(self, owner, array) -> tuple:
+    def _scratch_for(self, param, array) -> tuple:
         """Two arrays shaped and typed like `array`, made once and reused every step."""
-        scratch = self._scratch.get(owner)
+        scratch = self._scratch.get(param)
         if scratch is None or scratch[0].shape != array.shape or scratch[0].dtype != array.dtype:
             xp = backend.array_module(array)
-            scratch = self._scratch[owner] = (xp.empty_like(array), xp.empty_like(array))
+            scratch = self._scratch[param] = (xp.empty_like(array), xp.empty_like(array))
         return scratch
 
 
