@@ -338,8 +338,11 @@ def _wrap(value):
 def _device_function(function, name: str = "function"):
     def call(*args, **kwargs):
         result = _wrap(function(*_unwrap(args), **_unwrap(kwargs)))
-        # Writing into out= is work, even when out is also an input (it is not a view).
-        launched(f"function:{name}", result, () if "out" in kwargs else args)
+        # Writing into out (a keyword, or a ufunc's extra argument) is work even when out is
+        # also an input: the result is not a view.
+        out_given = "out" in kwargs or (
+            isinstance(function, numpy.ufunc) and len(args) > function.nin)
+        launched(f"function:{name}", result, () if out_given else args)
         return result
 
     return call
