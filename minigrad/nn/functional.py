@@ -80,16 +80,21 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100,
     check_reduction(reduction, "cross_entropy")
     if not isinstance(target, Tensor):
         target = Tensor._from_data(target)
-    probabilities = target.dtype.kind == "f" and target.shape == input.shape
+    t = target.array
+    probabilities = t.dtype.kind == "f" and target.shape == input.shape
+    fast = (weight is None and not label_smoothing and not probabilities and ignore_index == -100
+            and reduction != "none")
+    if (fast and t.dtype.kind in "iu" and t.ndim == 1 and input.ndim == 2
+            and not kernels.applies(input.array)):
+        if loss.labels_in_range(t, input.shape[1]):  # the one pass over the labels
+            return loss.CrossEntropy.apply(input, target, reduction, True)
+        # An ignored -100 takes the general path; a bad label, the fused one, which names it.
+        fast = not bool((t == -100).any())
     # On a GPU the fused kernel runs without looking for ignored targets (that would wait for
     # the device); a default-ignored -100 there gives a NaN loss, as a bad label does.
-    fast = (weight is None and not label_smoothing and not probabilities and ignore_index == -100
-            and reduction != "none"
-            and (kernels.applies(input.array) or not bool((target.array == -100).any())))
-    if not fast:
-        return cross_entropy_options(input, target, weight, ignore_index, reduction,
-                                     label_smoothing)
-    return loss.CrossEntropy.apply(input, target, reduction)
+    if fast:
+        return loss.CrossEntropy.apply(input, target, reduction)
+    return cross_entropy_options(input, target, weight, ignore_index, reduction, label_smoothing)
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:

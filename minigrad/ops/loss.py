@@ -21,10 +21,9 @@ def check_targets(logits, target, check_range: bool = True) -> None:
     if target.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: targets must be integer class indices, got {target.dtype}")
     classes = logits.shape[1]
-    if not check_range:  # the fused CUDA kernel checks on the device instead
+    if not check_range:  # checked already, or by the fused CUDA kernel on the device
         return
-    # Viewed as unsigned, a negative label becomes huge: one max() catches both ends of the range.
-    if target.size and int(target.astype(backend.uint64, copy=False).max()) >= classes:
+    if not labels_in_range(target, classes):
         bad = target[(target < 0) | (target >= classes)]
         raise IndexError(
             f"cross_entropy: target {int(bad[0])} is out of range for {classes} classes "
@@ -32,14 +31,22 @@ def check_targets(logits, target, check_range: bool = True) -> None:
         )
 
 
+def labels_in_range(target, classes: int) -> bool:
+    """Whether every integer label is in 0..classes-1, in one pass over the labels: viewed as
+    unsigned, a negative label (PyTorch's ignored -100 among them) becomes huge, so one max()
+    catches both ends of the range."""
+    return not target.size or int(target.astype(backend.uint64, copy=False).max()) < classes
+
+
 class CrossEntropy(Function):
     """L = -sum_n log softmax(x_n)[t_n] / N;  dL/dx_n = (softmax(x_n) - onehot(t_n)) / N"""
 
     @staticmethod
-    def forward(ctx, logits, target, reduction="mean"):
+    def forward(ctx, logits, target, reduction="mean", range_checked=False):
         x, t = logits.array, target.array
         fused = kernels.applies(x)  # CUDA: one kernel, which gives a bad target a NaN loss
-        check_targets(x, t, check_range=not fused)  # (checking would wait for the GPU)
+        # (on a GPU, checking the range would wait for the device)
+        check_targets(x, t, check_range=not (fused or range_checked))
         batch = x.shape[0]
         ctx.scale = (1.0 / batch if batch else float("nan")) if reduction == "mean" else 1.0
         if fused:
@@ -60,7 +67,8 @@ class CrossEntropy(Function):
     @staticmethod
     def backward(ctx, grad):
         logits, target, probs = ctx.saved_tensors
-        return CrossEntropyBackward.apply(grad, logits, target, probs, ctx.scale), None, None
+        # (the target, reduction and range_checked have no gradient)
+        return CrossEntropyBackward.apply(grad, logits, target, probs, ctx.scale), None, None, None
 
 
 class CrossEntropyBackward(Function):
