@@ -54,23 +54,25 @@ def variants(batch: int, sizes, rng, torch) -> dict:
     buffers = [np.zeros(s, np.float32) for s in shapes]
     flat = [np.concatenate([a.ravel() for a in arrays]) for arrays in (params, grads, buffers)]
     scratch = np.empty_like(flat[0])
+    scratches = [np.empty_like(p) for p in params]
+    momentum, lr = np.asarray(0.9, np.float32), np.asarray(0.05, np.float32)
 
-    def sgd_per_parameter():  # minigrad's SGD.step: nesterov momentum, one loop per parameter
-        for p, d, b in zip(params, grads, buffers, strict=True):
-            b *= 0.9
+    def sgd_per_parameter():  # minigrad's SGD.step (nesterov): per parameter, into scratch
+        for p, d, b, s in zip(params, grads, buffers, scratches, strict=True):
+            np.multiply(b, momentum, b)
             b += d
-            step = 0.9 * b
-            step += d
-            p -= 0.05 * step
+            np.multiply(b, momentum, s)
+            np.add(d, s, s)
+            p -= np.multiply(s, lr, s)
 
-    def sgd_flat():  # the same update on one contiguous buffer each, no temporaries
-        p, d, b = flat
-        b *= 0.9
+    def sgd_flat():  # the parameters and momentum as one flat array each (the gradients, which
+        p, d, b = flat  # backward makes one by one, copied into one first)
+        np.concatenate([g.reshape(-1) for g in grads], out=d)
+        np.multiply(b, momentum, b)
         b += d
-        np.multiply(b, 0.9, out=scratch)
-        np.add(scratch, d, out=scratch)
-        np.multiply(scratch, 0.05, out=scratch)
-        p -= scratch
+        np.multiply(b, momentum, scratch)
+        np.add(d, scratch, scratch)
+        p -= np.multiply(scratch, lr, scratch)
 
     # Scaled by 1.0 rather than 1 / batch (the same cost), so that repeating the in-place
     # version on one array never drives it into slow denormal numbers.
