@@ -97,3 +97,22 @@ def test_step_returns_the_closures_loss():
 
     loss = optimizer.step(closure)
     assert isinstance(loss, mg.Tensor) and loss.grad_fn is not None
+
+
+@pytest.mark.parametrize("make", [
+    lambda params, **kw: mg.optim.Adam(params, lr=0.01, **kw),
+    lambda params, **kw: mg.optim.AdamW(params, lr=0.01, **kw),
+    lambda params, **kw: mg.optim.Adadelta(params, **kw),
+])
+def test_the_other_optimisers_take_the_same_switches(make):
+    loop, switched = _model(), _model()
+    loop_opt = make(loop.parameters())
+    switched_opt = make(switched.parameters(), foreach=True)
+    _train(loop, loop_opt)
+    _train(switched, switched_opt)
+    for a, b in zip(loop.parameters(), switched.parameters(), strict=True):
+        np.testing.assert_array_equal(a.array, b.array)
+    with pytest.raises(NotImplementedError, match="capturable=True is not supported"):
+        make(_model().parameters(), capturable=True)
+    with pytest.raises(NotImplementedError, match="differentiable=True is not supported"):
+        make(_model().parameters(), differentiable=True)
