@@ -153,3 +153,64 @@ def test_linear_refuses_mixed_dtypes_and_backward_inputs_must_require_grad_like_
     x = mg.ones(2, requires_grad=True)
     with pytest.raises(RuntimeError, match="does not require grad"):
         (x * 2).sum().backward(inputs=[mg.ones(2)])
+
+
+def _both(make):
+    """make(lib) for minigrad and torch; the two results as nested lists."""
+    return make(mg), make(torch)
+
+
+def test_a_gradient_sent_to_a_leaf_and_to_a_hook_that_changes_it_is_a_copy_like_torch():
+    def run(lib):
+        a = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        b = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        h = b * 1.0
+        h.register_hook(lambda g: g.mul_(0))  # changes the one gradient Add sent to both
+        s = a + h
+        (s * s).sum().backward()
+        return a.grad.tolist(), b.grad.tolist()
+
+    ours, theirs = _both(run)
+    assert ours == theirs == ([4.0, 8.0, 12.0], [0.0, 0.0, 0.0])
+
+
+def test_a_gradient_a_leaf_hook_keeps_is_not_the_other_leafs_grad_like_torch():
+    def run(lib):
+        a = lib.tensor([1.0, 2.0], requires_grad=True)
+        b = lib.tensor([1.0, 2.0], requires_grad=True)
+        kept = []
+        b.register_hook(kept.append)
+        (a + b).sum().backward()
+        a.grad.zero_()  # the user clears one .grad: what the hook kept must not change
+        return kept[0].tolist(), b.grad.tolist()
+
+    ours, theirs = _both(run)
+    assert ours == theirs == ([1.0, 1.0], [1.0, 1.0])
+
+
+def test_a_custom_backward_that_changes_its_gradient_in_place_leaves_a_leafs_grad_alone():
+    def run(lib):
+        class Scale(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x * 1.0
+
+            @staticmethod
+            def backward(ctx, grad):
+                grad.mul_(3)  # the gradient Add also sent to the leaf a
+                return grad
+
+        a = lib.tensor([1.0, 2.0], requires_grad=True)
+        b = lib.tensor([1.0, 2.0], requires_grad=True)
+        ((a + Scale.apply(b)) * lib.tensor([2.0, 5.0])).sum().backward()
+        return a.grad.tolist(), b.grad.tolist()
+
+    ours, theirs = _both(run)
+    assert ours == theirs
+
+
+def test_cross_entropy_of_one_sample_with_an_ignored_target_is_nan_like_torch():
+    ours = F.cross_entropy(mg.tensor([0.5, 1.0, -1.0]), mg.tensor(-100))
+    theirs = torch.nn.functional.cross_entropy(torch.tensor([0.5, 1.0, -1.0]),
+                                               torch.tensor(-100))
+    assert np.isnan(ours.item()) and np.isnan(theirs.item())

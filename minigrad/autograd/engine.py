@@ -191,6 +191,8 @@ def _send(node: Context, grads: tuple, run: _Run) -> None:
         grads = grads[:len(edges)]  # extra trailing Nones are accepted, as in PyTorch
     if grad_mode.anomaly:
         anomaly.check_backward(node, grads)
+    if len(grads) > 1:
+        _hold_shared(grads, run.held)
     for number, ((target, output_nr), grad) in enumerate(zip(edges, grads, strict=False)):
         if target is None or grad is None:
             continue
@@ -210,6 +212,19 @@ def _send(node: Context, grads: tuple, run: _Run) -> None:
             _accumulate(target, grad, run.held, run.create_graph)
         else:
             run.deliver_to_leaf(target, grad)
+
+
+def _hold_shared(grads: tuple, held: set) -> None:
+    """One gradient sent along two edges (Add's backward sends the same one to both inputs) is
+    held: a leaf's .grad must be a copy, or a hook or a custom backward on the other path that
+    changes its gradient in place would change that .grad too."""
+    seen = set()
+    for grad in grads:
+        if isinstance(grad, Tensor):
+            key = id(grad.array)
+            if key in seen:
+                held.add(key)
+            seen.add(key)
 
 
 def _check_gradient(node: Context, number: int, grad, shape, dtype, device):

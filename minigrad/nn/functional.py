@@ -84,11 +84,12 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100,
     probabilities = t.dtype.kind == "f" and target.shape == input.shape
     fast = (weight is None and not label_smoothing and not probabilities and ignore_index == -100
             and reduction != "none")
-    if (fast and t.dtype.kind in "iu" and t.ndim == 1 and input.ndim == 2
-            and not kernels.applies(input.array)):
-        if loss.labels_in_range(t, input.shape[1]):  # the one pass over the labels
+    if fast and not kernels.applies(input.array):
+        if (t.dtype.kind in "iu" and t.ndim == 1 and input.ndim == 2
+                and loss.labels_in_range(t, input.shape[1])):  # the one pass over the labels
             return loss.CrossEntropy.apply(input, target, reduction, True)
-        # An ignored -100 takes the general path; a bad label, the fused one, which names it.
+        # An ignored -100 takes the general path; anything else, the fused one, which names
+        # what is wrong (a bad label, a shape).
         fast = not bool((t == -100).any())
     # On a GPU the fused kernel runs without looking for ignored targets (that would wait for
     # the device); a default-ignored -100 there gives a NaN loss, as a bad label does.
