@@ -13,8 +13,7 @@ As Adam's (see adam.py), float64 trajectories equal PyTorch's to ~1e-12, float32
 from __future__ import annotations
 
 from .. import backend
-from .adam import check_unsupported
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_unsupported
 
 
 class Adadelta(Optimizer):

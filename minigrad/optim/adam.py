@@ -19,20 +19,7 @@ from __future__ import annotations
 import math
 
 from .. import backend
-from .optimizer import Optimizer
-
-_UNSUPPORTED = ("capturable", "differentiable")
-
-
-def check_unsupported(name: str, options: dict) -> None:
-    """PyTorch's implementation switches: foreach and fused choose how one update is computed,
-    and here every choice runs the same loop over the parameters (NumPy has no multi-tensor
-    kernels); capturable and differentiable change what the update is, and are refused."""
-    if options.get("foreach") and options.get("fused"):
-        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
-    for option in _UNSUPPORTED:
-        if options.get(option):
-            raise NotImplementedError(f"{name}: {option}=True is not supported in minigrad")
+from .optimizer import Optimizer, check_unsupported
 
 
 class Adam(Optimizer):

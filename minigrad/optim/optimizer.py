@@ -175,3 +175,17 @@ def _copy_like(value, param: Tensor, key: str, index):
     )
     # A copy, so two optimisers loaded from one state dict never update one shared buffer.
     return array.copy()
+
+
+_UNSUPPORTED = ("capturable", "differentiable")
+
+
+def check_unsupported(name: str, options: dict) -> None:
+    """PyTorch's implementation switches: foreach and fused choose how one update is computed,
+    and here every choice runs the same loop over the parameters (NumPy has no multi-tensor
+    kernels); capturable and differentiable change what the update is, and are refused."""
+    if options.get("foreach") and options.get("fused"):
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    for option in _UNSUPPORTED:
+        if options.get(option):
+            raise NotImplementedError(f"{name}: {option}=True is not supported in minigrad")

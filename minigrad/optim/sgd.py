@@ -5,8 +5,7 @@ from __future__ import annotations
 from .. import backend
 from ..autograd.grad_mode import enable_grad
 from ..cuda import kernels
-from .adam import check_unsupported
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_unsupported
 
 
 class SGD(Optimizer):
