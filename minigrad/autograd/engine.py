@@ -98,6 +98,9 @@ class _Run:
     def deliver_to_leaf(self, leaf, grad) -> None:
         """A leaf's gradient: into .grad (or captured for grad()); a leaf with hooks first sums
         every edge's gradient, and its hooks see the sum once, at the end (finish_hooked)."""
+        if self.inputs is None and not leaf._hooks:  # the common case: straight into .grad
+            _accumulate(leaf, grad, self.held, self.create_graph)
+            return
         if self.inputs is not None and id(leaf) not in self.leaf_index:
             return
         if leaf._hooks:
@@ -208,8 +211,6 @@ def _send(node: Context, grads: tuple, run: _Run) -> None:
             grad = _check_gradient(node, number, grad, shape, dtype, device)
         if type(target) is Context:
             run.add_pending(target, output_nr, grad)
-        elif run.inputs is None and not target._hooks:  # the common case: straight into .grad
-            _accumulate(target, grad, run.held, run.create_graph)
         else:
             run.deliver_to_leaf(target, grad)
 
@@ -316,20 +317,16 @@ def _accumulate(leaf, grad, held: set, create_graph: bool) -> None:
         if leaf._grad is not None:
             array = leaf._grad.array + array
         elif array.base is not None or id(array) in held:
-            # A view (a broadcast from Sum is read-only), the caller's gradient, or an array
-            # another leaf got too (Add sends one gradient to both inputs): copy, so .grad
-            # owns its memory.
+            # A view (a broadcast from Sum is read-only), the caller's gradient, or one sent
+            # along two edges (see _hold_shared): copy, so .grad owns its memory.
             array = array.copy()
-        elif type(array) is type(leaf.array):
-            # A new array that only this gradient holds (an op's backward just made it, with
-            # no graph): it becomes .grad as it is, Tensor and all.
-            held.add(id(array))
-            leaf._grad = grad
-            return
         if type(array) is not type(leaf.array):  # a numpy scalar: 0-d arithmetic gives those
             array = backend.ensure_array(array, backend.array_module(leaf.array))
         held.add(id(array))
-        leaf._grad = Tensor._wrap_no_copy_no_checks(array, leaf.device)
+        # A new array that only this gradient holds (an op's backward just made it, with no
+        # graph) becomes .grad Tensor and all; anything else gets a Tensor of its own.
+        leaf._grad = grad if array is grad.array else Tensor._wrap_no_copy_no_checks(
+            array, leaf.device)
 
 
 from ..tensor import Tensor  # noqa: E402  (tensor.py imports this module)

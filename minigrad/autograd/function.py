@@ -227,7 +227,7 @@ def _record(ctx: Context, args, outputs) -> None:
     output_metadata = []
     number = 0
     for out in outputs:
-        if type(out) is Tensor or isinstance(out, Tensor):
+        if isinstance(out, Tensor):
             array = out.array
             output_metadata.append((array.shape, array.dtype, out.device))
             # Integers and outputs marked non-differentiable have no gradient.

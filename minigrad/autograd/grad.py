@@ -18,8 +18,6 @@ def _as_tuple(value, name: str) -> tuple:
         return (value,)
     if value is None:
         return ()
-    if type(value) is tuple and len(value) == 1 and type(value[0]) is Tensor:
-        return value  # (loss,), from Tensor.backward
     try:
         result = tuple(value)
     except TypeError:

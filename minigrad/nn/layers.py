@@ -112,15 +112,12 @@ class Sequential(Module):
         with fewer kernel launches. On the CPU every module is its own node, as written.
         """
         modules = list(self._modules.values())
-        if not (isinstance(input, Tensor) and kernels.applies(input.array)):
-            for module in modules:  # the CPU
-                input = module(input)
-            return input
+        on_gpu = isinstance(input, Tensor) and kernels.applies(input.array)
         i = 0
         while i < len(modules):
             module = modules[i]
-            if (type(module) is Linear and i + 1 < len(modules) and type(modules[i + 1]) is ReLU
-                    and isinstance(input, Tensor) and kernels.applies(input.array)):
+            if (on_gpu and type(module) is Linear and i + 1 < len(modules)
+                    and type(modules[i + 1]) is ReLU):
                 input = F.linear_relu(input, module.weight, module.bias)
                 i += 2
                 continue
