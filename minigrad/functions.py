@@ -232,7 +232,7 @@ _ONE_TENSOR = {
     "eq": "input == other.", "ne": "input != other.", "lt": "input < other.",
     "le": "input <= other.", "gt": "input > other.", "ge": "input >= other.",
     "isnan": "True where NaN.", "isfinite": "True where finite.",
-    "amax": "The largest values over dim.",
+    "amax": "The largest values over dim.", "amin": "The smallest values over dim.",
 }
 for _name, _doc in _ONE_TENSOR.items():
     globals()[_name] = _method(_name, _doc)

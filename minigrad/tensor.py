@@ -435,7 +435,19 @@ class Tensor(InPlaceMethods, TensorMethods):
         return elementwise.Sqrt.apply(self)
 
     def clamp(self, min=None, max=None) -> Tensor:  # noqa: A002  (PyTorch's argument names)
-        """z = min(max(x, min), max), elementwise; either bound may be None."""
+        """z = min(max(x, min), max), elementwise; either bound may be None. The bounds are both
+        numbers or both tensors, as in PyTorch (a 0-d tensor beside a number counts as a number);
+        one tensor bound alone is maximum's or minimum's."""
+        numbers = [b for b in (min, max) if b is not None and not isinstance(b, Tensor)]
+        if numbers and (isinstance(min, Tensor) or isinstance(max, Tensor)):
+            # A number and a tensor: PyTorch reads a 0-d tensor outside the graph as a number.
+            min, max = (_bound_as_number(b, name) for b, name in ((min, "min"), (max, "max")))
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            if max is None:
+                return self.maximum(min)
+            if min is None:
+                return self.minimum(max)
+            return elementwise.ClampByTensors.apply(self, min, max)
         return elementwise.Clamp.apply(self, min, max)
 
     def where(self, condition, other) -> Tensor:
@@ -634,6 +646,30 @@ class _RetainGrad:
             previous = tensor._grad
             array = grad.array.copy() if previous is None else previous.array + grad.array
             tensor._grad = Tensor._wrap_no_copy_no_checks(array, grad.device)
+
+
+def _bound_as_number(bound, name: str):
+    """clamp's bound, where the other one is a number: a number too, or torch's TypeError."""
+    if not isinstance(bound, Tensor):
+        return bound
+    if bound.ndim != 0 or bound.requires_grad:
+        raise TypeError(
+            f"clamp(): received an invalid combination of arguments: {name} is a Tensor of shape "
+            f"{bound.shape}{' that requires grad' if bound.requires_grad else ''} and the other "
+            "bound a number; pass both bounds as Tensors or both as numbers"
+        )
+    return bound.item()
+
+
+def reset_grad(tensor: Tensor, set_to_none: bool = True) -> None:
+    """What Module.zero_grad and Optimizer.zero_grad do to each parameter: .grad = None, or, as
+    PyTorch does, cut .grad from any graph (backward(create_graph=True) leaves one on it) and
+    fill it with zeros in place."""
+    if set_to_none:
+        tensor.grad = None
+    elif tensor.grad is not None:
+        tensor.grad.detach_()
+        tensor.grad.zero_()
 
 
 def _plain(data):

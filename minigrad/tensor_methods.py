@@ -191,16 +191,20 @@ class TensorMethods:
         if p == math.inf:
             return self.abs().amax(dim, keepdim)
         if p == -math.inf:
-            return -(-self.abs()).amax(dim, keepdim)
+            return self.abs().amin(dim, keepdim)
         if isinstance(p, (int, float)) and p > 0:
             return (self.abs() ** p).sum(dim, keepdim=keepdim) ** (1.0 / p)
         raise ValueError(f"norm: p must be 'fro', inf, -inf or a positive number, got {p!r}")
 
     def amax(self, dim=None, keepdim: bool = False):
-        """The largest values over `dim` (all dims when None); ties share the gradient."""
-        if dim is None:
-            return reduce.Max.apply(self)
-        return self.max(dim, keepdim).values
+        """The largest values over `dim` (an int or a tuple; all dims when None); ties share the
+        gradient."""
+        return reduce.AMax.apply(self, dim, keepdim)
+
+    def amin(self, dim=None, keepdim: bool = False):
+        """The smallest values over `dim` (an int or a tuple; all dims when None); ties share the
+        gradient."""
+        return reduce.AMin.apply(self, dim, keepdim)
 
     def bmm(self, mat2):
         """Batched matrix products: (b, n, m) @ (b, m, p) -> (b, n, p)."""

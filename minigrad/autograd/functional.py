@@ -1,8 +1,10 @@
 """autograd.functional: vjp, jacobian, hessian and hvp, built on autograd.grad.
 
-Each takes a function and its inputs (a Tensor or a tuple of Tensors), as in PyTorch. The
-inputs are detached copies that require grad, so the caller's tensors are never changed; with
-`create_graph=True` the results stay on a graph and can be differentiated again.
+Each takes a function and its inputs (a Tensor or a tuple of Tensors), as in PyTorch. Without
+`create_graph`, each input is replaced by a detached tensor on the same memory that requires
+grad, so nothing reaches the caller's graph. With `create_graph=True`, an input that requires grad
+enters through an identity view (`view_as`), so the results stay connected to it: a loss built
+from a Jacobian or a Hessian-vector product trains what the input depends on.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ from .grad import grad
 from .grad_mode import enable_grad
 
 
-def _prepare(inputs):
+def _prepare(inputs, create_graph: bool):
     single = isinstance(inputs, Tensor)
     items = (inputs,) if single else tuple(inputs)
     for item in items:
         if not isinstance(item, Tensor):
             raise TypeError(f"inputs must be Tensors, got a {type(item).__name__}")
-    return single, tuple(t.detach().requires_grad_(True) for t in items)
+    with enable_grad():
+        prepared = tuple(t.view_as(t) if create_graph and t.requires_grad
+                         else t.detach().requires_grad_(True) for t in items)
+    return single, prepared
 
 
 def _zeros_for_none(grads, inputs):
@@ -31,7 +36,7 @@ def _finish(values, single: bool, create_graph: bool):
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
     """(func(inputs), v^T J): the vector-Jacobian product, what one backward pass computes."""
-    single, inputs = _prepare(inputs)
+    single, inputs = _prepare(inputs, create_graph)
     with enable_grad():
         output = func(*inputs)
         if not isinstance(output, Tensor):
@@ -48,7 +53,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
 
 def jacobian(func, inputs, create_graph=False, strict=False):
     """d func(inputs) / d inputs, of shape output.shape + input.shape (one per input)."""
-    single, inputs = _prepare(inputs)
+    single, inputs = _prepare(inputs, create_graph)
     with enable_grad():
         output = func(*inputs)
         if not isinstance(output, Tensor):
@@ -74,7 +79,7 @@ def jacobian(func, inputs, create_graph=False, strict=False):
 
 def hessian(func, inputs, create_graph=False, strict=False):
     """The matrix of second derivatives of a scalar func, of shape input.shape * 2."""
-    single, prepared = _prepare(inputs)
+    single, prepared = _prepare(inputs, create_graph)
 
     def gradient(*xs):
         with enable_grad():
@@ -95,7 +100,7 @@ def hessian(func, inputs, create_graph=False, strict=False):
 
 def hvp(func, inputs, v, create_graph=False, strict=False):
     """(func(inputs), H v): the Hessian-vector product, by two backward passes (no Hessian)."""
-    single, inputs = _prepare(inputs)
+    single, inputs = _prepare(inputs, create_graph)
     vs = (v,) if isinstance(v, Tensor) else tuple(v)
     with enable_grad():
         output = func(*inputs)

@@ -98,8 +98,6 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100,
     return cross_entropy_options(input, target, weight, ignore_index, reduction, label_smoothing)
 
 
-def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:  # noqa: A002
     """y = log(1 + exp(beta x)) / beta (x itself where beta x > threshold)."""
-    bx = input * beta
-    soft = ((1 + (-bx.abs()).exp()).log() + bx.clamp(min=0)) / beta
-    return input.where(bx > threshold, soft)
+    return activation.Softplus.apply(input, beta, threshold)

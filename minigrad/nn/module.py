@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict, namedtuple
 
 from .. import backend
-from ..tensor import Tensor
+from ..tensor import Tensor, reset_grad
 from .registration import Registration
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -175,12 +175,10 @@ class Module(Registration):
     # ---- training helpers ------------------------------------------------------------------
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Forget every parameter's gradient: .grad = None (PyTorch's default), or fill with 0."""
+        """Forget every parameter's gradient: .grad = None (PyTorch's default), or detach it and
+        fill it with zeros."""
         for param in self.parameters():
-            if set_to_none:
-                param.grad = None
-            elif param.grad is not None:
-                param.grad.zero_()
+            reset_grad(param, set_to_none)
 
     def train(self, mode: bool = True) -> Module:
         """Set the training flag on this module and every submodule; return self."""

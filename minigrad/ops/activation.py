@@ -6,10 +6,11 @@ from .. import backend
 from ..autograd.function import Function
 from ..cuda import kernels
 from .broadcast import normalize_dims
+from .elementwise import Where
 
 
 class ReLU(Function):
-    """z = max(x, 0);  dz/dx = 1 where z > 0, else 0"""
+    """z = max(x, 0);  dz/dx = 0 where z <= 0, else 1 (0 at x = 0; a NaN passes, as in PyTorch)"""
 
     @staticmethod
     def forward(ctx, x):
@@ -24,19 +25,40 @@ class ReLU(Function):
 
 
 class ReLUBackward(Function):
-    """g' = g where z > 0, else 0 (ReLU's slope applied to g);  dg'/dg = the same mask"""
+    """g' = 0 where z <= 0, else g (ReLU's slope applied to g);  dg'/dg = the same mask"""
 
     @staticmethod
     def forward(ctx, grad, z):
         ctx.save_for_backward(z)  # z's own slope is 0: the mask is piecewise constant
         if kernels.applies(grad.array, z.array):  # CUDA: one kernel, not a compare and a multiply
             return kernels.relu_backward(grad.array, z.array)
-        return grad.array * (z.array > 0)
+        return grad.array * ~(z.array <= 0)
 
     @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved_tensors
         return ReLUBackward.apply(grad, z), None
+
+
+class Softplus(Function):
+    """z = log(1 + exp(beta x)) / beta (x itself where beta x > threshold);  dz/dx = sigmoid(beta
+    x) (1 above the threshold)"""
+
+    @staticmethod
+    def forward(ctx, x, beta, threshold):
+        xp = backend.array_module(x.array)
+        bx = x.array * beta
+        # log(1 + exp(bx)) = log(1 + exp(-|bx|)) + max(bx, 0): exp never overflows
+        soft = (xp.log1p(xp.exp(-xp.abs(bx))) + xp.maximum(bx, 0)) / beta
+        ctx.save_for_backward(x)
+        ctx.beta, ctx.threshold = beta, threshold
+        return xp.where(bx > threshold, x.array, soft).astype(x.array.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        bx = x * ctx.beta
+        return grad * Where.apply(bx.array > ctx.threshold, 1.0, Sigmoid.apply(bx)), None, None
 
 
 class Sigmoid(Function):

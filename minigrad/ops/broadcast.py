@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd.function import Function
+from .summation import cascade_sum
 
 
 def normalize_dims(dim, ndim: int, op: str) -> tuple:
@@ -35,10 +36,10 @@ def _sum_to(array, shape: tuple):
     """Sum an array down to `shape`: over the dims broadcasting prepended or stretched."""
     extra = array.ndim - len(shape)
     if extra:
-        array = array.sum(axis=tuple(range(extra)))
+        array = cascade_sum(array, tuple(range(extra)))
     stretched = tuple(i for i, size in enumerate(shape) if size == 1 and array.shape[i] != 1)
     if stretched:
-        array = array.sum(axis=stretched, keepdims=True)
+        array = cascade_sum(array, stretched, keepdims=True)
     return array
 
 

@@ -202,35 +202,57 @@ class Sqrt(Function):
 
 
 class Clamp(Function):
-    """z = min(max(x, lo), hi);  dz/dx = 1 where lo <= x <= hi, else 0"""
+    """z = min(max(x, lo), hi) with numbers lo, hi;  dz/dx = 1 where lo < x < hi, else 0 (0 at the
+    bounds themselves, as in PyTorch)"""
 
     @staticmethod
     def forward(ctx, x, lo, hi):
         if lo is None and hi is None:
             raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
         xp = backend.array_module(x.array)
-        z = x.array
-        inside = True
+        z, inside = x.array, True
         if lo is not None:
-            z, inside = xp.maximum(z, _array(lo)), inside & (x.array >= _array(lo))
+            z, inside = xp.maximum(z, lo), inside & (x.array > lo)
         if hi is not None:
-            z, inside = xp.minimum(z, _array(hi)), inside & (x.array <= _array(hi))
+            z, inside = xp.minimum(z, hi), inside & (x.array < hi)
         ctx.inside = inside  # a constant mask: the slope is 0 or 1
-        ctx.below = x.array < _array(lo) if lo is not None else None
-        ctx.above = x.array > _array(hi) if hi is not None else None
-        ctx.shapes = (_shape(lo), _shape(hi))
         return z.astype(x.array.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
-        needs_x, needs_lo, needs_hi = ctx.needs_input_grad
-        grad_x = Where.apply(ctx.inside, grad, 0.0) if needs_x else None
-        grad_lo = grad_hi = None
-        if needs_lo:
-            grad_lo = unbroadcast(Where.apply(ctx.below, grad, 0.0), ctx.shapes[0])
-        if needs_hi:
-            grad_hi = unbroadcast(Where.apply(ctx.above, grad, 0.0), ctx.shapes[1])
-        return grad_x, grad_lo, grad_hi
+        return Where.apply(ctx.inside, grad, 0.0), None, None
+
+
+class ClampByTensors(Function):
+    """z = min(max(x, lo), hi) with tensors lo, hi;  dz/dx = 1 where lo < x < hi, 1/2 where x is
+    at a bound, else 0;  dz/dlo = 1 where x < lo, 1/2 where x = lo;  dz/dhi alike (all of it
+    where lo > hi, since z = hi there). A NaN: PyTorch's slopes, matched case by case."""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        x, lo = promotion.promote(_array(x), _array(lo))
+        x, hi = promotion.promote(x, _array(hi))
+        lo = lo.astype(x.dtype, copy=False)  # in case hi raised x's dtype
+        xp = backend.array_module(x)
+        z = xp.minimum(xp.maximum(x, lo), hi)
+        ordered, x_is_nan = lo < hi, xp.isnan(x)
+        at_bound = ((x == lo) | (x == hi)) & ordered
+        x_inside = ~(x < lo) & ~(x > hi) & ~((lo > hi) & ~x_is_nan)
+        shares = (  # constants: the slopes are 0, 1/2 or 1
+            xp.where(x_inside, xp.where(at_bound, 0.5, 1.0), 0.0),
+            1.0 * ((x < lo) & (lo <= hi)) + 0.5 * ((x == lo) & ordered),
+            1.0 * (((x > hi) & ~xp.isnan(lo)) | (lo > hi)) + 0.5 * ((x == hi) & ordered),
+        )
+        dtype = z.dtype if z.dtype.kind == "f" else backend.float32
+        ctx.shares = [share.astype(dtype) for share in shares]
+        ctx.shapes = (x.shape, lo.shape, hi.shape)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(unbroadcast(grad * share, shape) if needed else None
+                     for share, shape, needed in zip(ctx.shares, ctx.shapes, ctx.needs_input_grad,
+                                                     strict=True))
 
 
 class Where(Function):

@@ -8,6 +8,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..cuda import kernels
 from .activation import ReLUBackward
 from .broadcast import unbroadcast
+from .summation import cascade_sum
 
 
 def _check_matmul_shapes(x, y) -> None:
@@ -123,7 +124,7 @@ class LinearBackward(Function):
         if g.ndim != 2:  # one sample (1-D), or extra leading dims: make (batch, features)
             g = g.reshape(-1, g.shape[-1])
         grad_w = g.T @ x.array.reshape(-1, x.array.shape[-1]) if needs_w else None
-        grad_b = g.sum(axis=0) if needs_b else None
+        grad_b = cascade_sum(g, 0) if needs_b else None
         return grad_x, grad_w, grad_b
 
     @staticmethod

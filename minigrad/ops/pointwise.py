@@ -55,56 +55,66 @@ class Abs(Function):
 
 
 class Sign(Function):
-    """z = sign(x) (-1, 0 or 1);  dz/dx = 0 (piecewise constant)"""
+    """z = sign(x) (-1, 0 or 1; 0 for NaN, as in PyTorch);  dz/dx = 0 (piecewise constant)"""
 
     @staticmethod
     def forward(ctx, x):
         if x.array.dtype == backend.bool_:
             return x.array.copy()
-        return backend.array_module(x.array).sign(x.array)
+        xp = backend.array_module(x.array)
+        z = xp.sign(x.array)
+        return xp.where(xp.isnan(z), 0, z).astype(z.dtype) if z.dtype.kind == "f" else z
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * 0.0
+        nowhere = backend.array_module(grad.array).zeros(grad.shape, dtype=backend.bool_)
+        return Where.apply(nowhere, grad, 0.0)  # zeros: grad * 0 would be NaN where grad is inf
 
 
 class Maximum(Function):
-    """z = max(x, y) elementwise;  dz/dx = 1 where x > y, 1/2 where x = y, else 0 (dz/dy alike)"""
+    """z = max(x, y) elementwise;  dz/dx = 0 where x < y, 1/2 where x = y, else 1 (dz/dy alike;
+    a NaN gives both its gradient, as in PyTorch)"""
 
     @staticmethod
     def forward(ctx, x, y):
         a, b = promotion.promote(_array(x), _array(y))
-        ctx.x_wins, ctx.tie = a > b, a == b  # constant masks: the slopes are 0, 1/2 or 1
-        ctx.shapes = (_shape(x), _shape(y))
-        return backend.array_module(a).maximum(a, b)
+        z = backend.array_module(a).maximum(a, b)
+        _keep_shares(ctx, x, y, z, x_loses=a < b, y_loses=a > b, tie=a == b)
+        return z
 
     @staticmethod
     def backward(ctx, grad):
-        return _pick(ctx, grad)
+        return _split(ctx, grad)
 
 
 class Minimum(Function):
-    """z = min(x, y) elementwise;  dz/dx = 1 where x < y, 1/2 where x = y, else 0 (dz/dy alike)"""
+    """z = min(x, y) elementwise;  dz/dx = 0 where x > y, 1/2 where x = y, else 1 (dz/dy alike;
+    a NaN gives both its gradient, as in PyTorch)"""
 
     @staticmethod
     def forward(ctx, x, y):
         a, b = promotion.promote(_array(x), _array(y))
-        ctx.x_wins, ctx.tie = a < b, a == b
-        ctx.shapes = (_shape(x), _shape(y))
-        return backend.array_module(a).minimum(a, b)
+        z = backend.array_module(a).minimum(a, b)
+        _keep_shares(ctx, x, y, z, x_loses=a > b, y_loses=a < b, tie=a == b)
+        return z
 
     @staticmethod
     def backward(ctx, grad):
-        return _pick(ctx, grad)
+        return _split(ctx, grad)
 
 
-def _pick(ctx, grad):
-    """Send grad to the input that won (half to each on a tie), as PyTorch's max/min do."""
-    half = Where.apply(ctx.tie, grad * 0.5, 0.0)
-    grad_x = grad_y = None
-    if ctx.needs_input_grad[0]:
-        grad_x = unbroadcast(Where.apply(ctx.x_wins, grad, half), ctx.shapes[0])
-    if ctx.needs_input_grad[1]:
-        y_wins = ~(ctx.x_wins | ctx.tie)
-        grad_y = unbroadcast(Where.apply(y_wins, grad, half), ctx.shapes[1])
-    return grad_x, grad_y
+def _keep_shares(ctx, x, y, z, x_loses, y_loses, tie) -> None:
+    """Each input's share of the gradient: 0 where it lost, 1/2 on a tie, else 1 (constants)."""
+    xp = backend.array_module(z)
+    dtype = z.dtype if z.dtype.kind == "f" else backend.float32
+    ctx.shares = [xp.where(loses, 0.0, xp.where(tie, 0.5, 1.0)).astype(dtype)
+                  for loses in (x_loses, y_loses)]
+    ctx.shapes = (_shape(x), _shape(y))
+
+
+def _split(ctx, grad):
+    """Send grad to the inputs by their shares, as PyTorch's maximum and minimum do."""
+    return tuple(unbroadcast(grad * share, shape) if needed else None
+                 for share, shape, needed in zip(ctx.shares, ctx.shapes, ctx.needs_input_grad,
+                                                 strict=True))
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import backend
 from ..autograd.function import Function
 from .broadcast import expand_grad, normalize_dims
+from .summation import cascade_sum
 
 
 class Sum(Function):
@@ -14,7 +15,7 @@ class Sum(Function):
     def forward(ctx, x, dim=None, keepdim=False):
         ctx.axes = normalize_dims(dim, x.array.ndim, "sum")
         ctx.input_shape, ctx.keepdim = x.array.shape, keepdim
-        return x.array.sum(axis=ctx.axes, keepdims=keepdim)
+        return cascade_sum(x.array, ctx.axes, keepdim)
 
     @staticmethod
     def backward(ctx, grad):
@@ -36,7 +37,11 @@ class Mean(Function):
         ctx.count = 1
         for axis in ctx.axes:
             ctx.count *= x.array.shape[axis]
-        return x.array.mean(axis=ctx.axes, keepdims=keepdim)
+        array = x.array
+        if array.dtype == backend.float16:  # add up in float32, as PyTorch does
+            array = array.astype(backend.float32)
+        mean = cascade_sum(array, ctx.axes, keepdim) / ctx.count
+        return mean.astype(x.array.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -62,6 +67,53 @@ class Max(Function):
     def backward(ctx, grad):
         (share,) = ctx.saved_tensors
         return grad * share
+
+
+class AMax(Function):
+    """z = max of x over the chosen dims;  dz/dx_i = 1/k at each of the k elements equal to the
+    max, else 0 (ties share the gradient; a NaN max gives NaN slopes, as in PyTorch)"""
+
+    @staticmethod
+    def forward(ctx, x, dim=None, keepdim=False):
+        return _extreme(ctx, x, dim, keepdim, "amax")
+
+    @staticmethod
+    def backward(ctx, grad):
+        return expand_grad(grad, ctx.input_shape, ctx.axes, ctx.keepdim) * ctx.share, None, None
+
+
+class AMin(Function):
+    """z = min of x over the chosen dims;  dz/dx_i = 1/k at each of the k elements equal to the
+    min, else 0 (ties share the gradient; a NaN min gives NaN slopes, as in PyTorch)"""
+
+    @staticmethod
+    def forward(ctx, x, dim=None, keepdim=False):
+        return _extreme(ctx, x, dim, keepdim, "amin")
+
+    @staticmethod
+    def backward(ctx, grad):
+        return expand_grad(grad, ctx.input_shape, ctx.axes, ctx.keepdim) * ctx.share, None, None
+
+
+def _extreme(ctx, x, dim, keepdim: bool, name: str):
+    """amax or amin's forward: the values, and each element's share of the gradient in ctx."""
+    array = x.array
+    ctx.axes = normalize_dims(dim, array.ndim, name)
+    ctx.input_shape, ctx.keepdim = array.shape, keepdim
+    if array.size == 0 and dim is None:
+        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
+                           "input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
+    for axis in ctx.axes:
+        if array.shape[axis] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {axis} to have non-zero size.")
+    axes = ctx.axes
+    z = (array.max if name == "amax" else array.min)(axis=axes, keepdims=True)
+    hits = array == z
+    xp = backend.array_module(array)
+    count = hits.sum(axis=axes, keepdims=True)  # 0 where the extreme is NaN (it equals nothing)
+    share = hits / xp.where(count == 0, xp.nan, count)  # NaN shares there, as in PyTorch
+    ctx.share = share.astype(array.dtype if array.dtype.kind == "f" else backend.float32)
+    return z if keepdim else xp.squeeze(z, axis=axes)
 
 
 class MaxDim(Function):
@@ -100,7 +152,7 @@ class Norm(Function):
         ctx.axes = normalize_dims(dim, x.array.ndim, "norm")
         ctx.input_shape, ctx.keepdim = x.array.shape, keepdim
         xp = backend.array_module(x.array)
-        z = xp.sqrt((x.array * x.array).sum(axis=ctx.axes, keepdims=keepdim))
+        z = xp.sqrt(cascade_sum(x.array * x.array, ctx.axes, keepdim))
         ctx.save_for_backward(x, z)
         return z
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 from .. import backend
-from ..tensor import Tensor
+from ..tensor import Tensor, reset_grad
 
 
 class Optimizer:
@@ -79,13 +79,11 @@ class Optimizer:
                     )
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Set every parameter's .grad to None (PyTorch's default), or fill it with zeros."""
+        """Set every parameter's .grad to None (PyTorch's default), or detach it and fill it
+        with zeros."""
         for group in self.param_groups:
             for param in group["params"]:
-                if set_to_none:
-                    param.grad = None
-                elif param.grad is not None:
-                    param.grad.zero_()
+                reset_grad(param, set_to_none)
 
     def step(self) -> None:
         raise NotImplementedError
