@@ -3,8 +3,9 @@
 Each tensor becomes one array entry ("t0", "t1", ...); the structure around them (dict keys, lists,
 numbers, strings) is kept as JSON in the entry "__structure__". Writing goes through
 `atomic_write`: a temporary file beside the target, renamed over it once it is whole on disk, so
-a crash mid-write never leaves a half file where the previous one was. Reading inflates only the
-entries the structure names, each checked against its declared size first.
+a crash mid-write never leaves a half file where the previous one was. Reading takes the file's
+sizes from its zip directory and checks them before anything is inflated: only the entries the
+structure names are read, each once, into memory that the tensors naming it share.
 """
 
 from __future__ import annotations
@@ -20,9 +21,18 @@ from . import backend
 from .tensor import Tensor
 
 _STRUCTURE = "__structure__"
-# mg.save stores entries uncompressed; an entry that someone compressed is inflated only up to
-# this many bytes, so a small file cannot claim gigabytes of memory (a "zip bomb").
+# mg.save stores entries uncompressed; the entries of one file that someone compressed are
+# inflated only up to this many bytes all together, so a small file cannot claim gigabytes of
+# memory (a "zip bomb"). Stored entries are bounded by the file's own size.
 MAX_INFLATED_BYTES = 1 << 30
+# Deflate turns one compressed byte into at most 1,032 (a 258-byte match per 2 bits); the slack
+# covers a stream's first bytes.
+_DEFLATE_MAX_RATIO, _DEFLATE_SLACK = 1032, 1024
+_READABLE_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+_OTHER_METHODS = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma", 9: "deflate64",
+                  93: "zstd"}
+_LOCAL_HEADER_BYTES = 30  # the fixed part of the header before each entry's data
+_READ_CHUNK = 1 << 18  # an entry is read in pieces, so no second copy of it is ever whole
 _STORABLE_KINDS = {"b": "bool", "i": "signed int", "u": "unsigned int", "f": "float"}
 _PARTIAL = ".partial-"  # temporaries are named .<target>.partial-<pid>-<random hex>
 
@@ -154,10 +164,15 @@ def load(path, device=None):
         raise FileNotFoundError(f"load: no such file {path!r}")
     device = backend.device(device)
     try:
+        file_size = os.path.getsize(path)
         with zipfile.ZipFile(path) as archive:
-            structure = json.loads(_read_entry(archive, _STRUCTURE, path).tobytes().decode())
-            names = _tensor_names(structure)
-            arrays = {name: _read_entry(archive, name, path) for name in names}
+            structure_entry = _entry_info(archive, _STRUCTURE, file_size)
+            _check_inflation_budget([structure_entry])
+            structure = json.loads(_read_entry(archive, structure_entry).tobytes().decode())
+            names = dict.fromkeys(_tensor_names(structure))  # a name given twice is read once
+            entries = {name: _entry_info(archive, name, file_size) for name in names}
+            _check_inflation_budget([structure_entry, *entries.values()])
+            arrays = {name: _read_entry(archive, entry) for name, entry in entries.items()}
     except _StructureMismatch as error:
         raise RuntimeError(
             f"load: {path!r} is not a minigrad .npz file or is damaged "
@@ -168,7 +183,7 @@ def load(path, device=None):
             f"load: {path!r} is not a minigrad .npz file or is damaged "
             f"({type(error).__name__}: {error})"
         ) from None
-    return _decode(structure, arrays, device)
+    return _decode(structure, arrays, {}, device)
 
 
 class _StructureMismatch(Exception):
@@ -194,23 +209,62 @@ def _tensor_names(node) -> list:
     raise _StructureMismatch(f"unexpected node {str(node)[:80]}")
 
 
-def _read_entry(archive: zipfile.ZipFile, name: str, path: str):
-    """The array stored as name.npy, its declared sizes checked before anything is inflated."""
+def _entry_info(archive: zipfile.ZipFile, name: str, file_size: int) -> zipfile.ZipInfo:
+    """The zip directory's record of name.npy, its sizes checked against what the file holds."""
     try:
         info = archive.getinfo(f"{name}.npy")
     except KeyError:
         raise _StructureMismatch(f"the structure names an array {name!r} that is not in the "
                                  "file") from None
-    if info.compress_type == zipfile.ZIP_STORED:
-        if info.file_size != info.compress_size:
-            raise ValueError(f"entry {info.filename!r} is stored with two different sizes")
-        if info.header_offset + info.file_size > os.path.getsize(path):
-            raise ValueError(f"entry {info.filename!r} declares {info.file_size:,} bytes, "
-                             "more than the file holds (it is truncated)")
-    elif info.file_size > MAX_INFLATED_BYTES:
-        raise ValueError(f"entry {info.filename!r} would inflate to {info.file_size:,} bytes "
-                         f"from {info.compress_size:,}, over the limit of "
-                         f"{MAX_INFLATED_BYTES:,} (serialization.MAX_INFLATED_BYTES)")
+    method = info.compress_type
+    if method not in _READABLE_METHODS:
+        raise ValueError(f"entry {info.filename!r} is compressed with "
+                         f"{_OTHER_METHODS.get(method, 'an unknown method')} (method {method}); "
+                         "mg.load reads stored and deflate entries only (mg.save writes stored, "
+                         "numpy.savez_compressed deflate)")
+    data_end = info.header_offset + _LOCAL_HEADER_BYTES + info.compress_size
+    if data_end > file_size:
+        raise ValueError(f"entry {info.filename!r} declares {info.compress_size:,} compressed "
+                         f"bytes at offset {info.header_offset:,}, past the end of the file "
+                         f"({file_size:,} bytes; it is truncated)")
+    if method == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+        raise ValueError(f"entry {info.filename!r} is stored with two different sizes "
+                         f"({info.file_size:,} and {info.compress_size:,} bytes)")
+    most = info.compress_size * _DEFLATE_MAX_RATIO + _DEFLATE_SLACK
+    if method == zipfile.ZIP_DEFLATED and info.file_size > most:
+        raise ValueError(f"entry {info.filename!r} claims {info.file_size:,} bytes from "
+                         f"{info.compress_size:,} compressed, more than deflate can produce (at "
+                         f"most {_DEFLATE_MAX_RATIO:,} bytes per compressed byte, so {most:,}); "
+                         "its zip directory is damaged or forged")
+    return info
+
+
+def _check_inflation_budget(entries: list) -> None:
+    """Refuse when the compressed entries together would inflate past MAX_INFLATED_BYTES."""
+    compressed = [info for info in entries if info.compress_type != zipfile.ZIP_STORED]
+    inflated = sum(info.file_size for info in compressed)
+    if inflated <= MAX_INFLATED_BYTES:
+        return
+    alone = [info for info in compressed if info.file_size > MAX_INFLATED_BYTES]
+    if alone:  # one entry over the limit by itself: name it alone
+        what = (f"entry {alone[0].filename!r} would inflate to {alone[0].file_size:,} bytes "
+                f"from {alone[0].compress_size:,}")
+    else:
+        shown = ", ".join(repr(info.filename) for info in compressed[:4])
+        shown += ", ..." if len(compressed) > 4 else ""
+        packed = sum(info.compress_size for info in compressed)
+        what = (f"{len(compressed)} compressed entries ({shown}) would inflate to "
+                f"{inflated:,} bytes together from {packed:,}")
+    raise ValueError(f"{what}, over the limit of {MAX_INFLATED_BYTES:,} for the whole file "
+                     "(serialization.MAX_INFLATED_BYTES)")
+
+
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
+    """The array stored in the entry, in native byte order, in one buffer read once.
+
+    The entry's zip sizes are checked (_entry_info) before this inflates anything; its array
+    header is checked against them before the buffer is allocated.
+    """
     numpy = backend.numpy
     with archive.open(info) as entry:
         version = numpy.lib.format.read_magic(entry)
@@ -230,11 +284,21 @@ def _read_entry(archive: zipfile.ZipFile, name: str, path: str):
             raise ValueError(f"entry {info.filename!r}: shape {shape} of {dtype} needs "
                              f"{count * dtype.itemsize:,} bytes, the entry has "
                              f"{info.file_size - header_size:,}")
-        buffer = bytearray(count * dtype.itemsize)  # writable, so no extra copy is needed
-        if entry.readinto(buffer) != len(buffer):
-            raise ValueError(f"entry {info.filename!r} ends early")
-    array = numpy.frombuffer(buffer, dtype=dtype)
-    return array.reshape(shape, order="F" if fortran_order else "C")
+        buffer = bytearray(count * dtype.itemsize)  # writable, so the tensor can own it
+        view, filled = memoryview(buffer), 0
+        while filled < len(buffer):
+            chunk = entry.read(min(_READ_CHUNK, len(buffer) - filled))
+            if not chunk:
+                raise ValueError(f"entry {info.filename!r} ends early ({filled:,} of "
+                                 f"{len(buffer):,} array bytes)")
+            view[filled:filled + len(chunk)] = chunk
+            filled += len(chunk)
+    array = numpy.frombuffer(buffer, dtype=dtype.newbyteorder("="))
+    if not dtype.isnative:  # e.g. '>f4' from a big-endian machine: swapped where it lies
+        array.byteswap(inplace=True)
+    if fortran_order:  # a transposed array was saved: one copy, as tensors start C-contiguous
+        return numpy.ascontiguousarray(array.reshape(shape, order="F"))
+    return array.reshape(shape)
 
 
 def _encode(obj, arrays: dict, where: str):
@@ -270,11 +334,18 @@ def _encode_key(key):
     return key
 
 
-def _decode(node, arrays: dict, device):
+def _decode(node, arrays: dict, tensors: dict, device):
+    """The object the structure describes; every tensor naming one array shares its memory."""
     if "tensor" in node:
-        return Tensor._from_data(arrays[node["tensor"]], device=device)
+        name = node["tensor"]
+        if name in tensors:  # as torch.load's shared storage: same memory, same version counter
+            return tensors[name].detach()
+        # The array was just read into a buffer nothing else holds: the tensor takes it as is.
+        array = backend.to_device(arrays[name], device)
+        tensors[name] = Tensor._wrap_no_copy_no_checks(array, device)
+        return tensors[name]
     if "dict" in node:
-        return {key: _decode(value, arrays, device) for key, value in node["dict"]}
+        return {key: _decode(value, arrays, tensors, device) for key, value in node["dict"]}
     if "list" in node:
-        return [_decode(value, arrays, device) for value in node["list"]]
+        return [_decode(value, arrays, tensors, device) for value in node["list"]]
     return node["value"]
