@@ -13,6 +13,7 @@ says what holds after a crash; mnist_options.py, how --resume settles the settin
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shlex
@@ -20,7 +21,7 @@ import sys
 import time
 
 import mnist_options as options
-from run_folder import RunFolder, RunFolderError
+from run_folder import DERIVED, RunFolder, RunFolderBusy, RunFolderError, RunFolderWriteError
 from tqdm import tqdm
 
 import minigrad as mg
@@ -115,10 +116,24 @@ def main(argv=None, restart: bool = False) -> int:
     args = parser.parse_args(argv)
     if args.evaluate:
         return evaluate_file(parser, args)
-    run, state, settings, notes = settle_run(parser, args)
+    run, state, settings, notes = settle_run(parser, args)  # the run folder, locked
+    try:
+        return train(parser, args, run, state, settings, notes, restart)
+    except RunFolderWriteError as error:  # the files written before are whole: say what is kept
+        print(write_failed(error, run, settings["epochs"]), file=sys.stderr)
+        return 1
+    finally:
+        run.unlock()
+
+
+def train(parser, args, run, state, settings, notes, restart: bool) -> int:
+    """Train the settled run (new, resumed or overwritten) to its last epoch, writing to `run`."""
     if state is not None and state["epoch"] >= settings["epochs"]:
-        if not os.path.isfile(run.file("curves.png")):  # stopped before the end's last write
+        curves = run.file("curves.png")
+        if not os.path.isfile(curves):  # stopped before the end's last write
             notes.append(f"{run.save_plot(state['history'])} (it was missing)")
+        elif os.path.getmtime(curves) < os.path.getmtime(run.file("checkpoint.npz")):
+            notes.append(f"{run.save_plot(state['history'])} (it showed fewer epochs)")
         print("\n".join([*notes, f"the run in {run.path} is finished ({state['epoch']} of "
                                    f"{settings['epochs']} epochs); nothing to resume; "
                                    f"{describe_best(state['best'], run)}"]))
@@ -206,7 +221,7 @@ def main(argv=None, restart: bool = False) -> int:
                   + ("  (best, saved)" if improved else ""), flush=True)
     except KeyboardInterrupt:  # every file in --out was written atomically: all are whole
         print(f"\ninterrupted in epoch {epoch}; {describe_best(best, run)}; "
-              f"{resume_hint(run)}", file=sys.stderr)
+              f"{resume_hint(run, epochs)}", file=sys.stderr)
         return 130
     except Diverged as error:
         print(f"mnist.py: error: {error} in epoch {epoch} (lr {lr:.4g}, batch size "
@@ -219,12 +234,35 @@ def main(argv=None, restart: bool = False) -> int:
 
 
 def settle_run(parser, args):
-    """(run folder, checkpoint or None, settings, notes) for a new, resumed or overwritten run."""
+    """(run folder, checkpoint or None, settings, notes) for a new, resumed or overwritten run.
+
+    The folder is checked to be writable, before any epoch is trained, and comes back locked:
+    the lock is taken before the folder is looked at, so two runs cannot both find it free.
+    """
     where = os.path.abspath(os.path.expanduser(args.out))
     if args.resume and args.overwrite:
         parser.error("argument --overwrite: not allowed with --resume (which keeps the run)")
+    if args.resume and not os.path.isdir(where):
+        parser.error(f"argument --resume: no checkpoint.npz in {where} to resume from")
+    try:
+        run = RunFolder(where)
+        run.lock()
+    except RunFolderBusy as error:
+        parser.error(f"argument --out: {error}; wait for it to finish or stop it, or pass "
+                     "another --out")
+    except OSError as error:
+        parser.error(f"argument --out: cannot write to {args.out!r}: {error.strerror or error}")
+    try:
+        return run, *read_run(parser, args, run)
+    except BaseException:
+        run.unlock()
+        raise
+
+
+def read_run(parser, args, run):
+    """(checkpoint or None, settings, notes): what the locked folder holds, and how to go on."""
+    where = run.path
     if args.resume:
-        run = RunFolder(where, create=False)
         if not os.path.isfile(run.file("checkpoint.npz")):
             parser.error(f"argument --resume: no checkpoint.npz in {where} to resume from")
         try:
@@ -232,20 +270,19 @@ def settle_run(parser, args):
         except RunFolderError as error:
             parser.error(f"argument --resume: {error}")
         settings, notes = options.resumed_settings(parser, args, state["settings"], where)
-        repaired = run.repair(state)
+        try:
+            repaired = run.repair(state)
+        except RunFolderWriteError as error:
+            parser.error(f"argument --resume: {error}, which lags behind checkpoint.npz")
         if repaired:
             notes.append(f"repaired {', '.join(repaired)} from checkpoint.npz (a run that was "
                          "stopped between two writes)")
-        return run, state, settings, notes
-    try:
-        run = RunFolder(where)
-    except OSError as error:
-        parser.error(f"argument --out: cannot write to {args.out!r}: {error.strerror or error}")
+        return state, settings, notes
     existing = run.existing_run_files()
     if existing and not args.overwrite:
         parser.error(f"argument --out: {where} already holds a run ({', '.join(existing)}); "
                      "pass --resume to continue it, --overwrite to replace it, or another --out")
-    return run, None, options.new_run_settings(args), []
+    return None, options.new_run_settings(args), []
 
 
 def finish(run, history, settings, best) -> None:
@@ -262,11 +299,42 @@ def describe_best(best, run) -> str:
             f"accuracy {best['test_acc']:.2%}) is in {run.file('best.npz')}")
 
 
-def resume_hint(run) -> str:
+def write_failed(error, run, epochs: int) -> str:
+    """The line printed when a write fails: which file and why, what is kept, how to go on.
+
+    checkpoint.npz is written first each epoch, so when a file derived from it fails, it holds
+    that epoch; when it fails itself, the previous epoch's is still there.
+    """
+    try:
+        held = run.read_checkpoint()["epoch"]
+    except RunFolderError:
+        held = 0
+    name = os.path.basename(error.path)
+    if name == "checkpoint.npz":
+        saving = f" while saving epoch {held + 1}"
+    elif name in DERIVED:
+        saving = f" while saving epoch {held}"
+    else:  # curves.png, once training is over
+        saving = ""
+    if held == 0:
+        kept = "no epoch was saved"
+    elif held < epochs:
+        kept = f"checkpoint.npz is intact and holds epoch {held} of {epochs}"
+    else:
+        kept = (f"training finished; checkpoint.npz is intact and holds all {held} epochs, and "
+                "--resume writes what is missing and redraws the curves")
+    return f"mnist.py: error: {error}{saving}; {kept}; {resume_hint(run, epochs)}"
+
+
+def resume_hint(run, epochs: int) -> str:
+    """The command that takes the run on to `epochs` epochs (or starts it again)."""
     if not os.path.isfile(run.file("checkpoint.npz")):
         return "run the same command again to start over"
-    script = os.path.abspath(__file__)
-    return "resume with: " + shlex.join([sys.executable, script, "--resume", "--out", run.path])
+    command = [sys.executable, os.path.abspath(__file__), "--resume", "--out", run.path]
+    with contextlib.suppress(RunFolderError):
+        if run.read_checkpoint()["settings"]["epochs"] != epochs:  # more --epochs, given to
+            command += ["--epochs", str(epochs)]  # --resume, and in no checkpoint yet
+    return "resume with: " + shlex.join(command)
 
 
 def evaluate_file(parser, args) -> int:

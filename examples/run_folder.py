@@ -6,10 +6,16 @@ written first, each epoch; best.npz, stats.csv and stats.json are then derived f
 never ahead of it, and `repair` rewrites whichever of them lag behind (a kill between two writes)
 when the run is resumed. After a kill at any moment, the checkpoint is the previous epoch's or the
 new one, never half of one; after --resume, every file agrees with it.
+
+One run at a time: a run holds the folder's lock (run.lock) from before it looks at the folder
+until it ends, and a second run into the folder stops at once. A write that fails (a full disk, a
+quota, a read-only folder) raises RunFolderWriteError naming the file; the files written before it
+are whole, so the run can be resumed once the cause is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -18,9 +24,15 @@ import os
 import minigrad as mg
 from minigrad.serialization import atomic_write
 
+try:
+    import fcntl  # POSIX file locks; Windows has none, and runs there go unlocked
+except ImportError:  # pragma: no cover
+    fcntl = None
+
 KIND, VERSION = "examples/mnist.py checkpoint", 1
 DERIVED = ("best.npz", "stats.csv", "stats.json")
 RUN_FILES = ("checkpoint.npz", *DERIVED, "curves.png", "hiplot.html")
+LOCK_FILE = "run.lock"  # not a run file: it stays, and alone it is no run
 CHECKPOINT_KEYS = (
     "epoch",
     "settings",
@@ -38,11 +50,25 @@ class RunFolderError(Exception):
     """A run folder (or its checkpoint) that cannot be used as asked; the message says why."""
 
 
+class RunFolderBusy(RunFolderError):
+    """Another process holds the run folder's lock: a run is going on in it."""
+
+
+class RunFolderWriteError(RunFolderError):
+    """Writing one of the run's files failed; `path` is that file, `error` the OSError."""
+
+    def __init__(self, path: str, error: OSError):
+        self.path, self.error = path, error
+        self.reason = os.strerror(error.errno) if error.errno else str(error)
+        super().__init__(f"cannot write {path} ({self.reason})")
+
+
 class RunFolder:
     """A folder of run files; `create` makes it and checks that it is writable (OSError if not)."""
 
     def __init__(self, path, create: bool = True):
         self.path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+        self._lock = None  # the descriptor that holds the lock, while this process holds it
         if create:
             os.makedirs(self.path, exist_ok=True)
             probe = self.file(f".write-test-{os.getpid()}")
@@ -58,15 +84,69 @@ class RunFolder:
         return [name for name in RUN_FILES if os.path.lexists(self.file(name))]
 
     def remove_run(self) -> None:
-        """Delete the run files (for --overwrite), the checkpoint last."""
+        """Delete the run files (for --overwrite), the checkpoint last; the lock file stays."""
         for name in reversed(RUN_FILES):
             if os.path.lexists(self.file(name)):
                 os.remove(self.file(name))
 
+    # ---- one run at a time --------------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Hold the folder's lock until unlock() or this process ends; RunFolderBusy if taken.
+
+        It is an flock on run.lock, which holds the holder's pid. The kernel lets go of it when
+        the process ends, however it ends, so a killed run blocks nothing. The file is never
+        deleted: a run that opened it just before would lock a name that no longer exists, and the
+        next run, creating it anew, would lock another file beside it. The descriptor is closed on
+        exec, so the script's restart for --threads (os.execv) lets go, and takes it again.
+        """
+        if fcntl is None:
+            return
+        descriptor = os.open(self.file(LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 32).decode(errors="replace").strip()
+            os.close(descriptor)
+            raise RunFolderBusy(
+                f"{self.path} is in use by process {holder or '(pid not written yet)'}, a run "
+                f"that holds its lock ({self.file(LOCK_FILE)})"
+            ) from None
+        except BaseException:
+            os.close(descriptor)
+            raise
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{os.getpid()}\n".encode())
+        self._lock = descriptor
+
+    def unlock(self) -> None:
+        """Let go of the lock (emptying run.lock first, so that it names no finished run)."""
+        if self._lock is not None:
+            descriptor, self._lock = self._lock, None
+            with contextlib.suppress(OSError):
+                os.ftruncate(descriptor, 0)
+            os.close(descriptor)
+
+    # ---- writing -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writing(self, name: str):
+        """Turn an OSError while `name` is written into a RunFolderWriteError naming the file."""
+        try:
+            yield
+        except OSError as error:
+            raise RunFolderWriteError(self.file(name), error) from error
+
     def write(self, name: str, content: str | bytes) -> None:
         """Replace `name` with `content` atomically."""
         data = content.encode() if isinstance(content, str) else content
-        atomic_write(self.file(name), lambda file: file.write(data), "RunFolder.write")
+        with self.writing(name):
+            atomic_write(self.file(name), lambda file: file.write(data), "RunFolder.write")
+
+    def save(self, name: str, obj) -> None:
+        """mg.save(obj) to `name`, atomically."""
+        with self.writing(name):
+            mg.save(obj, self.file(name))
 
     # ---- the checkpoint, and the files derived from it --------------------------------------
 
@@ -94,15 +174,15 @@ class RunFolder:
 
     def commit(self, state: dict) -> None:
         """Write one epoch: the checkpoint first (the commit point), then what derives from it."""
-        mg.save({"kind": KIND, "version": VERSION, **state}, self.file("checkpoint.npz"))
-        mg.save(state["best_model"], self.file("best.npz"))
+        self.save("checkpoint.npz", {"kind": KIND, "version": VERSION, **state})
+        self.save("best.npz", state["best_model"])
         self.save_stats(state["history"], state["settings"])
 
     def repair(self, state: dict) -> list:
         """Rewrite the derived files that disagree with the checkpoint; returns their names."""
         stale = []
         if not _holds(self.file("best.npz"), state["best_model"]):
-            mg.save(state["best_model"], self.file("best.npz"))
+            self.save("best.npz", state["best_model"])
             stale.append("best.npz")
         for name, text in stats_texts(state["history"], state["settings"]).items():
             if _read_text(self.file(name)) != text:

@@ -6,13 +6,18 @@ takes a fraction of a second; what is checked is the bookkeeping, not the learni
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import errno
+import fcntl
 import hashlib
 import io
 import json
 import os
 import re
 import shlex
+import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -31,6 +36,8 @@ NAMES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 TINY = ["--device", "cpu", "--no-progress", "--batch-size", "32", "--steps-per-epoch", "4",
         "--epochs", "2"]
 WRITES_PER_EPOCH = 4  # checkpoint.npz, best.npz, stats.csv, stats.json; then curves.png at the end
+WRITTEN = ("checkpoint.npz", "best.npz", "stats.csv", "stats.json")  # in this order, each epoch
+LOCK = "run.lock"  # the run folder's lock file (run_folder.LOCK_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -102,12 +109,16 @@ class Killed(BaseException):
     """Stands in for SIGKILL: nothing in the script catches it."""
 
 
-def kill_at_write(monkeypatch, number: int, after: bool = False) -> None:
-    """Make the number-th atomic rename of this process die, before it happens or just after."""
+def kill_at_write(monkeypatch, number: int, after: bool = False,
+                  error: BaseException | None = None) -> None:
+    """Make the number-th atomic rename of this process die, before it happens or just after;
+    with `error`, fail with it instead (before the rename, as a full disk would)."""
     real, calls = os.replace, []
 
     def replace(source, target):
         calls.append(target)
+        if len(calls) == number and error is not None:
+            raise error
         if len(calls) == number and not after:
             raise Killed(target)
         real(source, target)
@@ -185,9 +196,13 @@ def test_ctrl_c_prints_the_exact_resume_command_and_it_restores_every_setting(
     command = error.split("resume with: ")[1].strip()
     assert shlex.split(command)[-3:] == ["--resume", "--out", str(tmp_path)]
     # The printed command, run as it is: no --data-root, yet it finds the data from the run.
+    # --threads 1 makes the script start itself again (os.execv), and the restarted process
+    # takes the run folder's lock again: the first one's descriptor is closed by the exec.
+    threads = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    environment = {name: value for name, value in os.environ.items() if name not in threads}
     result = subprocess.run(shlex.split(command) + ["--no-progress", "--threads", "1"],
                             capture_output=True, text=True, timeout=120, cwd=REPO.parent,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+                            env={**environment, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "resuming from epoch 1" in result.stdout and "(1 BLAS threads)" in result.stdout
     assert "override: --threads 1 (the run had None)" in result.stdout
@@ -328,3 +343,229 @@ def test_the_examples_extra_leaves_the_download_dependency_out():
     readme = (REPO / "README.md").read_text()
     assert 'pip install -e ".[examples,download]" && python examples/mnist.py' in readme
     assert 'pip install -e ".[test]" && pytest' in readme
+
+
+# ---- one run at a time: the run folder's lock ---------------------------------------------------
+
+def hold_lock(folder: Path) -> subprocess.Popen:
+    """Another process that holds the folder's lock as a run does (flock on run.lock, its pid
+    inside) until it is killed."""
+    holder = textwrap.dedent(f"""
+        import fcntl, os, sys
+        descriptor = os.open({str(folder / LOCK)!r}, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{{os.getpid()}}\\n".encode())
+        print("locked", flush=True)
+        sys.stdin.read()
+    """)
+    process = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "locked\n"
+    return process
+
+
+def lock_holder(folder: Path):
+    """The pid in run.lock when another open file holds its lock, else None (it is free)."""
+    descriptor = os.open(folder / LOCK, os.O_RDWR)  # a new open file: flock conflicts with ours
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return int(os.read(descriptor, 32))
+    finally:
+        os.close(descriptor)
+    return None
+
+
+@pytest.mark.parametrize("mode", ["new", "--overwrite", "--resume"])
+def test_a_second_run_into_a_locked_folder_stops_at_once_naming_the_holder(
+        example, tiny_root, tmp_path, mode):
+    args = ["--data-root", tiny_root, "--out", tmp_path, *TINY, "--epochs", "1"]
+    if mode != "new":
+        run(example, args)
+        args = ["--resume", "--out", tmp_path] if mode == "--resume" else [*args, mode]
+    holder = hold_lock(tmp_path)
+    try:
+        before = snapshot(tmp_path)
+        _, error = run(example, args, expect=2)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert f"argument --out: {tmp_path} is in use by process {holder.pid}" in error, error
+    assert "wait for it to finish" in error and "Traceback" not in error
+    assert snapshot(tmp_path) == before
+
+
+def test_a_run_holds_the_lock_while_it_trains_and_lets_go_at_the_end(example, tiny_root,
+                                                                      tmp_path, monkeypatch):
+    train_epoch, holders = example.train_epoch, []
+
+    def train_and_look(*args, **kwargs):
+        holders.append(lock_holder(tmp_path))
+        return train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(example, "train_epoch", train_and_look)
+    run(example, ["--data-root", tiny_root, "--out", tmp_path, *TINY])
+    assert holders == [os.getpid(), os.getpid()]
+    assert lock_holder(tmp_path) is None
+    _, error = run(example, ["--data-root", tiny_root, "--out", tmp_path, *TINY], expect=2)
+    assert "already holds a run (checkpoint.npz," in error and LOCK not in error
+    assert lock_holder(tmp_path) is None  # a refused run lets go of the lock too
+
+
+def test_the_lock_of_a_killed_run_blocks_nothing(example, tiny_root, tmp_path):
+    holder = hold_lock(tmp_path)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert (tmp_path / LOCK).read_text() == f"{holder.pid}\n"
+    run(example, ["--data-root", tiny_root, "--out", tmp_path, *TINY])  # not --overwrite: a
+    check_files_agree(tmp_path, 2)  # lock file alone is no run
+    run(example, ["--data-root", tiny_root, "--out", tmp_path, *TINY, "--overwrite"])
+    assert (tmp_path / LOCK).exists()  # --overwrite deletes the run's files, not the lock
+
+
+# ---- writes that fail: a read-only folder, a full disk -------------------------------------------
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """make(folder): chmod 0o555. Root writes through permissions, so as root the calls that add,
+    rename or remove an entry of such a folder fail here as the kernel fails them for a user."""
+    folders = []
+
+    def denied(path) -> bool:
+        if isinstance(path, int):
+            return False
+        folder = os.path.dirname(os.path.realpath(path))
+        return folder in folders and not os.stat(folder).st_mode & stat.S_IWUSR
+
+    def refuse(path):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+
+    real_open, real_os_open = builtins.open, os.open
+
+    def open_(path, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wxa+") and denied(path) and (
+                "x" in mode or not os.path.exists(path)):
+            refuse(path)
+        return real_open(path, mode, *args, **kwargs)
+
+    def os_open(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and denied(path) and not os.path.exists(path):
+            refuse(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    def entry_call(real):
+        def call(path, *args, **kwargs):
+            if denied(path) or (args and denied(args[0])):
+                refuse(path)
+            return real(path, *args, **kwargs)
+        return call
+
+    def make(folder: Path) -> None:
+        folder.chmod(0o555)
+        folders.append(os.path.realpath(folder))
+        if os.geteuid() == 0 and len(folders) == 1:
+            monkeypatch.setattr(builtins, "open", open_)
+            monkeypatch.setattr(os, "open", os_open)
+            for name in ("replace", "rename", "remove", "unlink"):
+                monkeypatch.setattr(os, name, entry_call(getattr(os, name)))
+
+    yield make
+    for folder in folders:
+        os.chmod(folder, 0o755)
+
+
+def test_resume_into_a_read_only_folder_stops_before_training(example, tiny_root, tmp_path,
+                                                             monkeypatch, read_only):
+    run(example, ["--data-root", tiny_root, "--out", tmp_path, *TINY, "--epochs", "1",
+                  "--schedule", "none"])
+    before = snapshot(tmp_path)
+    read_only(tmp_path)
+    train_epoch, trained = example.train_epoch, []
+    monkeypatch.setattr(example, "train_epoch",
+                        lambda *args, **kwargs: trained.append(1) or train_epoch(*args, **kwargs))
+    _, error = run(example, ["--resume", "--out", tmp_path, "--epochs", "2"], expect=2)
+    assert f"argument --out: cannot write to {str(tmp_path)!r}: Permission denied" in error, error
+    assert not trained and "Traceback" not in error and snapshot(tmp_path) == before
+
+
+def resume_args(message: str, args: list) -> list:
+    """The arguments of the command a failed run printed (its own when no epoch was saved)."""
+    if "resume with: " not in message:
+        assert "run the same command again to start over" in message
+        return args
+    command = shlex.split(message.split("resume with: ")[1])
+    assert command[1] == str(EXAMPLES / "mnist.py")
+    return [*command[2:], "--no-progress"]
+
+
+@pytest.mark.parametrize("number", range(1, 2 * WRITES_PER_EPOCH + 2))
+def test_a_failed_write_says_in_one_line_which_file_what_is_kept_and_how_to_resume(
+        example, tiny_root, tmp_path, monkeypatch, reference, number):
+    args = [str(a) for a in ["--data-root", tiny_root, "--out", tmp_path, *TINY]]
+    kill_at_write(monkeypatch, number, error=OSError(errno.ENOSPC, "No space left on device"))
+    _, error = run(example, args, expect=1)
+    monkeypatch.undo()
+    epoch, index = divmod(number - 1, WRITES_PER_EPOCH)
+    name = WRITTEN[index] if epoch < 2 else "curves.png"
+    assert len(error.splitlines()) == 1 and "Traceback" not in error, error
+    assert error.startswith(f"mnist.py: error: cannot write {tmp_path / name} (No space left "
+                            "on device)"), error
+    kept = epoch if name == "checkpoint.npz" else min(epoch + 1, 2)  # checkpoint.npz's epoch
+    if kept == 0:
+        assert "no epoch was saved" in error and not (tmp_path / "checkpoint.npz").exists()
+    elif kept < 2:
+        assert f"checkpoint.npz is intact and holds epoch {kept} of 2" in error
+    else:
+        assert "training finished; checkpoint.npz is intact and holds all 2 epochs" in error
+    if kept:
+        assert mg.load(tmp_path / "checkpoint.npz")["epoch"] == kept
+    run(example, resume_args(error, args))
+    state = check_files_agree(tmp_path, 2)
+    for key, value in reference["model"].items():  # the same weights as the run that never failed
+        assert state["model"][key].numpy().tobytes() == value.numpy().tobytes(), key
+
+
+def test_resume_redraws_curves_that_a_failed_write_left_showing_fewer_epochs(
+        example, tiny_root, tmp_path, monkeypatch):
+    run(example, ["--data-root", tiny_root, "--out", tmp_path, *TINY, "--epochs", "1",
+                  "--schedule", "none"])
+    one_epoch = (tmp_path / "curves.png").read_bytes()
+    kill_at_write(monkeypatch, WRITES_PER_EPOCH + 1,  # epoch 2's files, then curves.png
+                  error=OSError(errno.EDQUOT, "Disk quota exceeded"))
+    _, error = run(example, ["--resume", "--out", tmp_path, "--epochs", "2", "--no-progress"],
+                   expect=1)
+    monkeypatch.undo()
+    assert "training finished; checkpoint.npz is intact and holds all 2 epochs" in error
+    assert (tmp_path / "curves.png").read_bytes() == one_epoch
+    printed, _ = run(example, resume_args(error, []))
+    assert "wrote curves.png (it showed fewer epochs)" in printed, printed
+    check_files_agree(tmp_path, 2)
+    assert (tmp_path / "curves.png").read_bytes() != one_epoch
+
+
+def test_a_real_file_size_limit_stops_the_run_in_one_line_and_resume_finishes_it(
+        example, tiny_root, tmp_path):
+    run(example, ["--data-root", tiny_root, "--out", tmp_path, *TINY, "--epochs", "1",
+                  "--schedule", "none"])
+    limit = (tmp_path / "checkpoint.npz").stat().st_size // 2  # the next checkpoint won't fit
+    limited = textwrap.dedent(f"""
+        import resource, runpy, signal, sys
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+        sys.argv = ["mnist.py", "--resume", "--out", {str(tmp_path)!r}, "--epochs", "2",
+                    "--no-progress"]
+        sys.path.insert(0, {str(EXAMPLES)!r})
+        runpy.run_path({str(EXAMPLES / "mnist.py")!r}, run_name="__main__")
+    """)
+    result = subprocess.run([sys.executable, "-c", limited], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    error = result.stderr
+    assert len(error.splitlines()) == 1, error
+    assert error.startswith(f"mnist.py: error: cannot write {tmp_path / 'checkpoint.npz'} "
+                            "(File too large) while saving epoch 2; checkpoint.npz is intact "
+                            "and holds epoch 1 of 2; resume with: "), error
+    assert mg.load(tmp_path / "checkpoint.npz")["epoch"] == 1
+    run(example, resume_args(error, []))
+    check_files_agree(tmp_path, 2)
