@@ -61,7 +61,7 @@ def test_relu_backward_bias_grad_matches_reference(device, dtype, rows, features
     z = np.maximum(_random((rows, features), dtype), 0)
     grad = _random((rows, features), dtype, seed=1)
     out, bias_grad = kernels.relu_backward_bias_grad(_on(grad), _on(z))
-    expected = grad * (z > 0)
+    expected = grad * ~(z <= 0)
     np.testing.assert_array_equal(_host(out), expected)
     np.testing.assert_allclose(_host(bias_grad), expected.sum(axis=0), **TOLERANCE[dtype])
 
@@ -74,7 +74,7 @@ def test_relu_and_bias_relu_at_awkward_sizes(device, dtype, rows, features):
     np.testing.assert_allclose(_host(kernels.bias_relu_forward(_on(x), _on(bias))),
                                np.maximum(x + bias, 0), **TOLERANCE[dtype])
     z = np.maximum(x, 0)
-    np.testing.assert_array_equal(_host(kernels.relu_backward(_on(x), _on(z))), x * (z > 0))
+    np.testing.assert_array_equal(_host(kernels.relu_backward(_on(x), _on(z))), x * ~(z <= 0))
 
 
 @pytest.mark.cuda
@@ -82,7 +82,7 @@ def test_relu_and_bias_relu_at_awkward_sizes(device, dtype, rows, features):
 def test_elementwise_kernels_past_one_grid_stride_lap():
     x = _random((PAST_ONE_LAP,), np.float32)
     z = np.maximum(x, 0)
-    np.testing.assert_array_equal(_host(kernels.relu_backward(_on(x), _on(z))), x * (z > 0))
+    np.testing.assert_array_equal(_host(kernels.relu_backward(_on(x), _on(z))), x * ~(z <= 0))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -81,7 +81,20 @@ def test_relu_backward_matches_reference(kernel_device, dtype):
     z = np.maximum(_random((7, 33), dtype), 0)
     grad = _random((7, 33), dtype, seed=1)
     out = kernels.relu_backward(_on(grad), _on(z))
-    np.testing.assert_array_equal(_host(out), grad * (z > 0))
+    np.testing.assert_array_equal(_host(out), grad * ~(z <= 0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_kernels_pass_nan_as_the_cpu_does(kernel_device, dtype):
+    """A NaN stays NaN through ReLU and passes its gradient, on the GPU as on the CPU (torch)."""
+    x = np.array([[np.nan, -1.0, 0.0, 2.0]], dtype)
+    z = np.maximum(x, 0)
+    grad = np.ones_like(x)
+    np.testing.assert_array_equal(_host(kernels.relu_backward(_on(grad), _on(z))), [[1, 0, 0, 1]])
+    out = kernels.bias_relu_forward(_on(x), _on(np.zeros(4, dtype)))
+    np.testing.assert_array_equal(_host(out), z)
+    relu_grad, bias_grad = kernels.relu_backward_bias_grad(_on(grad), _on(z))
+    np.testing.assert_array_equal(_host(relu_grad), [[1, 0, 0, 1]])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

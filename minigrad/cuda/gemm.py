@@ -26,7 +26,7 @@ def _operand(array, transpose: bool) -> tuple:
 
 def matmul(a, b, out, transpose_a=False, transpose_b=False, bias=None, relu=False, mask=None,
            row_sum=None) -> None:
-    """out = op(a) @ op(b) (+ bias, then ReLU, then * (mask > 0)); row_sum = op(a).sum(axis=1).
+    """out = op(a) @ op(b) (+ bias, then ReLU, then * ~(mask <= 0)); row_sum = op(a).sum(axis=1).
 
     op(x) is x or x.T; a, b, out (and bias, mask, row_sum) are C-contiguous CUDA arrays of one
     float dtype. Reference: out[...] = a @ b, then the epilogue with array code.

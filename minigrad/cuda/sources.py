@@ -39,16 +39,16 @@ __device__ inline scalar_t block_sum(scalar_t* partial, scalar_t value) {{
 """
 
 RELU_BACKWARD = r"""
-// out = grad where the ReLU's output z is positive, else 0.
+// out = 0 where the ReLU's output z is <= 0, else grad (a NaN z passes grad, as on the CPU).
 extern "C" __global__ void relu_backward(const scalar_t* grad, const scalar_t* z, scalar_t* out,
                                          long long n) {
-    GRID_STRIDE_LOOP(i, n) { out[i] = z[i] > 0 ? grad[i] : (scalar_t)0; }
+    GRID_STRIDE_LOOP(i, n) { out[i] = z[i] <= 0 ? (scalar_t)0 : grad[i]; }
 }
 """
 
 RELU_BACKWARD_BIAS_GRAD = r"""
 // ReLU's backward and the next-earlier Linear's bias gradient in one pass, for (rows, features):
-//   out = grad where z > 0 else 0;  bias_grad[j] = sum over rows of out[:, j]
+//   out = 0 where z <= 0 else grad;  bias_grad[j] = sum over rows of out[:, j]
 // One thread per column walks down its rows (neighbouring threads read neighbouring columns).
 extern "C" __global__ void relu_backward_bias_grad(const scalar_t* grad, const scalar_t* z,
                                                    scalar_t* out, scalar_t* bias_grad,
@@ -57,7 +57,7 @@ extern "C" __global__ void relu_backward_bias_grad(const scalar_t* grad, const s
         scalar_t sum = 0;
         for (long long r = 0; r < rows; ++r) {
             long long i = r * features + j;
-            scalar_t v = z[i] > 0 ? grad[i] : (scalar_t)0;
+            scalar_t v = z[i] <= 0 ? (scalar_t)0 : grad[i];
             out[i] = v;
             sum += v;
         }
@@ -67,12 +67,13 @@ extern "C" __global__ void relu_backward_bias_grad(const scalar_t* grad, const s
 """
 
 BIAS_RELU_FORWARD = r"""
-// out = max(x + bias, 0), bias broadcast along the last dim (features); out may be x.
+// out = max(x + bias, 0) (NaN stays NaN, as numpy.maximum), bias broadcast along the last dim
+// (features); out may be x.
 extern "C" __global__ void bias_relu_forward(const scalar_t* x, const scalar_t* bias, scalar_t* out,
                                              long long n, long long features) {
     GRID_STRIDE_LOOP(i, n) {
         scalar_t v = x[i] + bias[i % features];
-        out[i] = v > 0 ? v : (scalar_t)0;
+        out[i] = v <= 0 ? (scalar_t)0 : v;
     }
 }
 """
@@ -231,7 +232,7 @@ GEMM = r"""
 // strides give a or b transposed for free. c is (m, n), C-contiguous. Epilogue bits:
 //   1  c += bias[j]                 (a Linear's bias)
 //   2  c = max(c, 0)                (then ReLU)
-//   4  c = c where mask[i, j] > 0   (ReLU's backward: mask is the ReLU's output)
+//   4  c = 0 where mask[i, j] <= 0  (ReLU's backward: mask is the ReLU's output)
 //   8  row_sum[i] = sum_k a(i, k)   (with a = grad^T: a Linear's bias gradient)
 // One block of TILE x TILE threads per TILE x TILE tile of c, its grid flattened to 1-D; each
 // thread adds its dot product in k order. A tile side whose stride is 1 along k is read with
@@ -272,8 +273,8 @@ extern "C" __global__ void gemm(const scalar_t* a, long long a_row, long long a_
     if (sums && tx == 0 && row < m) row_sum[row] = sum;
     if (row < m && col < n) {
         if (epilogue & 1) acc += bias[col];
-        if (epilogue & 2) acc = acc > 0 ? acc : (scalar_t)0;
-        if (epilogue & 4) acc = mask[row * n + col] > 0 ? acc : (scalar_t)0;
+        if (epilogue & 2) acc = acc <= 0 ? (scalar_t)0 : acc;
+        if (epilogue & 4) acc = mask[row * n + col] <= 0 ? (scalar_t)0 : acc;
         c[row * n + col] = acc;
     }
 }
