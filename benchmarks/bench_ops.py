@@ -1,6 +1,6 @@
 """Per-op cost: forward and forward+backward of single ops, minigrad against PyTorch and NumPy.
 
-For each op (matmul, add with broadcasting, relu, cross-entropy, sum) and each shape (a small one
+For each op (matmul, add with broadcasting, relu, cross-entropy, sum, sum over the rows) and each shape (a small one
 where fixed per-call costs dominate, a large one where arithmetic does), it times:
 
 - minigrad and PyTorch: the forward alone (recording the graph, as in training) and forward plus
@@ -76,6 +76,10 @@ def _numpy_sum(a, grad):
     return a["x"].sum(), np.broadcast_to(grad, a["x"].shape)
 
 
+def _numpy_sum_rows(a, grad):
+    return a["x"].sum(axis=0), np.broadcast_to(grad, a["x"].shape)
+
+
 OPS = {
     "matmul": (_inputs_matmul, lambda F, t: t["x"] @ t["w"], _numpy_matmul),
     "add_broadcast": (_inputs_add, lambda F, t: t["x"] + t["b"], _numpy_add),
@@ -86,6 +90,8 @@ OPS = {
         _numpy_cross_entropy,
     ),
     "sum": (_inputs_one, lambda F, t: t["x"].sum(), _numpy_sum),
+    # over the rows (dim 0): NumPy adds rows one at a time there, minigrad in a cascade
+    "sum_rows": (_inputs_one, lambda F, t: t["x"].sum(0), _numpy_sum_rows),
 }
 
 

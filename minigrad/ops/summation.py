@@ -3,10 +3,10 @@
 NumPy sums pairwise only along an array's contiguous last axis. Along any other axis it adds the
 rows one at a time, so a float32 total drifts once it is large next to each row: a column of
 20 million ones sums to 16,777,216 (2**24, where adding 1 no longer changes a float32). PyTorch
-sums in a cascade on every axis, and so does `cascade_sum`: it adds the rows in blocks of 16, then
-the blocks' sums in blocks of 16, and so on, so each total is a sum of 16 numbers of like size at
-every level. Each level is one NumPy sum over a view (an axis split in two), no Python loop over
-the rows.
+sums in a cascade on every axis, and so does `cascade_sum`: it adds the rows 16 at a time into
+partial sums, then those 16 at a time, and so on, so each total is a sum of 16 numbers of like
+size at every level. Each level is one NumPy sum over a view (an axis split in two), no Python
+loop over the rows.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ SHORT = 64
 # Longer axes: rows are added one at a time within blocks of BLOCK, the blocks' sums the same way,
 # level by level (PyTorch's cascade also adds 16 at a level).
 BLOCK = 16
+# Rows of at least this many elements are summed block by block (see _cascade_along).
+WIDE = 512
 # Fewer columns than this (a (n, 2) array summed over n): a contiguous copy summed pairwise by
 # NumPy is faster than adding rows this short one at a time.
 NARROW = 16
@@ -53,10 +55,17 @@ def _cascade_along(array, axis: int):
         lined_up = xp.ascontiguousarray(xp.moveaxis(array, axis, -1))
         return xp.expand_dims(lined_up.sum(axis=-1), axis)
     whole = length - length % BLOCK
-    shape = array.shape
-    blocks = array[(slice(None),) * axis + (slice(0, whole),)].reshape(
-        shape[:axis] + (whole // BLOCK, BLOCK) + shape[axis + 1:])  # a view: one axis split in two
-    total = _cascade_along(blocks.sum(axis=axis + 1), axis)
+    head, tail = array.shape[:axis], array.shape[axis + 1:]
+    part = array[(slice(None),) * axis + (slice(0, whole),)]
+    # Split the axis in two (a view) and sum BLOCK slices into each partial sum, in one NumPy
+    # call. Which half is summed is only a matter of speed: slices of a long row are added block
+    # by block (each block's sum stays in cache); short rows are added as whole rows of partial
+    # sums, BLOCK of them, one row length at a time, which NumPy vectorises better.
+    if array.size // length >= WIDE:
+        partial = part.reshape(head + (whole // BLOCK, BLOCK) + tail).sum(axis=axis + 1)
+    else:
+        partial = part.reshape(head + (BLOCK, whole // BLOCK) + tail).sum(axis=axis)
+    total = _cascade_along(partial, axis)
     if whole < length:
         total += array[(slice(None),) * axis + (slice(whole, length),)].sum(axis=axis,
                                                                            keepdims=True)
