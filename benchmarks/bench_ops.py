@@ -1,7 +1,8 @@
 """Per-op cost: forward and forward+backward of single ops, minigrad against PyTorch and NumPy.
 
-For each op (matmul, add with broadcasting, relu, cross-entropy, sum, sum over the rows) and each shape (a small one
-where fixed per-call costs dominate, a large one where arithmetic does), it times:
+For each op (matmul, add with broadcasting, relu, cross-entropy, sum, sum over the rows) and each
+shape (a small one where fixed per-call costs dominate, a large one where arithmetic does), it
+times:
 
 - minigrad and PyTorch: the forward alone (recording the graph, as in training) and forward plus
   backward into the leaves' .grad;

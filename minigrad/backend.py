@@ -307,20 +307,36 @@ def _address(array) -> int:
 
 
 def flat_positions(view, base):
-    """For each element of `view`, its index in the flattened `base` whose memory it shares
-    (an int64 array shaped like view), or None when base is not C-contiguous."""
-    if not base.flags.c_contiguous:
-        return None
+    """For each element of `view`, the index in base.reshape(-1) (C order) of the base element on
+    the same memory: an int64 array shaped like view. None when base does not lay its elements
+    out densely (in some order of its dims), so that an address does not name one element."""
     xp = array_module(base)
     itemsize = base.itemsize
     offset, remainder = divmod(_address(view) - _address(base), itemsize)
-    positions = xp.full(view.shape, offset, dtype=int64)
+    if remainder or any(stride % itemsize for stride in view.strides + base.strides):
+        return None
+    # Each view element's distance from the base's first element, in elements.
+    distance = xp.full(view.shape, offset, dtype=int64)
     for axis, (size, stride) in enumerate(zip(view.shape, view.strides, strict=True)):
-        if stride % itemsize:
-            return None
         step = xp.arange(size, dtype=int64) * (stride // itemsize)
-        positions = positions + step.reshape([-1 if a == axis else 1 for a in range(view.ndim)])
-    return None if remainder else positions
+        distance = distance + step.reshape([-1 if a == axis else 1 for a in range(view.ndim)])
+    # Read the distance back as the base's index along each dim, largest stride first: this
+    # works when each dim's stride is the product of the sizes of the dims with smaller ones.
+    dims = sorted((d for d in range(base.ndim) if base.shape[d] > 1),
+                  key=lambda d: base.strides[d], reverse=True)
+    expected = 1
+    for d in reversed(dims):
+        if base.strides[d] != expected * itemsize:
+            return None
+        expected *= base.shape[d]
+    positions, rest = xp.zeros(view.shape, dtype=int64), distance
+    for d in dims:
+        index, rest = xp.divmod(rest, base.strides[d] // itemsize)
+        c_stride = 1
+        for later in range(d + 1, base.ndim):
+            c_stride *= base.shape[later]
+        positions = positions + index * c_stride
+    return positions
 
 
 def broadcast_shapes(*shapes) -> tuple:

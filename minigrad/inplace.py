@@ -27,6 +27,8 @@ class InPlaceMethods:
 
     def _inplace(self, op: str, compute, *others):
         """Write compute(self), an out-of-place result, into self's memory; return self."""
+        if self._view_of is not None:
+            self._refresh_view()
         recording = grad_mode.enabled and (
             self._requires_grad or any(getattr(o, "_requires_grad", False) for o in others)
         )
@@ -35,7 +37,7 @@ class InPlaceMethods:
                 result = compute(self)
             _write(self, op, result)
             return self
-        if self.grad_fn is None and self._requires_grad:
+        if self._grad_fn is None and self._requires_grad:
             raise RuntimeError(
                 f"{op}: a leaf Variable that requires grad is being used in an in-place "
                 "operation. Do it under mg.no_grad() (as optimisers do), or on a clone()"
@@ -138,11 +140,18 @@ def _take_history(tensor, source) -> None:
 
 
 def _inplace_on_view(view, op: str, compute):
-    """A recorded in-place op on a view changes its base: the base's history becomes "the old
-    base with the view's elements replaced", and the view is read from the new base again."""
-    view._check_view_is_current(op)  # a view made before its base changed would go wrong
-    base = view._view_of[0]
-    if base.grad_fn is None and base._requires_grad:
+    """A recorded in-place op on a view changes its base (PyTorch's CopySlices): the base's
+    history becomes "the old base with the view's elements replaced", and every view of it,
+    this one and any made before, reads its history from the new base."""
+    base, _, multi_output = view._view_of
+    if multi_output is not None:
+        raise RuntimeError(
+            f"{op}: {multi_output} is a view and is being modified "
+            "inplace. This view is the output of a function that returns multiple views. Such "
+            "functions do not allow the output views to be modified inplace. You should replace "
+            "the inplace operation by an out-of-place one."
+        )
+    if base._grad_fn is None and base._requires_grad:
         raise RuntimeError(
             f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
             "operation. Do it under mg.no_grad() (as optimisers do), or on a clone()"
@@ -154,16 +163,14 @@ def _inplace_on_view(view, op: str, compute):
     if positions is None:
         raise RuntimeError(
             f"{op}: minigrad cannot record an in-place operation on this view (its base of "
-            f"shape {base.shape} is not contiguous); apply it to a clone() of the view"
+            f"shape {base.shape} does not lay out its own memory densely); apply it to a "
+            "clone() of the view"
         )
-    positions = type(view)._wrap_no_copy_no_checks(positions, view.device)
     new_values = compute(_snapshot(view))
-    flat = _snapshot(base).reshape(-1)
-    new_base = movement.SetItem.apply(flat, new_values, positions.array).reshape(base.shape)
+    new_base = movement.CopySlices.apply(base, new_values, positions)
     _write(base, op, new_base)
     _take_history(base, new_base)
-    _take_history(view, new_base.reshape(-1)[positions])
-    view._view_of = (base, base.grad_fn)
+    view._refresh_view()  # "these elements of the new base"
     return view
 
 

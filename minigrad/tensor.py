@@ -12,7 +12,7 @@ import weakref
 from collections import namedtuple
 
 from . import backend
-from .autograd.grad_mode import grad_mode
+from .autograd.grad_mode import enable_grad, grad_mode
 from .inplace import InPlaceMethods
 from .ops import activation, broadcast, elementwise, matmul, movement, reduce
 from .tensor_methods import TensorMethods, pick_dim
@@ -26,12 +26,13 @@ class Tensor(InPlaceMethods, TensorMethods):
     __slots__ = (
         "array",  # the backend array (numpy.ndarray or cupy.ndarray)
         "device",
-        "grad_fn",  # the node (a Context) that made this tensor, None for a leaf
+        "_grad_fn",  # the node (a Context) that made this tensor, None for a leaf
         "_grad",
         "_requires_grad",
         "_output_nr",  # which output of grad_fn this tensor is
         "_version_counter",  # [number of in-place changes], shared by tensors on this memory
-        "_view_of",  # (base tensor, its grad_fn when the view was made), for views
+        "_view_of",  # for a view: (its base, the base's grad_fn when the view's history was
+        # made, the name of a function that returned several views or None)
         "_hooks",  # register_hook on a leaf
         "__weakref__",
     )
@@ -65,7 +66,7 @@ class Tensor(InPlaceMethods, TensorMethods):
         # A copy, as torch.tensor makes: later writes to `data` must not change the tensor.
         self.array = array.copy() if array is data else array
         self.device = dev
-        self.grad_fn = self._grad = self._view_of = self._hooks = None
+        self._grad_fn = self._grad = self._view_of = self._hooks = None
         self._requires_grad, self._output_nr, self._version_counter = False, 0, [0]
         if requires_grad:
             self.requires_grad = True
@@ -74,7 +75,7 @@ class Tensor(InPlaceMethods, TensorMethods):
     def _wrap_no_copy_no_checks(array, device) -> Tensor:
         """A Tensor around a backend array: no copy, no checks (for code that made the array)."""
         t = _new_tensor(Tensor)
-        t.array, t.device, t.grad_fn, t._grad, t._view_of, t._hooks = array, device, *_NONES
+        t.array, t.device, t._grad_fn, t._grad, t._view_of, t._hooks = array, device, *_NONES
         t._requires_grad, t._output_nr, t._version_counter = False, 0, [0]
         return t
 
@@ -120,8 +121,21 @@ class Tensor(InPlaceMethods, TensorMethods):
         self._grad = value
 
     @property
+    def grad_fn(self):
+        """The node (a Context) that made this tensor; None for a leaf."""
+        if self._view_of is not None:
+            self._refresh_view()
+        return self._grad_fn
+
+    @grad_fn.setter
+    def grad_fn(self, node) -> None:
+        self._grad_fn = node
+
+    @property
     def requires_grad(self) -> bool:
         """Whether backward should compute a gradient for this tensor."""
+        if self._view_of is not None:
+            self._refresh_view()
         return self._requires_grad
 
     @requires_grad.setter
@@ -281,21 +295,35 @@ class Tensor(InPlaceMethods, TensorMethods):
         result._share_memory_with(self)
         return result
 
-    def _share_memory_with(self, base: Tensor) -> None:
-        """This tensor is a view of `base`: one version counter, and remember base's history."""
-        self._version_counter = base._version_counter
-        self._view_of = base._view_of or (base, base.grad_fn)
+    def _share_memory_with(self, base: Tensor, multi_output: str | None = None) -> None:
+        """This tensor is a view of `base`: one version counter, and one root base to follow.
 
-    def _check_view_is_current(self, op: str) -> None:
-        """A view whose base got a new history by an in-place op would send gradients wrong."""
-        base, grad_fn = self._view_of
-        if base.grad_fn is not grad_fn:
-            raise RuntimeError(
-                f"{op}: this tensor is a view of a tensor of shape {base.shape} that was "
-                "modified in place (by an operation recorded on the graph) after the view "
-                "was made, so the view's history is out of date. Make the view again after "
-                "the in-place operation, or clone() before it"
-            )
+        `multi_output` says which output of which function, when that function returned several
+        views (split, chunk): PyTorch refuses in-place changes to those, and to views of them,
+        when the change is recorded."""
+        self._version_counter = base._version_counter
+        if base._view_of is None:
+            root = base
+        else:  # a view of a view: follow the first base, and keep its in-place restriction
+            root, _, inherited = base._view_of
+            multi_output = multi_output or inherited
+        self._view_of = (root, root._grad_fn, multi_output)
+
+    def _refresh_view(self) -> None:
+        """A view whose base was changed in place by a recorded operation takes the base's new
+        history: it becomes "these elements of the new base" (PyTorch regenerates a view's
+        grad_fn the same way). Its values need nothing: they are the base's memory."""
+        base, seen, multi_output = self._view_of
+        if base._grad_fn is seen:
+            return
+        if base._requires_grad:
+            with enable_grad():
+                rebased = movement.AsStrided.apply(base, self.array)
+            self._grad_fn, self._output_nr = rebased._grad_fn, rebased._output_nr
+            self._requires_grad = True
+        else:  # the base left the graph (detach_()): so does the view
+            self._grad_fn, self._output_nr, self._requires_grad = None, 0, False
+        self._view_of = (base, base._grad_fn, multi_output)
 
     def _bump_version(self) -> None:
         """Record an in-place change of this memory (optimisers call it after writing .array)."""

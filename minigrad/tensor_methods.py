@@ -268,8 +268,12 @@ class TensorMethods:
                     f"(input tensor's size at dimension {dim}), but got split_sizes={sizes}"
                 )
         pieces, start = [], 0
-        for size in sizes:
-            pieces.append(self[(slice(None),) * axis + (slice(start, start + size),)])
+        for number, size in enumerate(sizes):
+            piece = self[(slice(None),) * axis + (slice(start, start + size),)]
+            if piece._view_of is not None:  # several views of one base: no in-place on them
+                root, seen, _ = piece._view_of
+                piece._view_of = (root, seen, f"Output {number} of Split")
+            pieces.append(piece)
             start += size
         return tuple(pieces)
 

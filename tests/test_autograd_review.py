@@ -11,12 +11,20 @@ import minigrad as mg
 import minigrad.nn.functional as F
 
 
-def test_in_place_on_a_view_made_before_its_base_changed_raises():
-    b = mg.tensor([1.0, 2.0, 3.0], requires_grad=True) * 1
-    v1, v2 = b[0:2], b[1:3]
-    v1.mul_(2)
-    with pytest.raises(RuntimeError, match="modified in place"):
+def test_in_place_on_overlapping_views_made_before_their_base_changed_matches_torch():
+    """v2 overlaps v1 and was made before v1.mul_: it sees the doubled element and sends
+    gradients through both in-place ops (it raised before the views followed their base)."""
+    results = []
+    for lib in (mg, torch):
+        a = lib.tensor([1.0, 2.0, 3.0], dtype=lib.float64, requires_grad=True)
+        b = a * 1
+        v1, v2 = b[0:2], b[1:3]
+        v1.mul_(2)
         v2.mul_(3)
+        (b * lib.tensor([1.0, 10.0, 100.0], dtype=lib.float64)).sum().backward()
+        results.append((b.detach().numpy(), a.grad.numpy()))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
 
 
 def test_cross_entropy_reduction_none_gives_one_loss_per_sample_like_torch():

@@ -45,7 +45,7 @@ def test_bench_ops_writes_every_op_and_size(tmp_path):
     report = json.loads(out.read_text())
     assert REPORT_KEYS | {"threads"} <= set(report)
     assert report["threads"]["numpy_openblas"] in (1, None)  # None: OpenBLAS not found
-    ops = {"matmul", "add_broadcast", "relu", "cross_entropy", "sum"}
+    ops = {"matmul", "add_broadcast", "relu", "cross_entropy", "sum", "sum_rows"}
     assert {(r["op"], r["size"]) for r in report["results"]} == {
         (op, size) for op in ops for size in ("small", "large")
     }

@@ -145,6 +145,8 @@ class Function:
                             f"found {device} and {arg.device}"
                         )
                     device = arg.device
+                if arg._view_of is not None:  # a view whose base changed takes its new history
+                    arg._refresh_view()
                 needs_input_grad.append(arg._requires_grad)
             else:
                 needs_input_grad.append(False)
@@ -215,9 +217,7 @@ def _record(ctx: Context, args, outputs) -> None:
     # needed: a Tensor that requires grad (the lengths are equal)
     for arg, needed in zip(args, ctx.needs_input_grad, strict=False):
         if needed:
-            if arg._view_of is not None:
-                arg._check_view_is_current(ctx.function.__name__)
-            grad_fn = arg.grad_fn
+            grad_fn = arg._grad_fn
             edges.append((arg, 0) if grad_fn is None else (grad_fn, arg._output_nr))
         else:
             edges.append(_NO_EDGE)
@@ -233,7 +233,7 @@ def _record(ctx: Context, args, outputs) -> None:
             # Integers and outputs marked non-differentiable have no gradient.
             if array.dtype.kind == "f" and not (
                     ctx._non_differentiable and any(out is nd for nd in ctx._non_differentiable)):
-                out.grad_fn, out._output_nr, out._requires_grad = ctx, number, True
+                out._grad_fn, out._output_nr, out._requires_grad = ctx, number, True
         else:
             output_metadata.append(None)
         number += 1

@@ -41,14 +41,12 @@ def _root_grads(outputs: tuple, grad_outputs, op: str) -> tuple:
             f"{len(outputs)} outputs"
         )
     for number, out in enumerate(outputs):
-        if not out._requires_grad:
+        if not out.requires_grad:
             raise RuntimeError(
                 f"{op}: element {number} of tensors does not require grad and does not have a "
                 "grad_fn; did you create the inputs with requires_grad=True, or run under "
                 "no_grad()?"
             )
-        if out._view_of is not None:
-            out._check_view_is_current(op)
     return tuple([_root_gradient(out, g, op) for out, g in zip(outputs, grad_outputs, strict=True)])
 
 

@@ -96,7 +96,7 @@ def relu_backward(grad, z):
 
 
 def relu_backward_bias_grad(grad, z):
-    """(grad * ~(z <= 0), its sum over rows): ReLU's backward and the earlier Linear's bias gradient.
+    """(grad * ~(z <= 0), its sum over rows): ReLU's backward and the Linear's bias gradient.
 
     For 2-D (rows, features) arrays; z is the ReLU's output. Reference: g = grad * ~(z <= 0);
     (g, g.sum(axis=0)).

@@ -27,7 +27,7 @@ class Parameter(Tensor):
         if not isinstance(data, Tensor):
             data = Tensor._from_data(data)
         self.array, self.device = data.array, data.device
-        self.grad_fn = self._grad = self._view_of = self._hooks = None
+        self._grad_fn = self._grad = self._view_of = self._hooks = None
         self._requires_grad, self._output_nr = False, 0
         self._version_counter = data._version_counter
         self.requires_grad = requires_grad

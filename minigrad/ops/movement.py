@@ -92,7 +92,10 @@ class GetItem(Function):
         ctx.input_shape = x.array.shape
         ctx.index = owned_index(index) if ctx.needs_input_grad[0] else index
         try:
-            return x.array[index]
+            z = x.array[index]
+            if not backend.is_array(z):  # NumPy gives a copied scalar for x[1]; PyTorch a view
+                z = x.array[(*index, Ellipsis) if isinstance(index, tuple) else (index, Ellipsis)]
+            return z
         except IndexError as error:
             raise IndexError(
                 f"index {index!r} is invalid for shape {tuple(x.array.shape)}: {error}"
@@ -101,6 +104,50 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx, grad):
         return ScatterAdd.apply(grad, ctx.index, ctx.input_shape), None
+
+
+class AsStrided(Function):
+    """z = the elements of x that `view` (an array on x's memory) shows: a view's history made
+    again after x changed in place;  dz/dx = grad scattered back to those elements"""
+
+    @staticmethod
+    def forward(ctx, x, view):
+        positions = backend.flat_positions(view, x.array)
+        if positions is None:
+            raise RuntimeError(
+                f"a view of shape {tuple(view.shape)} cannot be followed back into its base of "
+                f"shape {tuple(x.array.shape)} with strides {x.array.strides} (the base does not "
+                "own its memory densely); clone() the base before making views of it"
+            )
+        ctx.positions, ctx.input_shape = positions, x.array.shape
+        return view
+
+    @staticmethod
+    def backward(ctx, grad):
+        size = 1
+        for n in ctx.input_shape:
+            size *= n
+        flat = ScatterAdd.apply(grad, ctx.positions, (size,))
+        return flat.reshape(ctx.input_shape), None
+
+
+class CopySlices(Function):
+    """z = x with its elements at `positions` (of x in C order) replaced by values: an in-place
+    op on a view, recorded on the base;  dz/dx = 1 elsewhere, 0 there;  dz/dvalues = 1"""
+
+    @staticmethod
+    def forward(ctx, x, values, positions):
+        ctx.positions = positions
+        z = x.array.copy()  # C order, so reshape(-1) below is a view of z
+        z.reshape(-1)[positions] = values.array if hasattr(values, "array") else values
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        needs_x, needs_values, _ = ctx.needs_input_grad
+        grad_x = CopySlices.apply(grad, 0.0, ctx.positions) if needs_x else None
+        grad_values = grad.reshape(-1)[ctx.positions] if needs_values else None
+        return grad_x, grad_values, None
 
 
 class ScatterAdd(Function):
