@@ -111,6 +111,7 @@ from .functions import (
     numel,
     permute,
     pow,  # noqa: A004, F401
+    reciprocal,
     relu,
     reshape,
     sigmoid,
@@ -240,6 +241,7 @@ __all__ = [
     "randn",
     "randn_like",
     "randperm",
+    "reciprocal",
     "relu",
     "reshape",
     "save",

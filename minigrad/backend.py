@@ -339,6 +339,36 @@ def flat_positions(view, base):
     return positions
 
 
+def expand(array, shape):
+    """A view of array with size-1 dims stretched to `shape` (stride 0), writable, as PyTorch's
+    expanded tensors are (NumPy's broadcast_to is read-only): an in-place op refuses to write into
+    it (see has_internal_overlap), an assignment writes each memory location once."""
+    xp = array_module(array)
+    stretched = xp.broadcast_to(array, shape)
+    if xp is numpy and array.flags.writeable:
+        stretched = numpy.lib.stride_tricks.as_strided(
+            array, stretched.shape, stretched.strides, writeable=True)
+    return stretched
+
+
+def has_internal_overlap(array) -> bool:
+    """Whether two elements of the array share one memory location (a stretched dim)."""
+    return any(stride == 0 and size > 1 for size, stride in zip(array.shape, array.strides,
+                                                                 strict=True))
+
+
+def starts_at_same_place(a, b) -> bool:
+    """Whether a's first element is b's: a reshape that gave a view, not a copy."""
+    return _address(a) == _address(b)
+
+
+def partly_overlap(a, b) -> bool:
+    """Whether a and b share memory without being the very same elements in the same places."""
+    same = (_address(a) == _address(b) and a.shape == b.shape and a.strides == b.strides)
+    xp = array_module(a)
+    return not same and bool(xp.may_share_memory(a, b)) and bool(xp.shares_memory(a, b))
+
+
 def broadcast_shapes(*shapes) -> tuple:
     """The shape that NumPy broadcasting gives for these shapes."""
     return numpy.broadcast_shapes(*shapes)

@@ -103,6 +103,8 @@ divide = true_divide = div
 
 def pow(input, exponent) -> Tensor:  # noqa: A001, A002
     """input ** exponent (input may be a number when exponent is a Tensor)."""
+    if not isinstance(input, Tensor) and isinstance(exponent, Tensor):
+        return exponent.__rpow__(input)  # the number keeps its precision, as in PyTorch
     x, y = _operands(input, exponent, "pow")
     return x ** y
 
@@ -225,6 +227,7 @@ _ONE_TENSOR = {
     "sin": "sin(x), elementwise.", "cos": "cos(x), elementwise.", "tanh": "tanh(x), elementwise.",
     "sigmoid": "1 / (1 + exp(-x)), elementwise.", "relu": "max(x, 0), elementwise.",
     "abs": "|x|, elementwise.", "sign": "-1, 0 or 1 by sign, elementwise.", "neg": "-x.",
+    "reciprocal": "1 / x, elementwise.",
     "argmax": "Index of the largest element.", "argmin": "Index of the smallest element.",
     "std": "Standard deviation (correction 1 by default).",
     "var": "Variance (correction 1 by default).", "norm": "The p-norm (2 by default).",

@@ -80,6 +80,12 @@ class InPlaceMethods:
         """Copy src's values (broadcast, converted to self's dtype and device) into self."""
         if isinstance(src, type(self)) and src.device is not self.device:
             src = src.to(self.device)
+        if isinstance(src, type(self)) and backend.partly_overlap(self.array, src.array):
+            raise RuntimeError(
+                "copy_: unsupported operation: some elements of the input tensor and the "
+                "written-to tensor refer to a single memory location. Please clone() the tensor "
+                "before performing the operation."
+            )
         return self._inplace("copy_", lambda s: movement.Copy.apply(s, src), src)
 
     def uniform_(self, a: float = 0.0, b: float = 1.0):
@@ -156,8 +162,7 @@ def _inplace_on_view(view, op: str, compute):
             f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
             "operation. Do it under mg.no_grad() (as optimisers do), or on a clone()"
         )
-    if any(stride == 0 and size > 1 for size, stride in zip(view.array.shape,
-                                                            view.array.strides, strict=True)):
+    if backend.has_internal_overlap(view.array):
         raise RuntimeError(_OVERLAP.format(op=op))
     positions = backend.flat_positions(view.array, base.array)
     if positions is None:
@@ -201,12 +206,9 @@ def _write(tensor, op: str, result) -> None:
         result = result.to(tensor.dtype)
     if result.device is not tensor.device:
         raise RuntimeError(f"{op}: the result is on {result.device}, the tensor on {tensor.device}")
-    try:
-        tensor.array[...] = result.array
-    except ValueError:
-        if not getattr(tensor.array.flags, "writeable", True):  # a broadcast (expand) view
-            raise RuntimeError(_OVERLAP.format(op=op)) from None
-        raise
+    if backend.has_internal_overlap(tensor.array):  # an expand()ed view
+        raise RuntimeError(_OVERLAP.format(op=op))
+    tensor.array[...] = result.array
     tensor._bump_version()
     return result
 

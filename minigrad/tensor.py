@@ -420,6 +420,8 @@ class Tensor(InPlaceMethods, TensorMethods):
         return elementwise.Div.apply(self, _scalar(other))
 
     def __rtruediv__(self, other):
+        if isinstance(other, (int, float)):  # as PyTorch: reciprocal, which saves its result
+            return elementwise.Reciprocal.apply(self) * other
         return elementwise.Div.apply(_scalar(other), self)
 
     def __pow__(self, other):
@@ -556,10 +558,13 @@ class Tensor(InPlaceMethods, TensorMethods):
     # ---- movement: views of the same elements ----------------------------------------------
 
     def reshape(self, *shape) -> Tensor:
-        """The same elements viewed with a new shape (also called as view)."""
+        """The same elements with a new shape: a view of the same memory when the strides allow."""
         return movement.Reshape.apply(self, shape_args(shape))
 
-    view = reshape
+    def view(self, *shape) -> Tensor:
+        """The same memory viewed with a new shape; an error where that needs a copy (as in
+        PyTorch: use reshape, which copies then)."""
+        return movement.Reshape.apply(self, shape_args(shape), True)
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
         """The tensor with dims dim0 and dim1 swapped."""

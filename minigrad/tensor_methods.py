@@ -110,6 +110,10 @@ class TensorMethods:
         """z = self ** exponent."""
         return self ** exponent
 
+    def reciprocal(self):
+        """z = 1 / self."""
+        return elementwise.Reciprocal.apply(self)
+
     def neg(self):
         """z = -self."""
         return -self
@@ -223,7 +227,7 @@ class TensorMethods:
 
     def view_as(self, other):
         """The same elements viewed with other's shape."""
-        return self.reshape(other.shape)
+        return self.view(other.shape)
 
     def reshape_as(self, other):
         """The same elements with other's shape."""
@@ -249,7 +253,8 @@ class TensorMethods:
         # Put a size-1 dim before each dim, stretch it to the repeat count, then merge the pair.
         spaced = self.reshape(tuple(d for s in shape for d in (1, s)))
         tiled = spaced.expand(tuple(d for r, s in zip(sizes, shape, strict=True) for d in (r, s)))
-        return tiled.reshape(tuple(r * s for r, s in zip(sizes, shape, strict=True)))
+        result = tiled.reshape(tuple(r * s for r, s in zip(sizes, shape, strict=True)))
+        return result.clone() if result._view_of is not None else result  # new memory, always
 
     def split(self, split_size_or_sections, dim: int = 0):
         """Pieces along dim: of split_size each (the last may be smaller), or of the given sizes."""

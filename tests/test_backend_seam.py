@@ -98,8 +98,8 @@ NUMPY_ONLY_METHODS = {"ctypes", "getfield", "resize", "setfield", "setflags", "t
 # starts using another one, check that CuPy has it and add it here.
 FUNCTIONS = """abs absolute all any arange argmax argmin ascontiguousarray broadcast_to clip
     concatenate copyto cos empty empty_like exp eye expand_dims expm1 full full_like isfinite isnan
-    log log1p logical_and logical_not matmul maximum minimum multiply ones ones_like sign sin sqrt
-    square
+    log log1p logical_and logical_not matmul maximum may_share_memory minimum moveaxis multiply
+    divmod ones ones_like shares_memory sign sin sqrt square
     stack sum take_along_axis tanh where zeros zeros_like""".split()
 DTYPE_NAMES = "float16 float32 float64 int32 int64 uint8 uint64 bool_ dtype".split()
 GENERATOR_METHODS = """beta binomial chisquare dirichlet exponential f gamma geometric

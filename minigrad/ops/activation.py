@@ -98,7 +98,8 @@ def softmax_axis(x, dim: int, op: str):
     """The axis softmax-like ops work along (None for a 0-d tensor)."""
     if not isinstance(dim, int):
         raise TypeError(f"{op}: dim must be an int, got {dim!r}")
-    return normalize_dims(dim, x.ndim, op)[0] if x.ndim else None
+    axis = normalize_dims(dim, x.ndim, op)  # also checks the range: [-1, 0] for a 0-d tensor
+    return axis[0] if x.ndim else None
 
 
 class LogSoftmax(Function):

@@ -114,13 +114,29 @@ class Div(Function):
         )
 
 
+class Reciprocal(Function):
+    """z = 1 / x;  dz/dx = -z ** 2"""
+
+    @staticmethod
+    def forward(ctx, x):
+        z = _binary("reciprocal", operator.truediv, 1.0, _float(x.array))
+        ctx.save_for_backward(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved_tensors
+        return -grad * z * z
+
+
 class Pow(Function):
     """z = x ** y;  dz/dx = y * x ** (y - 1),  dz/dy = z * log(x)"""
 
     @staticmethod
     def forward(ctx, x, y):
         z = _binary("pow", operator.pow, x, y)
-        ctx.save_for_backward(x, y, z)
+        # What PyTorch saves: x and y, and z only for y's slope (so x ** 2 may be changed in place)
+        ctx.save_for_backward(x, y, z if ctx.needs_input_grad[1] else None)
         return z
 
     @staticmethod

@@ -27,22 +27,30 @@ def owned_index(index):
 
 
 class Reshape(Function):
-    """z = x viewed with a new shape;  dz/dx = grad reshaped back"""
+    """z = x with a new shape (a view when the strides allow, else a copy; `view` refuses the
+    copy, as PyTorch's view does);  dz/dx = grad reshaped back"""
 
     @staticmethod
-    def forward(ctx, x, shape):
+    def forward(ctx, x, shape, view=False):
         ctx.input_shape = x.array.shape
         try:
-            return x.array.reshape(shape)
+            z = x.array.reshape(shape)
         except (ValueError, TypeError):
             raise ValueError(
-                f"reshape: cannot reshape a tensor of shape {tuple(x.array.shape)} "
-                f"({x.array.size} elements) into shape {tuple(shape)}"
+                f"{'view' if view else 'reshape'}: cannot reshape a tensor of shape "
+                f"{tuple(x.array.shape)} ({x.array.size} elements) into shape {tuple(shape)}"
             ) from None
+        if view and z.size and not backend.starts_at_same_place(z, x.array):
+            raise RuntimeError(
+                f"view size is not compatible with input tensor's size and stride (at least one "
+                f"dimension spans across two contiguous subspaces): shape {tuple(x.array.shape)} "
+                f"with strides {x.array.strides} into {tuple(shape)}. Use .reshape(...) instead."
+            )
+        return z
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.reshape(ctx.input_shape), None
+        return grad.reshape(ctx.input_shape), None, None
 
 
 class Transpose(Function):
