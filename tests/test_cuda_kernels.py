@@ -107,7 +107,7 @@ def test_bias_relu_forward_matches_reference(kernel_device, dtype):
 def _reference_cross_entropy(logits, target, scale):
     """CrossEntropy's plain array code (the CPU path): loss, softmax, gradient for grad 1."""
     x = mg.tensor(logits, requires_grad=True)
-    loss = mg.ops.CrossEntropy.apply(x, mg.tensor(target), "mean" if scale != 1 else "sum")
+    loss, _ = mg.ops.CrossEntropy.apply(x, mg.tensor(target), "mean" if scale != 1 else "sum")
     loss.backward()
     shifted = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)

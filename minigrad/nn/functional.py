@@ -83,18 +83,18 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100,
     t = target.array
     probabilities = t.dtype.kind == "f" and target.shape == input.shape
     fast = (weight is None and not label_smoothing and not probabilities and ignore_index == -100
-            and reduction != "none")
+            and reduction != "none" and input.ndim == 2)
     if fast and not kernels.applies(input.array):
         if (t.dtype.kind in "iu" and t.ndim == 1 and input.ndim == 2
                 and loss.labels_in_range(t, input.shape[1])):  # the one pass over the labels
-            return loss.CrossEntropy.apply(input, target, reduction, True)
+            return loss.CrossEntropy.apply(input, target, reduction, True)[0]
         # An ignored -100 takes the general path; anything else, the fused one, which names
         # what is wrong (a bad label, a shape).
         fast = not bool((t == -100).any())
     # On a GPU the fused kernel runs without looking for ignored targets (that would wait for
     # the device); a default-ignored -100 there gives a NaN loss, as a bad label does.
     if fast:
-        return loss.CrossEntropy.apply(input, target, reduction)
+        return loss.CrossEntropy.apply(input, target, reduction)[0]
     return cross_entropy_options(input, target, weight, ignore_index, reduction, label_smoothing)
 
 

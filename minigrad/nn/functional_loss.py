@@ -19,8 +19,16 @@ def _reduce(losses: Tensor, reduction: str, who: str, count=None) -> Tensor:
         return losses
     if reduction == "sum":
         return losses.sum()
-    if reduction == "mean":
-        return losses.sum() / count if count is not None else losses.mean()
+    if reduction == "mean" and count is None:
+        return losses.mean()
+    if reduction == "mean":  # divided by a weight sum, which is 0 when every target is ignored:
+        # then the loss is NaN and the gradient 0, as in PyTorch (not 0 * inf = NaN)
+        if not isinstance(count, Tensor):
+            return losses.sum() / count
+        nothing = count.array == 0
+        xp = backend.array_module(nothing)
+        safe = elementwise.Where.apply(nothing, 1.0, count)
+        return losses.sum() / safe + xp.where(nothing, xp.nan, 0.0).astype(losses.dtype)
     raise ValueError(f"{reduction} is not a valid value for reduction ({who}: 'none', 'mean' or "
                      "'sum')")
 
@@ -70,6 +78,11 @@ def _class_targets(input: Tensor, target, who: str):  # noqa: A002
     if target.dtype.kind not in "iu":
         raise RuntimeError(f"{who}: expected target of an integer type (class indices), got "
                            f"{target.dtype}")
+    if input.ndim == 1 and target.ndim == 1:  # one sample: PyTorch takes a target of size 1
+        if target.shape != (1,):
+            raise ValueError(f"{who}: For 1D input, 1D target must have size 1, but got target "
+                             f"size: {target.shape[0]}")
+        target = target.reshape(())
     if target.shape != input.shape[:-1]:
         raise ValueError(f"{who}: expected target of shape {input.shape[:-1]} for input "
                          f"{input.shape}, got {target.shape}")

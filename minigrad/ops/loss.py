@@ -39,7 +39,11 @@ def labels_in_range(target, classes: int) -> bool:
 
 
 class CrossEntropy(Function):
-    """L = -sum_n log softmax(x_n)[t_n] / N;  dL/dx_n = (softmax(x_n) - onehot(t_n)) / N"""
+    """L = -sum_n log softmax(x_n)[t_n] / N;  dL/dx_n = (softmax(x_n) - onehot(t_n)) / N
+
+    Its second output is p = softmax(x), which backward uses, as PyTorch's log_softmax keeps its
+    result: the logits are not saved, so changing them in place after the loss is allowed, and
+    higher derivatives reach the logits through p (dp/dx = softmax's Jacobian)."""
 
     @staticmethod
     def forward(ctx, logits, target, reduction="mean", range_checked=False):
@@ -49,10 +53,11 @@ class CrossEntropy(Function):
         check_targets(x, t, check_range=not (fused or range_checked))
         batch = x.shape[0]
         ctx.scale = (1.0 / batch if batch else float("nan")) if reduction == "mean" else 1.0
+        ctx.set_materialize_grads(False)  # p's gradient is None unless something used p
         if fused:
             loss, probs = kernels.cross_entropy_forward(x, t, ctx.scale)
-            ctx.save_for_backward(logits, target, probs)
-            return loss
+            ctx.save_for_backward(target, probs)
+            return loss, probs
         xp = backend.array_module(x)
         shifted = x - x.max(axis=1, keepdims=True)
         exp = xp.exp(shifted)
@@ -60,24 +65,31 @@ class CrossEntropy(Function):
         rows = xp.arange(batch)
         # -log softmax(x)[t] = log(sum(exp(shifted))) - shifted[t]; no one-hot matrix is built.
         losses = xp.log(total[:, 0]) - shifted[rows, t]
-        exp /= total  # now the softmax: a constant for backward, which recomputes it if needed
-        ctx.save_for_backward(logits, target, exp)
-        return xp.asarray(losses.sum() * x.dtype.type(ctx.scale))  # a 0-d array, not a scalar
+        exp /= total  # now the softmax
+        ctx.save_for_backward(target, exp)
+        loss = xp.asarray(losses.sum() * x.dtype.type(ctx.scale))  # a 0-d array, not a scalar
+        return loss, exp
 
     @staticmethod
-    def backward(ctx, grad):
-        logits, target, probs = ctx.saved_tensors
+    def backward(ctx, grad, grad_probs):
+        target, probs = ctx.saved_tensors
         # (the target, reduction and range_checked have no gradient)
-        return CrossEntropyBackward.apply(grad, logits, target, probs, ctx.scale), None, None, None
+        grad_logits = None
+        if grad is not None:
+            grad_logits = CrossEntropyBackward.apply(grad, probs, target, ctx.scale)
+        if grad_probs is not None:  # only a higher derivative sends one: softmax's Jacobian
+            through_probs = probs * (grad_probs - (grad_probs * probs).sum(1, keepdim=True))
+            grad_logits = through_probs if grad_logits is None else grad_logits + through_probs
+        return grad_logits, None, None, None
 
 
 class CrossEntropyBackward(Function):
-    """dL/dx = (p - onehot(t)) * g * s with p = softmax(x);  its own slopes: d/dg = (p - onehot) s,
-    d/dx applied to v = g s p (v - sum(v p)) (softmax's Jacobian)"""
+    """dL/dx = (p - onehot(t)) * g * s, with p = softmax(x) (CrossEntropy's second output);
+    its own slopes: d/dg = sum((p - onehot(t)) * u) s,  d/dp = u g s"""
 
     @staticmethod
-    def forward(ctx, grad, logits, target, probs, scale):
-        ctx.save_for_backward(grad, logits, target)
+    def forward(ctx, grad, probs, target, scale):
+        ctx.save_for_backward(grad, probs, target)
         ctx.scale = scale
         g, p, t = grad.array, probs.array, target.array
         if kernels.applies(p, g):  # CUDA: softmax minus one-hot, scaled, in one kernel
@@ -89,16 +101,14 @@ class CrossEntropyBackward(Function):
 
     @staticmethod
     def backward(ctx, upstream):
-        grad, logits, target = ctx.saved_tensors
-        probs = logits.softmax(1)  # recomputed as an op, so higher orders flow through it too
-        grad_grad = grad_logits = None
+        grad, probs, target = ctx.saved_tensors
+        grad_grad = grad_probs = None
         if ctx.needs_input_grad[0]:
-            onehot = _onehot(target, logits)
+            onehot = _onehot(target, probs)
             grad_grad = ((probs - onehot) * upstream).sum() * ctx.scale
         if ctx.needs_input_grad[1]:
-            weighted = upstream * probs
-            grad_logits = (weighted - probs * weighted.sum(1, keepdim=True)) * (grad * ctx.scale)
-        return grad_grad, grad_logits, None, None, None
+            grad_probs = upstream * (grad * ctx.scale)
+        return grad_grad, grad_probs, None, None
 
 
 def _onehot(target, like):
