@@ -335,3 +335,37 @@ def test_leaf_gradient_does_not_alias_the_given_gradient():
     (x + 0.0).backward(given)
     given[:] = 7.0
     np.testing.assert_array_equal(x.grad.detach().numpy(), [1.0, 1.0])
+
+
+def test_a_built_in_op_that_forgets_to_unbroadcast_is_named():
+    """Built-in ops (Op) must return gradients of exactly their inputs' shapes: the engine no
+    longer sums a forgotten broadcast away silently, it names the op."""
+
+    class Forgetful(mg.autograd.function.Op):
+        @staticmethod
+        def forward(ctx, x):
+            return x.array * 1.0
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad.expand(2, *grad.shape)  # a broadcast gradient: one dim too many
+
+    x = mg.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"ForgetfulBackward \(a built-in op\) returned a "
+                                           r"gradient of shape \[2, 3\] for input 0"):
+        Forgetful.apply(x).sum().backward()
+
+
+def test_a_user_function_keeps_torchs_leniency_for_broadcast_gradients():
+    class Lenient(mg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad.expand(2, *grad.shape)  # PyTorch sums this down to (3,)
+
+    x = mg.ones(3, requires_grad=True)
+    Lenient.apply(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0, 2.0])

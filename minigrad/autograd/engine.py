@@ -176,7 +176,7 @@ def _run_node(node: Context, sums: list, run: _Run) -> None:
     else:
         grads = node.function.backward(node, *sums)
     grads = grads if type(grads) is tuple else (grads,)
-    if node.function.user_defined:
+    if not node.function.built_in:
         # A custom backward may return tensors it keeps (a constant, a saved tensor): held.
         run.held.update(id(g.array) for g in grads if isinstance(g, Tensor))
     _send(node, grads, run)
@@ -235,7 +235,13 @@ def _check_gradient(node: Context, number: int, grad, shape, dtype, device):
             f"{node.function.__name__}.backward returned a {type(grad).__name__} as the gradient "
             f"of input {number}; expected a Tensor or None"
         )
-    if grad.array.shape != shape:
+    if grad.array.shape != shape and node.function.built_in:
+        raise RuntimeError(
+            f"{node.name()} (a built-in op) returned a gradient of shape {list(grad.array.shape)} "
+            f"for input {number}, which has shape {list(shape)}: its backward must undo "
+            "broadcasting itself (unbroadcast in ops/broadcast.py)"
+        )
+    if grad.array.shape != shape:  # a user's Function: PyTorch sums a broadcast gradient down
         try:
             expandable = backend.broadcast_shapes(shape, grad.array.shape) == grad.array.shape
         except ValueError:

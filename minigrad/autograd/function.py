@@ -117,11 +117,10 @@ class Context:
 class Function:
     """Base class of every differentiable operation; subclass and call `apply`."""
 
-    user_defined = False  # a Function written outside minigrad (the engine copies its gradients)
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        cls.user_defined = not cls.__module__.startswith("minigrad.")
+    # False for a Function a user writes: as in PyTorch, a gradient that broadcasts to its
+    # input's shape is summed down to it, and the tensors backward returns may be ones it keeps
+    # (so a leaf's .grad copies them). minigrad's own ops are Op, which sets it True.
+    built_in = False
 
     @staticmethod
     def forward(ctx: Context, *args):
@@ -182,6 +181,13 @@ class Function:
         if record:
             _record(ctx, args, outputs)
         return outputs[0] if type(raw) is not tuple else outputs
+
+
+class Op(Function):
+    """A built-in op (minigrad/ops): its backward returns gradients of exactly its inputs'
+    shapes, or the engine names it (a forgotten unbroadcast), and arrays of its own."""
+
+    built_in = True
 
 
 def _as_output(out, args, ctx):
@@ -298,7 +304,7 @@ def once_differentiable(backward):
     return wrapper
 
 
-class _DelayedError(Function):
+class _DelayedError(Op):
     """Passes a gradient through; differentiating it raises (see once_differentiable)."""
 
     @staticmethod

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from .. import backend
-from ..autograd.function import Function
+from ..autograd.function import Op
 from ..cuda import kernels
 from .broadcast import normalize_dims
 from .elementwise import Where
 
 
-class ReLU(Function):
+class ReLU(Op):
     """z = max(x, 0);  dz/dx = 0 where z <= 0, else 1 (0 at x = 0; a NaN passes, as in PyTorch)"""
 
     @staticmethod
@@ -24,7 +24,7 @@ class ReLU(Function):
         return ReLUBackward.apply(grad, z)
 
 
-class ReLUBackward(Function):
+class ReLUBackward(Op):
     """g' = 0 where z <= 0, else g (ReLU's slope applied to g);  dg'/dg = the same mask"""
 
     @staticmethod
@@ -40,7 +40,7 @@ class ReLUBackward(Function):
         return ReLUBackward.apply(grad, z), None
 
 
-class Softplus(Function):
+class Softplus(Op):
     """z = log(1 + exp(beta x)) / beta (x itself where beta x > threshold);  dz/dx = sigmoid(beta
     x) (1 above the threshold)"""
 
@@ -61,7 +61,7 @@ class Softplus(Function):
         return grad * Where.apply(bx.array > ctx.threshold, 1.0, Sigmoid.apply(bx)), None, None
 
 
-class Sigmoid(Function):
+class Sigmoid(Op):
     """z = 1 / (1 + exp(-x));  dz/dx = z (1 - z)"""
 
     @staticmethod
@@ -79,7 +79,7 @@ class Sigmoid(Function):
         return grad * z * (1 - z)
 
 
-class Tanh(Function):
+class Tanh(Op):
     """z = tanh(x);  dz/dx = 1 - z**2"""
 
     @staticmethod
@@ -102,7 +102,7 @@ def softmax_axis(x, dim: int, op: str):
     return axis[0] if x.ndim else None
 
 
-class LogSoftmax(Function):
+class LogSoftmax(Op):
     """z = x - max(x) - log(sum(exp(x - max(x))));  dL/dx = g - softmax(x) * sum(g)"""
 
     @staticmethod
@@ -120,7 +120,7 @@ class LogSoftmax(Function):
         return grad - z.exp() * _sum(grad, ctx.axis), None
 
 
-class Softmax(Function):
+class Softmax(Op):
     """z = exp(x - max(x)) / sum(exp(x - max(x)));  dL/dx = z * (g - sum(g * z))"""
 
     @staticmethod

@@ -8,7 +8,7 @@ stretches a tensor to a larger shape, `SumTo` sums a gradient back down to the s
 from __future__ import annotations
 
 from .. import backend
-from ..autograd.function import Function
+from ..autograd.function import Op
 from .summation import cascade_sum
 
 
@@ -43,7 +43,7 @@ def _sum_to(array, shape: tuple):
     return array
 
 
-class SumTo(Function):
+class SumTo(Op):
     """z = x summed down to `shape` (undoes broadcasting);  dz/dx = grad broadcast back"""
 
     @staticmethod
@@ -56,7 +56,7 @@ class SumTo(Function):
         return BroadcastTo.apply(grad, ctx.input_shape), None
 
 
-class BroadcastTo(Function):
+class BroadcastTo(Op):
     """z = x broadcast (stretched) to `shape`;  dz/dx = grad summed back down to x's shape"""
 
     @staticmethod

@@ -12,7 +12,7 @@ import math
 import operator
 
 from .. import backend, promotion
-from ..autograd.function import Function
+from ..autograd.function import Op
 from .broadcast import unbroadcast
 
 
@@ -41,7 +41,7 @@ def _binary(name: str, op, x, y, true_divide: bool = False):
         raise
 
 
-class Add(Function):
+class Add(Op):
     """z = x + y;  dz/dx = 1,  dz/dy = 1"""
 
     @staticmethod
@@ -58,7 +58,7 @@ class Add(Function):
         )
 
 
-class Sub(Function):
+class Sub(Op):
     """z = x - y;  dz/dx = 1,  dz/dy = -1"""
 
     @staticmethod
@@ -75,7 +75,7 @@ class Sub(Function):
         )
 
 
-class Mul(Function):
+class Mul(Op):
     """z = x * y;  dz/dx = y,  dz/dy = x"""
 
     @staticmethod
@@ -95,7 +95,7 @@ class Mul(Function):
         )
 
 
-class Div(Function):
+class Div(Op):
     """z = x / y;  dz/dx = 1 / y,  dz/dy = -x / y**2"""
 
     @staticmethod
@@ -114,7 +114,7 @@ class Div(Function):
         )
 
 
-class Reciprocal(Function):
+class Reciprocal(Op):
     """z = 1 / x;  dz/dx = -z ** 2"""
 
     @staticmethod
@@ -129,7 +129,7 @@ class Reciprocal(Function):
         return -grad * z * z
 
 
-class Pow(Function):
+class Pow(Op):
     """z = x ** y;  dz/dx = y * x ** (y - 1),  dz/dy = z * log(x)"""
 
     @staticmethod
@@ -161,7 +161,7 @@ class Pow(Function):
         return grad_x, grad_y
 
 
-class Neg(Function):
+class Neg(Op):
     """z = -x;  dz/dx = -1"""
 
     @staticmethod
@@ -173,7 +173,7 @@ class Neg(Function):
         return -grad
 
 
-class Exp(Function):
+class Exp(Op):
     """z = exp(x);  dz/dx = z"""
 
     @staticmethod
@@ -188,7 +188,7 @@ class Exp(Function):
         return grad * z
 
 
-class Log(Function):
+class Log(Op):
     """z = log(x);  dz/dx = 1 / x"""
 
     @staticmethod
@@ -202,7 +202,7 @@ class Log(Function):
         return grad / x
 
 
-class Sqrt(Function):
+class Sqrt(Op):
     """z = sqrt(x);  dz/dx = 1 / (2 z)"""
 
     @staticmethod
@@ -217,7 +217,7 @@ class Sqrt(Function):
         return grad / (2 * z)
 
 
-class Clamp(Function):
+class Clamp(Op):
     """z = min(max(x, lo), hi) with numbers lo, hi;  dz/dx = 1 where lo < x < hi, else 0 (0 at the
     bounds themselves, as in PyTorch)"""
 
@@ -239,7 +239,7 @@ class Clamp(Function):
         return Where.apply(ctx.inside, grad, 0.0), None, None
 
 
-class ClampByTensors(Function):
+class ClampByTensors(Op):
     """z = min(max(x, lo), hi) with tensors lo, hi;  dz/dx = 1 where lo < x < hi, 1/2 where x is
     at a bound, else 0;  dz/dlo = 1 where x < lo, 1/2 where x = lo;  dz/dhi alike (all of it
     where lo > hi, since z = hi there). A NaN: PyTorch's slopes, matched case by case."""
@@ -271,7 +271,7 @@ class ClampByTensors(Function):
                                                      strict=True))
 
 
-class Where(Function):
+class Where(Op):
     """z = a where condition, else b;  dz/da = 1 where condition,  dz/db = 1 elsewhere"""
 
     @staticmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import backend
-from ..autograd.function import Function
+from ..autograd.function import Op
 from ..cuda import kernels
 
 
@@ -38,7 +38,7 @@ def labels_in_range(target, classes: int) -> bool:
     return not target.size or int(target.astype(backend.uint64, copy=False).max()) < classes
 
 
-class CrossEntropy(Function):
+class CrossEntropy(Op):
     """L = -sum_n log softmax(x_n)[t_n] / N;  dL/dx_n = (softmax(x_n) - onehot(t_n)) / N
 
     Its second output is p = softmax(x), which backward uses, as PyTorch's log_softmax keeps its
@@ -83,7 +83,7 @@ class CrossEntropy(Function):
         return grad_logits, None, None, None
 
 
-class CrossEntropyBackward(Function):
+class CrossEntropyBackward(Op):
     """dL/dx = (p - onehot(t)) * g * s, with p = softmax(x) (CrossEntropy's second output);
     its own slopes: d/dg = sum((p - onehot(t)) * u) s,  d/dp = u g s"""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import backend
-from ..autograd.function import Function
+from ..autograd.function import Op
 from ..autograd.grad_mode import is_grad_enabled
 from ..cuda import kernels
 from .activation import ReLUBackward
@@ -39,7 +39,7 @@ def _check_linear_shapes(x, weight) -> None:
         )
 
 
-class MatMul(Function):
+class MatMul(Op):
     """Z = X @ Y;  dL/dX = G @ Y^T,  dL/dY = X^T @ G"""
 
     @staticmethod
@@ -87,7 +87,7 @@ class MatMul(Function):
         return grad_x, grad_y
 
 
-class Linear(Function):
+class Linear(Op):
     """Y = X @ W^T + b;  dL/dX = G @ W,  dL/dW = G^T @ X,  dL/db = sum of G over the batch
 
     dL/dX is the "intermediate" gradient that flows on to earlier layers; dL/dW and dL/db are
@@ -111,7 +111,7 @@ class Linear(Function):
         return LinearBackward.apply(grad, x, weight, ctx.needs_input_grad)
 
 
-class LinearBackward(Function):
+class LinearBackward(Op):
     """(dX, dW, db) = (G @ W, G^T @ X, sum_n G), Linear's gradients in one node;  each is linear
     in G and in X or W, so its own backward is three more products (see backward)"""
 
@@ -153,7 +153,7 @@ class LinearBackward(Function):
         return d_grad, d_x, d_w, None
 
 
-class LinearReLU(Function):
+class LinearReLU(Op):
     """Y = max(X @ W^T + b, 0), a Linear and the ReLU after it as one node (the GPU's fused path:
     one kernel adds the bias and clamps);  dL/dZ = G where Y > 0, then Linear's gradients"""
 

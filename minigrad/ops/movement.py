@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 
 from .. import backend
-from ..autograd.function import Function
+from ..autograd.function import Op
 from .broadcast import normalize_dims, unbroadcast
 
 
@@ -26,7 +26,7 @@ def owned_index(index):
     return index
 
 
-class Reshape(Function):
+class Reshape(Op):
     """z = x with a new shape (a view when the strides allow, else a copy; `view` refuses the
     copy, as PyTorch's view does);  dz/dx = grad reshaped back"""
 
@@ -53,7 +53,7 @@ class Reshape(Function):
         return grad.reshape(ctx.input_shape), None, None
 
 
-class Transpose(Function):
+class Transpose(Op):
     """z = x with dims d0 and d1 swapped;  dz/dx = grad with them swapped back"""
 
     @staticmethod
@@ -68,7 +68,7 @@ class Transpose(Function):
         return (grad.transpose(*ctx.dims) if grad.ndim else grad), None, None
 
 
-class Permute(Function):
+class Permute(Op):
     """z = x with its dims reordered by `dims`;  dz/dx = grad with the inverse order"""
 
     @staticmethod
@@ -92,7 +92,7 @@ class Permute(Function):
         return Permute.apply(grad, ctx.inverse), None
 
 
-class GetItem(Function):
+class GetItem(Op):
     """z = x[index];  dz/dx = grad scattered back to the indexed places (repeats add up)"""
 
     @staticmethod
@@ -114,7 +114,7 @@ class GetItem(Function):
         return ScatterAdd.apply(grad, ctx.index, ctx.input_shape), None
 
 
-class AsStrided(Function):
+class AsStrided(Op):
     """z = the elements of x that `view` (an array on x's memory) shows: a view's history made
     again after x changed in place;  dz/dx = grad scattered back to those elements"""
 
@@ -139,7 +139,7 @@ class AsStrided(Function):
         return flat.reshape(ctx.input_shape), None
 
 
-class CopySlices(Function):
+class CopySlices(Op):
     """z = x with its elements at `positions` (of x in C order) replaced by values: an in-place
     op on a view, recorded on the base;  dz/dx = 1 elsewhere, 0 there;  dz/dvalues = 1"""
 
@@ -158,7 +158,7 @@ class CopySlices(Function):
         return grad_x, grad_values, None
 
 
-class ScatterAdd(Function):
+class ScatterAdd(Op):
     """z = zeros(shape) with grad added at [index] (getitem's adjoint);  dz/dgrad = gg[index]"""
 
     @staticmethod
@@ -173,7 +173,7 @@ class ScatterAdd(Function):
         return GetItem.apply(grad, ctx.index), None, None
 
 
-class ToDevice(Function):
+class ToDevice(Op):
     """z = x copied to another device;  dz/dx = grad copied back"""
 
     @staticmethod
@@ -186,7 +186,7 @@ class ToDevice(Function):
         return grad.to(ctx.source), None
 
 
-class Cast(Function):
+class Cast(Op):
     """z = x converted to another dtype;  dz/dx = grad converted back"""
 
     @staticmethod
@@ -199,7 +199,7 @@ class Cast(Function):
         return grad.to(ctx.source), None
 
 
-class Clone(Function):
+class Clone(Op):
     """z = a copy of x in its own memory;  dz/dx = 1"""
 
     @staticmethod
@@ -211,7 +211,7 @@ class Clone(Function):
         return grad
 
 
-class Fill(Function):
+class Fill(Op):
     """z = value everywhere (fill_, zero_, uniform_);  dz/dx = 0,  dz/dvalue = sum(grad)"""
 
     @staticmethod
@@ -232,7 +232,7 @@ class Fill(Function):
         return grad * 0.0, grad_value
 
 
-class Copy(Function):
+class Copy(Op):
     """z = src broadcast to x's shape, in x's dtype (copy_);  dz/dx = 0,  dz/dsrc = 1"""
 
     @staticmethod
@@ -255,7 +255,7 @@ class Copy(Function):
         return grad * 0.0, grad_src
 
 
-class SetItem(Function):
+class SetItem(Op):
     """z = x with z[index] = value;  dz/dx = 1 outside index, dz/dvalue = grad[index] summed"""
 
     @staticmethod
@@ -276,7 +276,7 @@ class SetItem(Function):
         return grad_x, grad_value, None
 
 
-class Cat(Function):
+class Cat(Op):
     """z = the inputs joined along dim;  dz/dx_k = grad's slice where x_k sits"""
 
     @staticmethod

@@ -7,12 +7,12 @@ operations, so each derivative can be differentiated again (create_graph=True).
 from __future__ import annotations
 
 from .. import backend, promotion
-from ..autograd.function import Function
+from ..autograd.function import Op
 from .broadcast import unbroadcast
 from .elementwise import Where, _array, _float, _shape
 
 
-class Sin(Function):
+class Sin(Op):
     """z = sin(x);  dz/dx = cos(x)"""
 
     @staticmethod
@@ -26,7 +26,7 @@ class Sin(Function):
         return grad * Cos.apply(x)
 
 
-class Cos(Function):
+class Cos(Op):
     """z = cos(x);  dz/dx = -sin(x)"""
 
     @staticmethod
@@ -40,7 +40,7 @@ class Cos(Function):
         return -grad * Sin.apply(x)
 
 
-class Abs(Function):
+class Abs(Op):
     """z = |x|;  dz/dx = sign(x) (0 at x = 0, as in PyTorch)"""
 
     @staticmethod
@@ -54,7 +54,7 @@ class Abs(Function):
         return grad * Sign.apply(x)
 
 
-class Sign(Function):
+class Sign(Op):
     """z = sign(x) (-1, 0 or 1; 0 for NaN, as in PyTorch);  dz/dx = 0 (piecewise constant)"""
 
     @staticmethod
@@ -71,7 +71,7 @@ class Sign(Function):
         return Where.apply(nowhere, grad, 0.0)  # zeros: grad * 0 would be NaN where grad is inf
 
 
-class Maximum(Function):
+class Maximum(Op):
     """z = max(x, y) elementwise;  dz/dx = 0 where x < y, 1/2 where x = y, else 1 (dz/dy alike;
     a NaN gives both its gradient, as in PyTorch)"""
 
@@ -87,7 +87,7 @@ class Maximum(Function):
         return _split(ctx, grad)
 
 
-class Minimum(Function):
+class Minimum(Op):
     """z = min(x, y) elementwise;  dz/dx = 0 where x > y, 1/2 where x = y, else 1 (dz/dy alike;
     a NaN gives both its gradient, as in PyTorch)"""
 

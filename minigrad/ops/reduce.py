@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from .. import backend
-from ..autograd.function import Function
+from ..autograd.function import Op
 from .broadcast import expand_grad, normalize_dims
 from .summation import cascade_sum
 
 
-class Sum(Function):
+class Sum(Op):
     """z = sum_i x_i over the chosen dims;  dz/dx_i = 1"""
 
     @staticmethod
@@ -22,7 +22,7 @@ class Sum(Function):
         return expand_grad(grad, ctx.input_shape, ctx.axes, ctx.keepdim), None, None
 
 
-class Mean(Function):
+class Mean(Op):
     """z = sum_i x_i / n over the chosen dims;  dz/dx_i = 1 / n"""
 
     @staticmethod
@@ -49,7 +49,7 @@ class Mean(Function):
         return grad, None, None
 
 
-class Max(Function):
+class Max(Op):
     """z = max_i x_i;  dz/dx_i = 1 where x_i is the max (shared evenly between ties), else 0"""
 
     @staticmethod
@@ -69,7 +69,7 @@ class Max(Function):
         return grad * share
 
 
-class AMax(Function):
+class AMax(Op):
     """z = max of x over the chosen dims;  dz/dx_i = 1/k at each of the k elements equal to the
     max, else 0 (ties share the gradient; a NaN max gives NaN slopes, as in PyTorch)"""
 
@@ -82,7 +82,7 @@ class AMax(Function):
         return expand_grad(grad, ctx.input_shape, ctx.axes, ctx.keepdim) * ctx.share, None, None
 
 
-class AMin(Function):
+class AMin(Op):
     """z = min of x over the chosen dims;  dz/dx_i = 1/k at each of the k elements equal to the
     min, else 0 (ties share the gradient; a NaN min gives NaN slopes, as in PyTorch)"""
 
@@ -116,7 +116,7 @@ def _extreme(ctx, x, dim, keepdim: bool, name: str):
     return z if keepdim else xp.squeeze(z, axis=axes)
 
 
-class MaxDim(Function):
+class MaxDim(Op):
     """z = max_i x_i along dim;  dz/dx_i = 1 at the index of the max (argmax), else 0"""
 
     @staticmethod
@@ -143,7 +143,7 @@ class MaxDim(Function):
         return expand_grad(grad, ctx.input_shape, (ctx.axis,), ctx.keepdim) * mask, None, None, None
 
 
-class Norm(Function):
+class Norm(Op):
     """z = sqrt(sum_i x_i**2) over the chosen dims;  dz/dx_i = x_i / z (0 where z = 0, as in
     PyTorch: the formula would give 0 / 0 there)"""
 
