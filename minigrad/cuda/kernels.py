@@ -16,8 +16,11 @@ array code does in several (the CUDA C is in sources.py):
 
 gemm.py adds small matrix products with fused epilogues, for the captured step (graphed.py).
 The ops call these only when `applies(...)` says so: `enabled` is True and every array is a
-C-contiguous float32/float64 CUDA array of one dtype. Set `minigrad.cuda.kernels.enabled = False`
-to run the plain array code on the GPU too (for comparisons, like torch.backends.cudnn.enabled).
+C-contiguous float32/float64 CUDA array of one dtype. `minigrad.cuda.kernels.enabled` is the one
+switch for the GPU's fused paths (these kernels, and Sequential running Linear+ReLU as one node).
+It is off by default, so that the eager engine runs the same reference ops, and records the same
+tape, on every device; examples/mnist.py turns it on for a GPU run. (mg.compile is to take these
+fusions over, for any model.)
 CuPy compiles each source with NVRTC on first use; tests/test_cuda_kernels.py compiles them with
 nvcc and runs them on the CPU against their references. Nothing here imports CuPy until a kernel
 runs.
@@ -31,7 +34,7 @@ from .. import backend
 from . import sources
 from .sources import BLOCK, MAX_BLOCKS, PRELUDE, SOURCES, TILE
 
-enabled = True  # read on every call, so a test or benchmark can switch the kernels off
+enabled = False  # the switch: read on every call (see above)
 
 _FLOATS = (backend.float32, backend.float64)
 _SCALAR_T = {"float32": "float", "float64": "double"}

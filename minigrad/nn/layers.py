@@ -108,8 +108,9 @@ class Sequential(Module):
     def forward(self, input):
         """Apply each module in order, feeding each one's output to the next.
 
-        On a GPU, a Linear followed by a ReLU runs as one node (F.linear_relu): the same values
-        with fewer kernel launches. On the CPU every module is its own node, as written.
+        Every module is its own node, as written, on every device; only with the GPU's fused
+        paths switched on (minigrad.cuda.kernels.enabled) does a Linear followed by a ReLU run
+        as one node there (F.linear_relu): the same values with fewer kernel launches.
         """
         modules = list(self._modules.values())
         on_gpu = isinstance(input, Tensor) and kernels.applies(input.array)
