@@ -54,11 +54,12 @@ def emulated_kernels():
 @pytest.fixture(params=["cpu-emulation", pytest.param("cuda", marks=pytest.mark.cuda)])
 def kernel_device(request, monkeypatch):
     """Where the kernels run: on the CPU emulator (with the fake GPU), or on a real GPU."""
-    monkeypatch.setattr(kernels, "enabled", True)  # the switch is off by default
     if request.param == "cuda":
+        monkeypatch.setattr(kernels, "enabled", True)  # the switch is off by default
         return request.param
     request.getfixturevalue("fake_gpu")
     table = request.getfixturevalue("emulated_kernels")
+    monkeypatch.setattr(kernels, "enabled", True)
     monkeypatch.setattr(kernels, "_function", lambda name, dtype_name: table[name, dtype_name])
     return request.param
 
