@@ -322,13 +322,9 @@ def flat_positions(view, base):
         distance = distance + step.reshape([-1 if a == axis else 1 for a in range(view.ndim)])
     # Read the distance back as the base's index along each dim, largest stride first: this
     # works when each dim's stride is the product of the sizes of the dims with smaller ones.
-    dims = sorted((d for d in range(base.ndim) if base.shape[d] > 1),
-                  key=lambda d: base.strides[d], reverse=True)
-    expected = 1
-    for d in reversed(dims):
-        if base.strides[d] != expected * itemsize:
-            return None
-        expected *= base.shape[d]
+    dims = _dims_of_dense(base)
+    if dims is None:
+        return None
     positions, rest = xp.zeros(view.shape, dtype=int64), distance
     for d in dims:
         index, rest = xp.divmod(rest, base.strides[d] // itemsize)
@@ -363,10 +359,32 @@ def starts_at_same_place(a, b) -> bool:
 
 
 def partly_overlap(a, b) -> bool:
-    """Whether a and b share memory without being the very same elements in the same places."""
+    """PyTorch's check before copy_: two dense arrays (each a contiguous block of memory, in some
+    order) whose blocks overlap without being the very same elements in the same places. Arrays
+    with gaps are not checked, as PyTorch does not check them."""
+    if not (_is_dense(a) and _is_dense(b)):
+        return False
     same = (_address(a) == _address(b) and a.shape == b.shape and a.strides == b.strides)
-    xp = array_module(a)
-    return not same and bool(xp.may_share_memory(a, b)) and bool(xp.shares_memory(a, b))
+    return not same and bool(array_module(a).may_share_memory(a, b))
+
+
+def _is_dense(array) -> bool:
+    """Whether the elements fill one block of memory with no gaps and no repeats."""
+    return _dims_of_dense(array) is not None
+
+
+def _dims_of_dense(array):
+    """The dims of size > 1 from the largest stride to the smallest, when the elements fill one
+    block of memory (each stride is the product of the sizes of the dims with smaller strides);
+    else None."""
+    dims = sorted((d for d in range(array.ndim) if array.shape[d] > 1),
+                  key=lambda d: array.strides[d], reverse=True)
+    expected = array.itemsize
+    for d in reversed(dims):
+        if array.strides[d] != expected:
+            return None
+        expected *= array.shape[d]
+    return dims
 
 
 def broadcast_shapes(*shapes) -> tuple:

@@ -25,8 +25,15 @@ class InPlaceMethods:
 
     __slots__ = ()
 
-    def _inplace(self, op: str, compute, *others):
-        """Write compute(self), an out-of-place result, into self's memory; return self."""
+    def _inplace(self, op: str, compute, *others, written=None):
+        """Write compute(self), an out-of-place result, into self's memory; return self.
+
+        An op that reads what it overwrites (add_, mul_, copy_, ...) refuses an expand()ed
+        tensor, where one memory location is several elements; one that only writes (fill_,
+        and x[i] = v, checked in __setitem__) does not, as in PyTorch. `written` is x[i] = v's
+        (index, value): on a view, only those elements are written into the base."""
+        if op not in _WRITES_ONLY and backend.has_internal_overlap(self.array):
+            raise RuntimeError(_OVERLAP.format(op=op))
         if self._view_of is not None:
             self._refresh_view()
         recording = grad_mode.enabled and (
@@ -43,7 +50,7 @@ class InPlaceMethods:
                 "operation. Do it under mg.no_grad() (as optimisers do), or on a clone()"
             )
         if self._view_of is not None:
-            return _inplace_on_view(self, op, compute)
+            return _inplace_on_view(self, op, compute, written)
         result = _write(self, op, compute(_snapshot(self)))
         _take_history(self, result)
         return self
@@ -115,6 +122,8 @@ class InPlaceMethods:
         from .tensor import _index_arrays
 
         index = _index_arrays(index)
+        if _is_basic(index) and backend.has_internal_overlap(self.array[index]):
+            raise RuntimeError(_OVERLAP.format(op="setitem"))  # (index_put_ writes through)
         if not (grad_mode.enabled and (self._requires_grad or getattr(value, "_requires_grad",
                                                                        False))):
             array = value.array if isinstance(value, type(self)) else value
@@ -125,7 +134,14 @@ class InPlaceMethods:
             self.array[index] = array
             self._bump_version()
             return
-        self._inplace("setitem", lambda s: movement.SetItem.apply(s, value, index), value)
+        self._inplace("setitem", lambda s: movement.SetItem.apply(s, value, index), value,
+                      written=(index, value))
+
+
+def _is_basic(index) -> bool:
+    """Whether an index is basic (ints, slices, None, ...): it selects a view, not a copy."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, slice)) or p is None or p is Ellipsis for p in parts)
 
 
 def _snapshot(tensor):
@@ -145,7 +161,7 @@ def _take_history(tensor, source) -> None:
         tensor._move_retain_grad(old)
 
 
-def _inplace_on_view(view, op: str, compute):
+def _inplace_on_view(view, op: str, compute, written=None):
     """A recorded in-place op on a view changes its base (PyTorch's CopySlices): the base's
     history becomes "the old base with the view's elements replaced", and every view of it,
     this one and any made before, reads its history from the new base."""
@@ -162,8 +178,6 @@ def _inplace_on_view(view, op: str, compute):
             f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
             "operation. Do it under mg.no_grad() (as optimisers do), or on a clone()"
         )
-    if backend.has_internal_overlap(view.array):
-        raise RuntimeError(_OVERLAP.format(op=op))
     positions = backend.flat_positions(view.array, base.array)
     if positions is None:
         raise RuntimeError(
@@ -171,7 +185,14 @@ def _inplace_on_view(view, op: str, compute):
             f"shape {base.shape} does not lay out its own memory densely); apply it to a "
             "clone() of the view"
         )
-    new_values = compute(_snapshot(view))
+    if written is None:
+        new_values = _conform(view, op, compute(_snapshot(view)))
+    else:  # x[index] = value: only the indexed elements (an expanded view may show one twice)
+        index, value = written
+        positions = positions[index]
+        region = type(view)._wrap_no_copy_no_checks(
+            backend.array_module(positions).empty(positions.shape, view.dtype), view.device)
+        new_values = movement.Copy.apply(region, value)  # value broadcast, in the view's dtype
     new_base = movement.CopySlices.apply(base, new_values, positions)
     _write(base, op, new_base)
     _take_history(base, new_base)
@@ -183,6 +204,7 @@ def _scaled(other, alpha):
     return other if alpha == 1 else other * alpha
 
 
+_WRITES_ONLY = {"fill_", "uniform_", "normal_", "setitem"}
 _OVERLAP = (
     "{op}: unsupported operation: more than one element of the written-to tensor refers to a "
     "single memory location (an expand()ed view). Please clone() the tensor before performing "
@@ -192,6 +214,15 @@ _OVERLAP = (
 
 def _write(tensor, op: str, result) -> None:
     """Write an out-of-place result into the tensor's memory, as PyTorch's in-place rules allow."""
+    result = _conform(tensor, op, result)
+    tensor.array[...] = result.array
+    tensor._bump_version()
+    return result
+
+
+def _conform(tensor, op: str, result):
+    """The result of an in-place op, checked to fit the tensor it is written into: the same
+    shape (no broadcasting of the tensor itself), a dtype it can be cast to, the same device."""
     if result.shape != tensor.shape:
         raise RuntimeError(
             f"{op}: output with shape {list(tensor.shape)} doesn't match the broadcast shape "
@@ -206,9 +237,5 @@ def _write(tensor, op: str, result) -> None:
         result = result.to(tensor.dtype)
     if result.device is not tensor.device:
         raise RuntimeError(f"{op}: the result is on {result.device}, the tensor on {tensor.device}")
-    if backend.has_internal_overlap(tensor.array):  # an expand()ed view
-        raise RuntimeError(_OVERLAP.format(op=op))
-    tensor.array[...] = result.array
-    tensor._bump_version()
     return result
 

@@ -31,8 +31,8 @@ class Tensor(InPlaceMethods, TensorMethods):
         "_requires_grad",
         "_output_nr",  # which output of grad_fn this tensor is
         "_version_counter",  # [number of in-place changes], shared by tensors on this memory
-        "_view_of",  # for a view: (its base, the base's grad_fn when the view's history was
-        # made, the name of a function that returned several views or None)
+        "_view_of",  # for a view: (its base, the version of the memory when the view's history
+        # was made, which output of which function when that returned several views, or None)
         "_hooks",  # register_hook on a leaf
         "__weakref__",
     )
@@ -238,6 +238,11 @@ class Tensor(InPlaceMethods, TensorMethods):
 
     def detach_(self) -> Tensor:
         """Cut this tensor from the graph in place: it becomes a leaf."""
+        if self._view_of is not None:
+            raise RuntimeError(
+                "Can't detach views in-place. Use detach() instead. (This tensor is a view of a "
+                f"tensor of shape {self._view_of[0].shape}; its history follows that tensor.)"
+            )
         self.grad_fn, self._requires_grad, self._output_nr = None, False, 0
         return self
 
@@ -284,7 +289,13 @@ class Tensor(InPlaceMethods, TensorMethods):
     @property
     def retains_grad(self) -> bool:
         """True for a non-leaf tensor on which retain_grad() was called."""
-        hooks = (self.grad_fn.hooks or {}).get(self._output_nr, ()) if self.grad_fn else ()
+        node = self.grad_fn
+        hooks = (node.hooks or {}).get(self._output_nr, ()) if node is not None else ()
+        return any(isinstance(h, _RetainGrad) and h.tensor() is self for h in hooks)
+
+    def _retains_grad_at(self, node) -> bool:
+        """retains_grad, asked of a given node (this tensor's grad_fn before a change)."""
+        hooks = (node.hooks or {}).get(self._output_nr, ()) if node is not None else ()
         return any(isinstance(h, _RetainGrad) and h.tensor() is self for h in hooks)
 
     # ---- views and memory (used by Function.apply and the in-place methods) ----------------
@@ -307,23 +318,27 @@ class Tensor(InPlaceMethods, TensorMethods):
         else:  # a view of a view: follow the first base, and keep its in-place restriction
             root, _, inherited = base._view_of
             multi_output = multi_output or inherited
-        self._view_of = (root, root._grad_fn, multi_output)
+        self._view_of = (root, self._version_counter[0], multi_output)
 
     def _refresh_view(self) -> None:
-        """A view whose base was changed in place by a recorded operation takes the base's new
-        history: it becomes "these elements of the new base" (PyTorch regenerates a view's
-        grad_fn the same way). Its values need nothing: they are the base's memory."""
+        """A view whose memory was changed in place since its history was made takes its base's
+        history: it becomes "these elements of the base as it is now" (PyTorch regenerates a
+        view's grad_fn the same way, when the version counter they share has moved). Its
+        values need nothing: they are the base's memory."""
         base, seen, multi_output = self._view_of
-        if base._grad_fn is seen:
+        if self._version_counter[0] == seen:
             return
+        old, retained = self._grad_fn, self._retains_grad_at(self._grad_fn)
         if base._requires_grad:
             with enable_grad():
                 rebased = movement.AsStrided.apply(base, self.array)
             self._grad_fn, self._output_nr = rebased._grad_fn, rebased._output_nr
             self._requires_grad = True
-        else:  # the base left the graph (detach_()): so does the view
+        else:  # the base is not on a graph (any more): neither is the view
             self._grad_fn, self._output_nr, self._requires_grad = None, 0, False
-        self._view_of = (base, base._grad_fn, multi_output)
+        self._view_of = (base, self._version_counter[0], multi_output)
+        if retained:  # retain_grad() follows the view to its new node, as in PyTorch
+            self._move_retain_grad(old)
 
     def _bump_version(self) -> None:
         """Record an in-place change of this memory (optimisers call it after writing .array)."""
@@ -739,12 +754,19 @@ def shape_args(args: tuple) -> tuple:
 
 
 def _index_arrays(index):
-    """Replace Tensors inside an index by their arrays (integer or boolean indexing)."""
-    if isinstance(index, Tensor):
-        return index.array
+    """Replace Tensors inside an index by their arrays (integer or boolean indexing); a 0-d
+    integer tensor is an int, as in PyTorch (so x[t] is a view, like x[1])."""
     if isinstance(index, tuple):
-        return tuple(i.array if isinstance(i, Tensor) else i for i in index)
-    return index
+        return tuple(_index_part(i) for i in index)
+    return _index_part(index)
+
+
+def _index_part(part):
+    if not isinstance(part, Tensor):
+        return part
+    if part.ndim == 0 and part.dtype.kind in "iu":
+        return int(part.item())
+    return part.array
 
 
 from .autograd import grad as _autograd_grad  # noqa: E402  (grad.py imports this module)

@@ -276,8 +276,8 @@ class TensorMethods:
         for number, size in enumerate(sizes):
             piece = self[(slice(None),) * axis + (slice(start, start + size),)]
             if piece._view_of is not None:  # several views of one base: no in-place on them
-                root, seen, _ = piece._view_of
-                piece._view_of = (root, seen, f"Output {number} of Split")
+                root, version, _ = piece._view_of
+                piece._view_of = (root, version, f"Output {number} of Split")
             pieces.append(piece)
             start += size
         return tuple(pieces)

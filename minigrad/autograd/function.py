@@ -209,7 +209,9 @@ def _as_output(out, args, ctx):
         array, _CPU if type(array) is _ndarray else backend.device_of(array)
     )
     base = array.base
-    if base is not None:  # a view of an input (reshape, transpose, basic indexing)
+    if base is not None and not backend.is_array(base):  # as_strided keeps its input one deeper
+        base = base.base
+    if base is not None:  # a view of an input (reshape, transpose, basic indexing, expand)
         for arg in args:
             if isinstance(arg, Tensor) and (arg.array is base or arg.array.base is base):
                 result._share_memory_with(arg)

@@ -5,8 +5,8 @@ in microseconds and the time goes to launching them. These kernels do in one lau
 array code does in several (the CUDA C is in sources.py):
 
     kernel                   replaces (the reference, which the CPU runs)          launches
-    relu_backward            grad * ~(z <= 0)                                       2 -> 1
-    relu_backward_bias_grad  g = grad * ~(z <= 0); g.sum(axis=0) (ReLU, Linear)    3 -> 1
+    relu_backward            where(z <= 0, 0, grad)                                 2 -> 1
+    relu_backward_bias_grad  g = where(z <= 0, 0, grad); g.sum(axis=0) (ReLU, Linear) 3 -> 1
     bias_relu_forward        maximum(x + bias, 0)                                   2 -> 1
     cross_entropy_forward    max, subtract, exp, sum, divide, log, gather, sum...  ~10 -> 1
     cross_entropy_backward   probs.copy(); [rows, target] -= 1; *= grad * scale     3 -> 1
@@ -91,7 +91,7 @@ def _check_same_shape(op: str, a, b) -> None:
 
 
 def relu_backward(grad, z):
-    """0 where z <= 0, else grad (reference: grad * ~(z <= 0)); z is the ReLU's output."""
+    """0 where z <= 0, else grad (reference: where(z <= 0, 0, grad)); z is the ReLU's output."""
     _check_same_shape("relu_backward", grad, z)
     out = _cupy().empty_like(z)
     launch("relu_backward", z.dtype, z.size, (grad, z, out, _long(z.size)))
@@ -99,9 +99,9 @@ def relu_backward(grad, z):
 
 
 def relu_backward_bias_grad(grad, z):
-    """(grad * ~(z <= 0), its sum over rows): ReLU's backward and the Linear's bias gradient.
+    """(where(z <= 0, 0, grad), its sum over rows): ReLU's backward and the Linear's bias gradient.
 
-    For 2-D (rows, features) arrays; z is the ReLU's output. Reference: g = grad * ~(z <= 0);
+    For 2-D (rows, features) arrays; z is the ReLU's output. Reference: g = where(z <= 0, 0, grad);
     (g, g.sum(axis=0)).
     """
     _check_same_shape("relu_backward_bias_grad", grad, z)

@@ -19,16 +19,8 @@ def _reduce(losses: Tensor, reduction: str, who: str, count=None) -> Tensor:
         return losses
     if reduction == "sum":
         return losses.sum()
-    if reduction == "mean" and count is None:
-        return losses.mean()
-    if reduction == "mean":  # divided by a weight sum, which is 0 when every target is ignored:
-        # then the loss is NaN and the gradient 0, as in PyTorch (not 0 * inf = NaN)
-        if not isinstance(count, Tensor):
-            return losses.sum() / count
-        nothing = count.array == 0
-        xp = backend.array_module(nothing)
-        safe = elementwise.Where.apply(nothing, 1.0, count)
-        return losses.sum() / safe + xp.where(nothing, xp.nan, 0.0).astype(losses.dtype)
+    if reduction == "mean":
+        return losses.sum() / count if count is not None else losses.mean()
     raise ValueError(f"{reduction} is not a valid value for reduction ({who}: 'none', 'mean' or "
                      "'sum')")
 
@@ -100,14 +92,31 @@ def nll_loss(input: Tensor, target, weight: Tensor | None = None, ignore_index: 
     if bool((bad & keep).any()):
         value = int(t[bad & keep].reshape(-1)[0])
         raise IndexError(f"nll_loss: Target {value} is out of bounds for {classes} classes")
-    safe = backend.array_module(t).where(keep, t, 0)
-    rows = backend.array_module(t).arange(t.size)
-    picked = input.reshape(-1, classes)[rows, safe.reshape(-1)].reshape(target.shape)
-    scale = keep.astype(input.dtype)
-    if weight is not None:
-        scale = scale * weight.array[safe]
-    scale_t = Tensor._wrap_no_copy_no_checks(scale, input.device)
-    return _reduce(-picked * scale_t, reduction, "nll_loss", count=scale_t.sum())
+    xp = backend.array_module(t)
+    if reduction == "none":  # one loss per sample, 0 where the target is ignored
+        safe = xp.where(keep, t, 0)
+        picked = input.reshape(-1, classes)[xp.arange(t.size), safe.reshape(-1)]
+        scale = keep.astype(input.dtype) * (weight.array[safe] if weight is not None else 1)
+        return -picked.reshape(target.shape) * Tensor._wrap_no_copy_no_checks(scale, input.device)
+    # "sum" and "mean" take only the kept targets' log-probabilities, so an ignored target gets
+    # no gradient at all: a batch with every target ignored has a NaN mean and a 0 gradient.
+    rows, kept = _kept(target, ignore_index)
+    picked = input.reshape(-1, classes)[rows, kept]
+    if weight is None:
+        losses, total = -picked, rows.shape[0]
+    else:
+        w = Tensor._wrap_no_copy_no_checks(weight.array[kept], input.device)
+        losses, total = -picked * w, w.sum()
+    return losses.sum() if reduction == "sum" else _reduce(losses, reduction, "nll_loss",
+                                                           count=total)
+
+
+def _kept(target: Tensor, ignore_index: int):
+    """(rows, classes) of the targets that are not ignored, as integer arrays."""
+    t = target.array.reshape(-1)
+    xp = backend.array_module(t)
+    rows = xp.nonzero(t != ignore_index)[0]
+    return rows, t[rows]
 
 
 def cross_entropy_options(input: Tensor, target, weight=None, ignore_index: int = -100,  # noqa: A002
@@ -131,20 +140,21 @@ def cross_entropy_options(input: Tensor, target, weight=None, ignore_index: int 
     if not label_smoothing:
         return nll
     target = _class_targets(input, target, "cross_entropy")
-    keep = Tensor._wrap_no_copy_no_checks((target.array != ignore_index).astype(input.dtype),
-                                          input.device)
     weighted = log_probs if weight is None else log_probs * weight
-    smooth = -weighted.sum(-1) * keep
-    if reduction == "mean":
-        if weight is None:
-            smooth = smooth.sum() / keep.sum()
+    if reduction == "none":
+        keep = Tensor._wrap_no_copy_no_checks((target.array != ignore_index).astype(input.dtype),
+                                              input.device)
+        smooth = -weighted.sum(-1) * keep
+    else:  # only the kept targets, as in nll_loss
+        rows, kept = _kept(target, ignore_index)
+        smooth = -weighted.reshape(-1, classes)[rows].sum(-1)
+        if reduction == "sum":
+            smooth = smooth.sum()
+        elif weight is None:
+            smooth = smooth.sum() / rows.shape[0]
         else:
-            safe = backend.array_module(target.array).where(target.array != ignore_index,
-                                                            target.array, 0)
-            smooth = smooth.sum() / (Tensor._wrap_no_copy_no_checks(
-                weight.array[safe], input.device) * keep).sum()
-    else:
-        smooth = _reduce(smooth, reduction, "cross_entropy")
+            smooth = smooth.sum() / Tensor._wrap_no_copy_no_checks(weight.array[kept],
+                                                                   input.device).sum()
     return (1 - label_smoothing) * nll + (label_smoothing / classes) * smooth
 
 

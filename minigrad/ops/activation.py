@@ -32,7 +32,10 @@ class ReLUBackward(Op):
         ctx.save_for_backward(z)  # z's own slope is 0: the mask is piecewise constant
         if kernels.applies(grad.array, z.array):  # CUDA: one kernel, not a compare and a multiply
             return kernels.relu_backward(grad.array, z.array)
-        return grad.array * ~(z.array <= 0)
+        # PyTorch's threshold rule: 0 where z <= 0, the gradient as it is elsewhere (so a NaN z
+        # passes it, and an infinite gradient where ReLU is flat gives 0, not inf * 0 = NaN)
+        xp = backend.array_module(grad.array)
+        return xp.where(z.array <= 0, grad.array.dtype.type(0), grad.array)
 
     @staticmethod
     def backward(ctx, grad):

@@ -266,7 +266,8 @@ class ClampByTensors(Op):
 
     @staticmethod
     def backward(ctx, grad):
-        return tuple(unbroadcast(grad * share, shape) if needed else None
+        return tuple(unbroadcast(Where.apply(share == 0, 0.0, grad * share), shape)
+                     if needed else None
                      for share, shape, needed in zip(ctx.shares, ctx.shapes, ctx.needs_input_grad,
                                                      strict=True))
 

@@ -113,8 +113,9 @@ def _keep_shares(ctx, x, y, z, x_loses, y_loses, tie) -> None:
 
 
 def _split(ctx, grad):
-    """Send grad to the inputs by their shares, as PyTorch's maximum and minimum do."""
-    return tuple(unbroadcast(grad * share, shape) if needed else None
+    """Send grad to the inputs by their shares, as PyTorch's maximum and minimum do (a share
+    of 0 gives 0, even where grad is inf)."""
+    return tuple(unbroadcast(Where.apply(share == 0, 0.0, grad * share), shape) if needed else None
                  for share, shape, needed in zip(ctx.shares, ctx.shapes, ctx.needs_input_grad,
                                                  strict=True))
 
