@@ -1405,7 +1405,7 @@ TORCH_SAVES_INPUT = (
     "binary:lib.maximum", "binary:lib.minimum", "binary:maximum", "binary:clamp-min-tensor",
     "binary:clamp-tensors", "reduce:amax-all", "reduce:amax-dim", "reduce:amin-all",
     "reduce:amin-dim", "reduce:max-all", "reduce:min-all", "reduce:std-all", "reduce:std-dim",
-    "reduce:var-all", "reduce:var-dim", "loss:nll_loss", "loss:mse_loss")
+    "reduce:var-all", "reduce:var-dim", "loss:nll_loss", "loss:mse_loss", "loss:bce_logits")
 TORCH_SAVES_OUTPUT = ("reduce:amax-all", "reduce:amax-dim", "reduce:amin-all", "reduce:amin-dim",
                       "reduce:max-all", "reduce:min-all", "binary:pow")
 
@@ -1604,10 +1604,6 @@ KNOWN_GAPS: dict = {
         "second derivatives of F.binary_cross_entropy: torch's formula adds 1e-12 to x and "
         "1 - x, so torch is off by ~1e-9 relative where x(1-x) is small; minigrad's is exact "
         "(checked against finite differences)", _tag_is("loss:bce")),
-    "bce-with-logits-grad-at-zero": Gap(
-        "F.binary_cross_entropy_with_logits at a logit of exactly 0: minigrad's gradient misses "
-        "the -1/2 (|x| and max(-x, 0) both have slope 0 there)",
-        _zero_input("loss:bce_logits")),
     "returns-input-itself": Gap(
         "x.flatten() of a 1-D x is x itself in torch (a leaf stays a leaf), a new view in "
         "minigrad: autograd.grad with respect to it differs", _returns_input_itself),
@@ -1645,7 +1641,8 @@ KNOWN_GAPS: dict = {
         "in-place change of it after the product makes minigrad's backward raise",
         _saved_differently(MINIGRAD_SAVES_INPUT, "input")),
     "torch-saves-minigrad-does-not": Gap(
-        "clamp, maximum/minimum, amax/amin/max()/min(), std/var, nll_loss and mse_loss save "
+        "clamp, maximum/minimum, amax/amin/max()/min(), std/var, nll_loss, mse_loss and "
+        "binary_cross_entropy_with_logits save "
         "their inputs (amax..., tensor ** tensor: outputs) in torch, not in minigrad: after an "
         "in-place change torch's backward raises, minigrad's does not", _either(
             _saved_differently(TORCH_SAVES_INPUT, "input"),

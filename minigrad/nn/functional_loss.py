@@ -177,7 +177,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight=None,
     """L = -(p y log s(x) + (1 - y) log(1 - s(x))) with s the sigmoid, computed stably:
     (1 - y) x + (1 + (p - 1) y) * (log(1 + exp(-|x|)) + max(-x, 0))."""
     _same_shape(input, target, "binary_cross_entropy_with_logits")
-    softplus_neg = (1 + (-input.abs()).exp()).log() + (-input).clamp(min=0)  # log(1 + e^-x)
+    # log(1 + e^-x), computed stably by Softplus (its slope at x = 0 is -1/2, with the curvature)
+    softplus_neg = activation.Softplus.apply(-input, 1.0, float("inf"))
     if pos_weight is None:
         losses = (1 - target) * input + softplus_neg
     else:
