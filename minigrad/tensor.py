@@ -585,6 +585,8 @@ class Tensor(InPlaceMethods, TensorMethods):
         """The tensor with dims dim0 and dim1 swapped."""
         return movement.Transpose.apply(self, dim0, dim1)
 
+    swapaxes = swapdims = transpose  # PyTorch's other names for it
+
     def t(self) -> Tensor:
         """Transpose of a matrix (dims 0 and 1); tensors with fewer dims are returned as is."""
         return self.T

@@ -122,6 +122,10 @@ class TensorMethods:
         """z = |self|, elementwise."""
         return pointwise.Abs.apply(self)
 
+    # PyTorch's other names for the same methods
+    subtract, multiply, divide, true_divide = sub, mul, div, div
+    negative, absolute = neg, abs
+
     def sign(self):
         """z = -1, 0 or 1 by the sign of each element (no gradient: its slope is 0)."""
         return pointwise.Sign.apply(self)

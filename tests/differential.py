@@ -1392,9 +1392,6 @@ INPLACE_MENU = [(22, op_inplace), (8, op_fill), (14, op_setitem), (8, op_view_th
 # statement about to run. The order matters only to name a disagreement whose program entered
 # several gaps (classify): the more specific come first.
 
-ALIAS_METHOD = re.compile(
-    r"(?<!lib)\.(absolute|negative|subtract|multiply|divide|true_divide|swapaxes|swapdims)\(")
-
 # Operations that save (for backward) other tensors than torch's do, by tag. Backward raises
 # when a saved tensor was changed in place since; where the saved sets differ, one library
 # raises and the other does not.
@@ -1577,10 +1574,6 @@ class Gap:
 
 KNOWN_GAPS: dict = {
     # -- missing names and different results of single operations --
-    "tensor-alias-methods": Gap(
-        "Tensor.absolute negative subtract multiply divide true_divide swapaxes swapdims do not "
-        "exist (docs/pytorch-names.md lists them as methods too): AttributeError",
-        _matches(ALIAS_METHOD.pattern)),
     "torch-not-implemented-for-dtype": Gap(
         "operations torch has no kernel for on integer or bool tensors (softmax of int64, "
         "matmul of bool): torch raises NotImplementedError, minigrad computes",

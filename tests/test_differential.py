@@ -230,8 +230,7 @@ def gap(name: str):
 
 
 
-@gap("tensor-alias-methods")
-def test_gap_tensor_alias_methods():
+def test_tensor_alias_methods_agree():
     agrees("""
         v0 = lib.tensor([[1.0, -2.0], [0.5, 4.0]], dtype=lib.float64, requires_grad=True)
         v1 = v0.absolute()
