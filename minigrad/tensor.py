@@ -630,6 +630,8 @@ class Tensor(InPlaceMethods, TensorMethods):
         )
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        if start == end:  # nothing to merge: PyTorch returns the tensor itself
+            return self
         merged = 1
         for size in self.shape[start : end + 1]:
             merged *= size

@@ -1597,9 +1597,6 @@ KNOWN_GAPS: dict = {
         "second derivatives of F.binary_cross_entropy: torch's formula adds 1e-12 to x and "
         "1 - x, so torch is off by ~1e-9 relative where x(1-x) is small; minigrad's is exact "
         "(checked against finite differences)", _tag_is("loss:bce")),
-    "returns-input-itself": Gap(
-        "x.flatten() of a 1-D x is x itself in torch (a leaf stays a leaf), a new view in "
-        "minigrad: autograd.grad with respect to it differs", _returns_input_itself),
     # -- views and aliasing --
     "result-layout-differs": Gap(
         "results laid out differently in memory: x[:, [1, 0]], cat/stack of transposed tensors, "
