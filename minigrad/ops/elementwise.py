@@ -266,10 +266,7 @@ class ClampByTensors(Op):
 
     @staticmethod
     def backward(ctx, grad):
-        return tuple(unbroadcast(Where.apply(share == 0, 0.0, grad * share), shape)
-                     if needed else None
-                     for share, shape, needed in zip(ctx.shares, ctx.shapes, ctx.needs_input_grad,
-                                                     strict=True))
+        return split_by_shares(ctx, grad)
 
 
 class Where(Op):
@@ -295,6 +292,14 @@ class Where(Op):
         if ctx.needs_input_grad[2]:
             grad_b = unbroadcast(Where.apply(ctx.condition, 0.0, grad), b_shape)
         return None, grad_a, grad_b
+
+
+def split_by_shares(ctx, grad):
+    """Send grad to each input by its share (ctx.shares: constant 0, 1/2 or 1 per element), as
+    PyTorch's maximum, minimum and clamp do: a share of 0 gives 0, even where grad is inf."""
+    return tuple(unbroadcast(Where.apply(share == 0, 0.0, grad * share), shape) if needed else None
+                 for share, shape, needed in zip(ctx.shares, ctx.shapes, ctx.needs_input_grad,
+                                                 strict=True))
 
 
 def _float(array):

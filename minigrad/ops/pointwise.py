@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from .. import backend, promotion
 from ..autograd.function import Op
-from .broadcast import unbroadcast
-from .elementwise import Where, _array, _float, _shape
+from .elementwise import Where, _array, _float, _shape, split_by_shares
 
 
 class Sin(Op):
@@ -84,7 +83,7 @@ class Maximum(Op):
 
     @staticmethod
     def backward(ctx, grad):
-        return _split(ctx, grad)
+        return split_by_shares(ctx, grad)
 
 
 class Minimum(Op):
@@ -100,7 +99,7 @@ class Minimum(Op):
 
     @staticmethod
     def backward(ctx, grad):
-        return _split(ctx, grad)
+        return split_by_shares(ctx, grad)
 
 
 def _keep_shares(ctx, x, y, z, x_loses, y_loses, tie) -> None:
@@ -110,12 +109,3 @@ def _keep_shares(ctx, x, y, z, x_loses, y_loses, tie) -> None:
     ctx.shares = [xp.where(loses, 0.0, xp.where(tie, 0.5, 1.0)).astype(dtype)
                   for loses in (x_loses, y_loses)]
     ctx.shapes = (_shape(x), _shape(y))
-
-
-def _split(ctx, grad):
-    """Send grad to the inputs by their shares, as PyTorch's maximum and minimum do (a share
-    of 0 gives 0, even where grad is inf)."""
-    return tuple(unbroadcast(Where.apply(share == 0, 0.0, grad * share), shape) if needed else None
-                 for share, shape, needed in zip(ctx.shares, ctx.shapes, ctx.needs_input_grad,
-                                                 strict=True))
-
