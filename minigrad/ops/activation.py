@@ -33,9 +33,14 @@ class ReLUBackward(Op):
         if kernels.applies(grad.array, z.array):  # CUDA: one kernel, not a compare and a multiply
             return kernels.relu_backward(grad.array, z.array)
         # PyTorch's threshold rule: 0 where z <= 0, the gradient as it is elsewhere (so a NaN z
-        # passes it, and an infinite gradient where ReLU is flat gives 0, not inf * 0 = NaN)
-        xp = backend.array_module(grad.array)
-        return xp.where(z.array <= 0, grad.array.dtype.type(0), grad.array)
+        # passes it). A multiply, as xp.where is several times slower on NumPy; an infinite
+        # gradient where ReLU is flat would give inf * 0 = NaN there, so those are set to 0.
+        g = grad.array
+        kept = ~(z.array <= 0)
+        out = g * kept
+        if not backend.array_module(g).isfinite(g).all():
+            out[~kept] = 0
+        return out
 
     @staticmethod
     def backward(ctx, grad):
