@@ -59,7 +59,7 @@ def main(argv=None) -> mg.autograd.Tape:
     # Nothing has run backward yet: the forward pass only recorded a grad_fn on each result.
     steps = mg.autograd.tape(loss)
     print(f"loss.backward() will run these {len(steps)} nodes, top to bottom:")
-    print(steps)  # Tape.__str__: one line per node (minigrad/autograd/engine.py)
+    print(steps)  # Tape.__str__: one line per node (minigrad/engine/backward.py)
 
     print("\nleaves:", ", ".join(f"{name} {p.shape}" for name, p in model.named_parameters()))
 

@@ -8,6 +8,11 @@
 The names follow PyTorch's (docs/pytorch-names.md lists what exists and what does not).
 """
 
+# Tensor first: the engine and the ops build on it, and it imports them at its end (the seam,
+# docs/architecture.md), so the import of minigrad must start here.
+from .tensor import Tensor
+
+# isort: split
 from . import accelerator, autograd, backend, cuda, data, nn, optim, utils, viz
 from .autograd import (
     Function,
@@ -63,7 +68,8 @@ from .factories import (
     zeros_like,
 )
 from .factories_like import empty_like, full_like, rand_like, randn_like
-from .functions import (
+from .serialization import load, save
+from .tensor_functions import (
     abs,  # noqa: A004, F401
     absolute,
     add,
@@ -135,8 +141,6 @@ from .functions import (
     var,
     where,
 )
-from .serialization import load, save
-from .tensor import Tensor
 
 __version__ = "0.1.0"
 
@@ -265,7 +269,6 @@ __all__ = [
     "swapdims",
     "tanh",
     "tensor",
-    "tensor_methods",
     "transpose",
     "true_divide",
     "uint8",

@@ -1,26 +1,32 @@
 """Tensor: an array, the flag that asks for its gradient, and the node that made it.
 
-Every differentiable method here is one line that calls a Function from `minigrad.ops`; the math
-and the backward live there, so this file only says what each operator means. The raw NumPy (or
-CuPy) array is `tensor.array`; `tensor.data` is, as in PyTorch, a Tensor on the same memory that
-is outside the graph. In-place methods (`add_`, `+=`, `x[i] = v`, ...) live in `inplace.py`.
+Every method of Tensor is here, grouped by op family (search for "# ----"): attributes, autograd,
+views and memory, conversion, arithmetic, more elementwise math, selection, activations,
+reductions, matrix products, shapes, in place, comparisons. A differentiable method is a line or
+two that calls one op's `apply` (the math and its derivative live in minigrad/ops/, one small
+class per op) or composes other methods (std, norm, repeat), whose gradients then come from the
+ops they use. The raw NumPy (or CuPy) array is `tensor.array`; `tensor.data` is, as in PyTorch,
+a Tensor on the same memory that is outside the graph.
+
+Layers (docs/architecture.md): this module imports only backend.py and grad_mode.py at the top.
+The ops and the engine build on Tensor, and Tensor's methods call them: they are imported once,
+at the bottom of this file (the seam).
 """
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections import namedtuple
 
 from . import backend
-from .autograd.grad_mode import enable_grad, grad_mode
-from .inplace import InPlaceMethods
-from .ops import activation, broadcast, elementwise, matmul, movement, reduce
-from .tensor_methods import TensorMethods, pick_dim
+from .grad_mode import enable_grad, grad_mode
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
+MinResult = namedtuple("MinResult", ["values", "indices"])
 
 
-class Tensor(InPlaceMethods, TensorMethods):
+class Tensor:
     """An n-dimensional array on a device that can record the operations applied to it."""
 
     __slots__ = (
@@ -36,7 +42,9 @@ class Tensor(InPlaceMethods, TensorMethods):
         "_hooks",  # register_hook on a leaf
         "__weakref__",
     )
+
     __array_ufunc__ = None  # numpy_scalar * tensor must call Tensor.__rmul__, not numpy
+
     __hash__ = object.__hash__  # __eq__ compares elementwise; identity stays the hash
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
@@ -79,7 +87,7 @@ class Tensor(InPlaceMethods, TensorMethods):
         t._requires_grad, t._output_nr, t._version_counter = False, 0, [0]
         return t
 
-    # ---- attributes ------------------------------------------------------------------------
+    # ---- attributes ----------------------------------------------------------------------
 
     @property
     def data(self) -> Tensor:
@@ -175,13 +183,6 @@ class Tensor(InPlaceMethods, TensorMethods):
         """The element type of the data (a numpy dtype, e.g. float32)."""
         return self.array.dtype
 
-    @property
-    def T(self) -> Tensor:
-        """The transpose of a matrix (a tensor with fewer than 2 dimensions is returned as is)."""
-        if self.ndim > 2:
-            raise ValueError(f"T: expected a tensor with at most 2 dims, got shape {self.shape}")
-        return self.transpose(0, 1) if self.ndim == 2 else self
-
     def numel(self) -> int:
         """The number of elements."""
         return int(self.array.size)
@@ -193,6 +194,18 @@ class Tensor(InPlaceMethods, TensorMethods):
     def dim(self) -> int:
         """The number of dimensions (same as ndim)."""
         return self.ndim
+
+    def is_floating_point(self) -> bool:
+        """True for float16, float32 and float64 tensors."""
+        return backend.is_floating(self.dtype)
+
+    def element_size(self) -> int:
+        """The size of one element in bytes."""
+        return int(self.array.itemsize)
+
+    def is_contiguous(self) -> bool:
+        """Whether the elements are laid out in row-major order."""
+        return bool(self.array.flags.c_contiguous)
 
     def __iter__(self):
         """The sub-tensors along dim 0 (each one indexes this tensor, so gradients flow)."""
@@ -220,7 +233,7 @@ class Tensor(InPlaceMethods, TensorMethods):
             extras.append("requires_grad=True")
         return "tensor(" + ", ".join([body] + extras) + ")"
 
-    # ---- autograd --------------------------------------------------------------------------
+    # ---- autograd ------------------------------------------------------------------------
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Compute the gradient of this tensor with respect to every leaf that requires grad.
@@ -228,7 +241,7 @@ class Tensor(InPlaceMethods, TensorMethods):
         With `create_graph=True` the backward pass is recorded too, so the gradients can be
         differentiated again; `inputs` limits which tensors get a `.grad`.
         """
-        _autograd_grad.backward((self,), (gradient,), retain_graph, create_graph, inputs)
+        _run_backward((self,), (gradient,), retain_graph, create_graph, inputs)
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (no grad_fn, requires_grad False)."""
@@ -298,7 +311,7 @@ class Tensor(InPlaceMethods, TensorMethods):
         hooks = (node.hooks or {}).get(self._output_nr, ()) if node is not None else ()
         return any(isinstance(h, _RetainGrad) and h.tensor() is self for h in hooks)
 
-    # ---- views and memory (used by Function.apply and the in-place methods) ----------------
+    # ---- views and memory (used by Function.apply and the in-place ops) ------------------
 
     def _alias(self) -> Tensor:
         """A new Tensor on the same memory, seen as a view of this one."""
@@ -344,7 +357,7 @@ class Tensor(InPlaceMethods, TensorMethods):
         """Record an in-place change of this memory (optimisers call it after writing .array)."""
         self._version_counter[0] += 1
 
-    # ---- conversion ------------------------------------------------------------------------
+    # ---- conversion: to another device or dtype, to Python and NumPy ---------------------
 
     def numpy(self):
         """A NumPy copy of the data, on the host."""
@@ -391,9 +404,55 @@ class Tensor(InPlaceMethods, TensorMethods):
         """A copy on GPU `index` (self when it is already there)."""
         return self.to(f"cuda:{index}")
 
+    def float(self):
+        """A float32 copy (self when it is float32 already)."""
+        return self.to(backend.float32)
+
+    def double(self):
+        """A float64 copy (self when it is float64 already)."""
+        return self.to(backend.float64)
+
+    def half(self):
+        """A float16 copy (self when it is float16 already)."""
+        return self.to(backend.float16)
+
+    def long(self):
+        """An int64 copy (values are truncated towards zero, as in PyTorch)."""
+        return self.to(backend.int64)
+
+    def int(self):
+        """An int32 copy (values are truncated towards zero)."""
+        return self.to(backend.int32)
+
+    def short(self):
+        """An int16 copy."""
+        return self.to(backend.int16)
+
+    def byte(self):
+        """A uint8 copy."""
+        return self.to(backend.uint8)
+
+    def bool(self):
+        """A bool copy: True where the value is not zero."""
+        return self.to(backend.bool_)
+
+    def type(self, dtype=None):
+        """With no argument, the legacy type name ('minigrad.FloatTensor'); else to(dtype)."""
+        if dtype is None:
+            return "minigrad." + backend.TYPE_NAMES.get(self.dtype, str(self.dtype))
+        return self.to(dtype)
+
+    def type_as(self, other):
+        """A copy with other's dtype."""
+        return self.to(other.dtype)
+
     def clone(self) -> Tensor:
         """A copy with its own memory; gradients flow back to this tensor."""
         return movement.Clone.apply(self)
+
+    def contiguous(self):
+        """A tensor whose elements are laid out in row-major order (self when they are)."""
+        return self if self.array.flags.c_contiguous else self.clone()
 
     def __float__(self) -> float:
         return float(self.item())
@@ -411,7 +470,7 @@ class Tensor(InPlaceMethods, TensorMethods):
             raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
         return bool(self.array)
 
-    # ---- arithmetic (NumPy broadcasting) ---------------------------------------------------
+    # ---- arithmetic (ops/elementwise.py; NumPy broadcasting) -----------------------------
 
     def __add__(self, other):
         return elementwise.Add.apply(self, _scalar(other))
@@ -448,24 +507,49 @@ class Tensor(InPlaceMethods, TensorMethods):
     def __neg__(self):
         return elementwise.Neg.apply(self)
 
-    def __matmul__(self, other):
-        return matmul.MatMul.apply(self, other)
+    def add(self, other, *, alpha=1):
+        """z = self + alpha * other."""
+        return self + (other if alpha == 1 else other * alpha)
 
-    def __rmatmul__(self, other):
-        return matmul.MatMul.apply(other, self)
+    def sub(self, other, *, alpha=1):
+        """z = self - alpha * other."""
+        return self - (other if alpha == 1 else other * alpha)
 
-    def matmul(self, other) -> Tensor:
-        """z = self @ other, the matrix product (see ops.matmul.MatMul)."""
-        return matmul.MatMul.apply(self, other)
+    def mul(self, other):
+        """z = self * other."""
+        return self * other
 
-    def mm(self, other) -> Tensor:
-        """z = self @ other for two matrices (2-D tensors)."""
-        if self.ndim != 2 or getattr(other, "ndim", 0) != 2:
-            raise RuntimeError(
-                f"mm: expected two matrices, got shapes {self.shape} and "
-                f"{tuple(getattr(other, 'shape', ()))}"
+    def div(self, other, *, rounding_mode=None):
+        """z = self / other (true division; rounding_mode is not supported)."""
+        if rounding_mode is not None:
+            raise NotImplementedError(
+                f"div: rounding_mode={rounding_mode!r} is not supported in minigrad; use "
+                "(a / b).floor() in PyTorch terms, which minigrad does not have either"
             )
-        return matmul.MatMul.apply(self, other)
+        return self / other
+
+    def pow(self, exponent):
+        """z = self ** exponent."""
+        return self ** exponent
+
+    def reciprocal(self):
+        """z = 1 / self."""
+        return elementwise.Reciprocal.apply(self)
+
+    def neg(self):
+        """z = -self."""
+        return -self
+
+    def abs(self):
+        """z = |self|, elementwise."""
+        return elementwise.Abs.apply(self)
+
+    # PyTorch's other names for the same methods
+    subtract, multiply, divide, true_divide = sub, mul, div, div
+
+    negative, absolute = neg, abs
+
+    # ---- more elementwise math (ops/elementwise.py) --------------------------------------
 
     def exp(self) -> Tensor:
         """z = exp(x), elementwise."""
@@ -478,6 +562,20 @@ class Tensor(InPlaceMethods, TensorMethods):
     def sqrt(self) -> Tensor:
         """z = sqrt(x), elementwise."""
         return elementwise.Sqrt.apply(self)
+
+    def sin(self):
+        """z = sin(self), elementwise."""
+        return elementwise.Sin.apply(self)
+
+    def cos(self):
+        """z = cos(self), elementwise."""
+        return elementwise.Cos.apply(self)
+
+    def sign(self):
+        """z = -1, 0 or 1 by the sign of each element (no gradient: its slope is 0)."""
+        return elementwise.Sign.apply(self)
+
+    # ---- selection: each element from one input (ops/selection.py) -----------------------
 
     def clamp(self, min=None, max=None) -> Tensor:  # noqa: A002  (PyTorch's argument names)
         """z = min(max(x, min), max), elementwise; either bound may be None. The bounds are both
@@ -492,14 +590,48 @@ class Tensor(InPlaceMethods, TensorMethods):
                 return self.maximum(min)
             if min is None:
                 return self.minimum(max)
-            return elementwise.ClampByTensors.apply(self, min, max)
-        return elementwise.Clamp.apply(self, min, max)
+            return selection.ClampByTensors.apply(self, min, max)
+        return selection.Clamp.apply(self, min, max)
+
+    def clip(self, min=None, max=None):  # noqa: A002  (PyTorch's argument names)
+        """Another name for clamp."""
+        return self.clamp(min, max)
+
+    def maximum(self, other):
+        """z = the larger of self and other, elementwise."""
+        return selection.Maximum.apply(self, other)
+
+    def minimum(self, other):
+        """z = the smaller of self and other, elementwise."""
+        return selection.Minimum.apply(self, other)
 
     def where(self, condition, other) -> Tensor:
         """z = self where condition is true, else other (as torch.where(condition, self, other))."""
-        return elementwise.Where.apply(_mask(condition), self, _scalar(other))
+        return selection.Where.apply(_mask(condition), self, _scalar(other))
 
-    # ---- reductions ------------------------------------------------------------------------
+    # ---- activations (ops/activation.py) -------------------------------------------------
+
+    def relu(self) -> Tensor:
+        """z = max(x, 0), elementwise."""
+        return activation.ReLU.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        """z = 1 / (1 + exp(-x)), elementwise."""
+        return activation.Sigmoid.apply(self)
+
+    def tanh(self) -> Tensor:
+        """z = tanh(x), elementwise."""
+        return activation.Tanh.apply(self)
+
+    def log_softmax(self, dim: int) -> Tensor:
+        """z = x - log(sum(exp(x))) along `dim`, computed stably."""
+        return activation.LogSoftmax.apply(self, dim)
+
+    def softmax(self, dim: int) -> Tensor:
+        """z = exp(x) / sum(exp(x)) along `dim`, computed stably."""
+        return activation.Softmax.apply(self, dim)
+
+    # ---- reductions (ops/reduce.py) ------------------------------------------------------
 
     def sum(self, dim=None, keepdim: bool = False, *, dtype=None, axis=None,
             keepdims=None) -> Tensor:
@@ -523,54 +655,127 @@ class Tensor(InPlaceMethods, TensorMethods):
         dim = pick_dim(dim, axis, "max")
         keepdim = keepdim if keepdims is None else keepdims
         if dim is None:
-            return reduce.Max.apply(self)
+            return selection.Max.apply(self)
         indices = self.argmax(dim, keepdim=True)
-        values = reduce.MaxDim.apply(self, indices.array, dim, keepdim)
+        values = selection.MaxDim.apply(self, indices.array, dim, keepdim)
         return MaxResult(values, indices if keepdim or self.ndim == 0 else indices.squeeze(dim))
+
+    def min(self, dim=None, keepdim: bool = False):
+        """The smallest element; with a dim, (values, indices) along it, as in PyTorch."""
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        if dim is None:
+            return -selection.Max.apply(-self)
+        indices = self.argmin(dim, keepdim=True)
+        values = selection.MaxDim.apply(self, indices.array, dim, keepdim)  # picks at the indices
+        return MinResult(values, indices if keepdim or self.ndim == 0 else indices.squeeze(dim))
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         """Index of the largest element (of the flattened tensor when dim is None); no grad."""
+        return self._index_of_extreme("argmax", dim, keepdim)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Index of the smallest element (of the flattened tensor when dim is None); no grad."""
+        return self._index_of_extreme("argmin", dim, keepdim)
+
+    def _index_of_extreme(self, op: str, dim, keepdim: bool) -> Tensor:
         if dim is None:
             if self.array.size == 0:
-                raise RuntimeError("argmax(): Expected reduction dim to be specified for "
+                raise RuntimeError(f"{op}(): Expected reduction dim to be specified for "
                                    "input.numel() == 0.")
-            index = self.array.argmax()
+            index = getattr(self.array, op)()
         else:
-            (axis,) = broadcast.normalize_dims(dim, self.ndim, "argmax") or (None,)
+            (axis,) = reduce.normalize_dims(dim, self.ndim, op) or (None,)
             if axis is not None and self.array.shape[axis] == 0:
-                raise IndexError(f"argmax(): Expected reduction dim {dim} to have non-zero size "
+                raise IndexError(f"{op}(): Expected reduction dim {dim} to have non-zero size "
                                  f"(shape {self.shape})")
-            index = self.array.argmax(axis=axis, keepdims=keepdim)
+            index = getattr(self.array, op)(axis=axis, keepdims=keepdim)
         xp = backend.array_module(self.array)  # NumPy gives a scalar when no dims are left
         return Tensor._wrap_no_copy_no_checks(backend.ensure_array(index, xp), self.device)
 
+    def amax(self, dim=None, keepdim: bool = False):
+        """The largest values over `dim` (an int or a tuple; all dims when None); ties share the
+        gradient."""
+        return selection.AMax.apply(self, dim, keepdim)
+
+    def amin(self, dim=None, keepdim: bool = False):
+        """The smallest values over `dim` (an int or a tuple; all dims when None); ties share the
+        gradient."""
+        return selection.AMin.apply(self, dim, keepdim)
+
+    def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None,
+            axis=None):
+        """z = sum((x - mean)**2) / (n - correction); correction 1 (unbiased) by default."""
+        dim = pick_dim(dim, axis, "var")
+        if isinstance(dim, bool):  # x.var(False): the legacy positional `unbiased`
+            dim, unbiased = None, dim
+        if correction is None:
+            correction = 1 if unbiased is None or unbiased else 0
+        axes = reduce.normalize_dims(dim, self.ndim, "var")
+        count = 1
+        for a in axes:
+            count *= self.shape[a]
+        centred = self - self.mean(dim, keepdim=True)
+        return (centred * centred).sum(dim, keepdim=keepdim) / max(count - correction, 0)
+
+    def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None,
+            axis=None):
+        """z = sqrt(var), with var's correction (1, unbiased, by default)."""
+        return self.var(dim, unbiased, keepdim, correction=correction, axis=axis).sqrt()
+
+    def norm(self, p="fro", dim=None, keepdim: bool = False):
+        """The p-norm (2 and 'fro' by default: sqrt(sum(x**2))); also 1, inf, -inf, any p > 0."""
+        if p in ("fro", 2, 2.0):
+            return reduce.Norm.apply(self, dim, keepdim)
+        if p in (1, 1.0):
+            return self.abs().sum(dim, keepdim=keepdim)
+        if p == math.inf:
+            return self.abs().amax(dim, keepdim)
+        if p == -math.inf:
+            return self.abs().amin(dim, keepdim)
+        if isinstance(p, (int, float)) and p > 0:
+            return (self.abs() ** p).sum(dim, keepdim=keepdim) ** (1.0 / p)
+        raise ValueError(f"norm: p must be 'fro', inf, -inf or a positive number, got {p!r}")
+
     def sum_to_size(self, *size) -> Tensor:
         """Sum the broadcast dims away so the result has `size` (the adjoint of expand)."""
-        return broadcast.SumTo.apply(self, shape_args(size))
+        return reduce.SumTo.apply(self, shape_args(size))
 
-    # ---- activations -----------------------------------------------------------------------
+    # ---- matrix products (ops/matmul.py) -------------------------------------------------
 
-    def relu(self) -> Tensor:
-        """z = max(x, 0), elementwise."""
-        return activation.ReLU.apply(self)
+    def __matmul__(self, other):
+        return matmul.MatMul.apply(self, other)
 
-    def sigmoid(self) -> Tensor:
-        """z = 1 / (1 + exp(-x)), elementwise."""
-        return activation.Sigmoid.apply(self)
+    def __rmatmul__(self, other):
+        return matmul.MatMul.apply(other, self)
 
-    def tanh(self) -> Tensor:
-        """z = tanh(x), elementwise."""
-        return activation.Tanh.apply(self)
+    def matmul(self, other) -> Tensor:
+        """z = self @ other, the matrix product (see ops.matmul.MatMul)."""
+        return matmul.MatMul.apply(self, other)
 
-    def log_softmax(self, dim: int) -> Tensor:
-        """z = x - log(sum(exp(x))) along `dim`, computed stably."""
-        return activation.LogSoftmax.apply(self, dim)
+    def mm(self, other) -> Tensor:
+        """z = self @ other for two matrices (2-D tensors)."""
+        if self.ndim != 2 or getattr(other, "ndim", 0) != 2:
+            raise RuntimeError(
+                f"mm: expected two matrices, got shapes {self.shape} and "
+                f"{tuple(getattr(other, 'shape', ()))}"
+            )
+        return matmul.MatMul.apply(self, other)
 
-    def softmax(self, dim: int) -> Tensor:
-        """z = exp(x) / sum(exp(x)) along `dim`, computed stably."""
-        return activation.Softmax.apply(self, dim)
+    def bmm(self, mat2):
+        """Batched matrix products: (b, n, m) @ (b, m, p) -> (b, n, p)."""
+        if self.ndim != 3 or getattr(mat2, "ndim", 0) != 3:
+            raise RuntimeError(
+                f"bmm: expected two 3-D tensors, got shapes {self.shape} and "
+                f"{tuple(getattr(mat2, 'shape', ()))}"
+            )
+        if self.shape[0] != mat2.shape[0]:
+            raise RuntimeError(
+                f"bmm: batch sizes differ: {self.shape[0]} and {mat2.shape[0]}"
+            )
+        return self.matmul(mat2)
 
-    # ---- movement: views of the same elements ----------------------------------------------
+    # ---- shapes: views of the same memory (ops/movement.py), and repeat, a copy ----------
 
     def reshape(self, *shape) -> Tensor:
         """The same elements with a new shape: a view of the same memory when the strides allow."""
@@ -581,6 +786,14 @@ class Tensor(InPlaceMethods, TensorMethods):
         PyTorch: use reshape, which copies then)."""
         return movement.Reshape.apply(self, shape_args(shape), True)
 
+    def view_as(self, other):
+        """The same elements viewed with other's shape."""
+        return self.view(other.shape)
+
+    def reshape_as(self, other):
+        """The same elements with other's shape."""
+        return self.reshape(other.shape)
+
     def transpose(self, dim0: int, dim1: int) -> Tensor:
         """The tensor with dims dim0 and dim1 swapped."""
         return movement.Transpose.apply(self, dim0, dim1)
@@ -590,6 +803,17 @@ class Tensor(InPlaceMethods, TensorMethods):
     def t(self) -> Tensor:
         """Transpose of a matrix (dims 0 and 1); tensors with fewer dims are returned as is."""
         return self.T
+
+    @property
+    def T(self) -> Tensor:
+        """The transpose of a matrix (a tensor with fewer than 2 dimensions is returned as is)."""
+        if self.ndim > 2:
+            raise ValueError(f"T: expected a tensor with at most 2 dims, got shape {self.shape}")
+        return self.transpose(0, 1) if self.ndim == 2 else self
+
+    def permute(self, *dims):
+        """The tensor with its dims reordered (permute(1, 0) is a transpose)."""
+        return movement.Permute.apply(self, shape_args(dims))
 
     def expand(self, *sizes) -> Tensor:
         """A view with size-1 dims repeated to `sizes` (-1 keeps a dim), as in PyTorch."""
@@ -602,7 +826,7 @@ class Tensor(InPlaceMethods, TensorMethods):
             )
         shape = tuple(self.shape[i - lead] if s == -1 and i >= lead else s
                       for i, s in enumerate(sizes))
-        return broadcast.BroadcastTo.apply(self, shape)
+        return reduce.BroadcastTo.apply(self, shape)
 
     def expand_as(self, other: Tensor) -> Tensor:
         """expand to other's shape."""
@@ -610,14 +834,14 @@ class Tensor(InPlaceMethods, TensorMethods):
 
     def unsqueeze(self, dim: int) -> Tensor:
         """Insert a size-1 dim at `dim` (negative dims count from the new end)."""
-        (axis,) = broadcast.normalize_dims(dim, self.ndim + 1, "unsqueeze")
+        (axis,) = reduce.normalize_dims(dim, self.ndim + 1, "unsqueeze")
         new_shape = list(self.shape)
         new_shape.insert(axis, 1)
         return self.reshape(tuple(new_shape))
 
     def squeeze(self, dim: int | None = None) -> Tensor:
         """Remove size-1 dims (only `dim`, when given; a dim of another size is kept)."""
-        axes = broadcast.normalize_dims(dim, self.ndim, "squeeze")
+        axes = reduce.normalize_dims(dim, self.ndim, "squeeze")
         kept = tuple(s for i, s in enumerate(self.shape) if not (i in axes and s == 1))
         return self.reshape(kept)
 
@@ -626,7 +850,7 @@ class Tensor(InPlaceMethods, TensorMethods):
         if self.ndim == 0:
             return self.reshape((1,))
         start, end = (
-            broadcast.normalize_dims(d, self.ndim, "flatten")[0] for d in (start_dim, end_dim)
+            reduce.normalize_dims(d, self.ndim, "flatten")[0] for d in (start_dim, end_dim)
         )
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
@@ -640,7 +864,117 @@ class Tensor(InPlaceMethods, TensorMethods):
     def __getitem__(self, index) -> Tensor:
         return movement.GetItem.apply(self, _index_arrays(index))
 
-    # ---- comparisons (not differentiable: bool tensors) ------------------------------------
+    def split(self, split_size_or_sections, dim: int = 0):
+        """Pieces along dim: of split_size each (the last may be smaller), or of the given sizes."""
+        (axis,) = reduce.normalize_dims(dim, self.ndim, "split")
+        length = self.shape[axis]
+        if isinstance(split_size_or_sections, int):
+            step = split_size_or_sections
+            if step <= 0 and length:
+                raise RuntimeError(f"split: split_size must be positive, got {step}")
+            sizes = [min(step, length - s) for s in range(0, length, step)] if length else [0]
+        else:
+            sizes = list(split_size_or_sections)
+            if sum(sizes) != length:
+                raise RuntimeError(
+                    f"split: split_with_sizes expects split_sizes to sum exactly to {length} "
+                    f"(input tensor's size at dimension {dim}), but got split_sizes={sizes}"
+                )
+        pieces, start = [], 0
+        for number, size in enumerate(sizes):
+            piece = self[(slice(None),) * axis + (slice(start, start + size),)]
+            if piece._view_of is not None:  # several views of one base: no in-place on them
+                root, version, _ = piece._view_of
+                piece._view_of = (root, version, f"Output {number} of Split")
+            pieces.append(piece)
+            start += size
+        return tuple(pieces)
+
+    def chunk(self, chunks: int, dim: int = 0):
+        """Up to `chunks` pieces along dim, each of ceil(size / chunks) (the last smaller)."""
+        if not isinstance(chunks, int) or chunks <= 0:
+            raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+        (axis,) = reduce.normalize_dims(dim, self.ndim, "chunk")
+        return self.split(max(-(-self.shape[axis] // chunks), 1), dim)
+
+    def repeat(self, *sizes):
+        """The tensor tiled sizes[i] times along each dim (as numpy.tile)."""
+        sizes = shape_args(sizes)
+        if len(sizes) < self.ndim:
+            raise RuntimeError(
+                f"repeat: number of dimensions of repeat dims ({len(sizes)}) can not be smaller "
+                f"than number of dimensions of tensor ({self.ndim})"
+            )
+        shape = (1,) * (len(sizes) - self.ndim) + self.shape
+        # Put a size-1 dim before each dim, stretch it to the repeat count, then merge the pair.
+        spaced = self.reshape(tuple(d for s in shape for d in (1, s)))
+        tiled = spaced.expand(tuple(d for r, s in zip(sizes, shape, strict=True) for d in (r, s)))
+        result = tiled.reshape(tuple(r * s for r, s in zip(sizes, shape, strict=True)))
+        return result.clone() if result._view_of is not None else result  # new memory, always
+
+    # ---- in place (ops/inplace.py records them) ------------------------------------------
+
+    def add_(self, other, alpha=1):
+        """self += alpha * other, in place."""
+        scaled = other if alpha == 1 else other * alpha
+        return inplace.modify(self, "add_", lambda s: s + scaled, other)
+
+    def sub_(self, other, alpha=1):
+        """self -= alpha * other, in place."""
+        scaled = other if alpha == 1 else other * alpha
+        return inplace.modify(self, "sub_", lambda s: s - scaled, other)
+
+    def mul_(self, other):
+        """self *= other, in place."""
+        return inplace.modify(self, "mul_", lambda s: s * other, other)
+
+    def div_(self, other):
+        """self /= other, in place."""
+        return inplace.modify(self, "div_", lambda s: s / other, other)
+
+    def clamp_(self, min=None, max=None):  # noqa: A002  (PyTorch's argument names)
+        """self = clamp(self, min, max), in place."""
+        return inplace.modify(self, "clamp_", lambda s: s.clamp(min, max))
+
+    def zero_(self):
+        """Fill with zeros in place."""
+        return self.fill_(0)
+
+    def fill_(self, value):
+        """Fill with one value in place (a number or a one-element tensor)."""
+        return inplace.modify(self, "fill_", lambda s: movement.Fill.apply(s, value), value)
+
+    def copy_(self, src):
+        """Copy src's values (broadcast, converted to self's dtype and device) into self."""
+        return inplace.copy(self, src)
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0):
+        """Fill with samples of the uniform distribution on [a, b)."""
+        values = backend.generator(self.device).uniform(a, b, self.shape).astype(self.dtype)
+        return inplace.modify(self, "uniform_", lambda s: movement.Fill.apply(s, values))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0):
+        """Fill with samples of the normal distribution N(mean, std**2)."""
+        values = backend.generator(self.device).normal(mean, std, self.shape).astype(self.dtype)
+        return inplace.modify(self, "normal_", lambda s: movement.Fill.apply(s, values))
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def __setitem__(self, index, value):
+        """self[index] = value (slices, integer and boolean masks), in place."""
+        inplace.setitem(self, _index_arrays(index), value)
+
+    # ---- comparisons and tests (bool results, no gradient) -------------------------------
 
     def _compare(self, other, op) -> Tensor:
         other = other.array if isinstance(other, Tensor) else other
@@ -665,6 +999,64 @@ class Tensor(InPlaceMethods, TensorMethods):
 
     def __ge__(self, other):
         return self._compare(other, lambda a, b: a >= b)
+
+    def eq(self, other):
+        """self == other, elementwise."""
+        return self == other
+
+    def ne(self, other):
+        """self != other, elementwise."""
+        return self != other
+
+    def lt(self, other):
+        """self < other, elementwise."""
+        return self < other
+
+    def le(self, other):
+        """self <= other, elementwise."""
+        return self <= other
+
+    def gt(self, other):
+        """self > other, elementwise."""
+        return self > other
+
+    def ge(self, other):
+        """self >= other, elementwise."""
+        return self >= other
+
+    def isnan(self):
+        """True where an element is NaN."""
+        return Tensor._wrap_no_copy_no_checks(
+            backend.array_module(self.array).isnan(self.array), self.device)
+
+    def isfinite(self):
+        """True where an element is neither infinite nor NaN."""
+        return Tensor._wrap_no_copy_no_checks(
+            backend.array_module(self.array).isfinite(self.array), self.device)
+
+    def any(self, dim=None, keepdim: bool = False):
+        """True where any element (along dim, or of all) is nonzero (a bool tensor)."""
+        axes = reduce.normalize_dims(dim, self.ndim, "any") if dim is not None else None
+        xp = backend.array_module(self.array)
+        return Tensor._wrap_no_copy_no_checks(
+            backend.ensure_array(self.array.any(axis=axes, keepdims=keepdim), xp), self.device)
+
+    def all(self, dim=None, keepdim: bool = False):
+        """True where every element (along dim, or of all) is nonzero (a bool tensor)."""
+        axes = reduce.normalize_dims(dim, self.ndim, "all") if dim is not None else None
+        xp = backend.array_module(self.array)
+        return Tensor._wrap_no_copy_no_checks(
+            backend.ensure_array(self.array.all(axis=axes, keepdims=keepdim), xp), self.device)
+
+    def allclose(self, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan=False) -> bool:
+        """Whether |self - other| <= atol + rtol * |other| everywhere (shapes broadcast)."""
+        xp = backend.array_module(self.array)
+        return bool(xp.allclose(self.array, other.array, rtol=rtol, atol=atol,
+                                equal_nan=equal_nan))
+
+    def equal(self, other) -> bool:
+        """Whether both tensors have the same shape and the same values."""
+        return self.shape == other.shape and bool((self.array == other.array).all())
 
 
 _new_tensor = object.__new__
@@ -773,4 +1165,26 @@ def _index_part(part):
     return part.array
 
 
-from .autograd import grad as _autograd_grad  # noqa: E402  (grad.py imports this module)
+def pick_dim(dim, axis, op: str):
+    """PyTorch accepts NumPy's `axis` as another name for `dim`; giving both is an error."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{op}: got both dim={dim!r} and axis={axis!r}; give one")
+        return axis
+    return dim
+
+
+# ---- the seam ------------------------------------------------------------------------------
+# Tensor's methods call the ops and the engine, which are written on top of Tensor (they make
+# Tensors): the layers above this one. So they are imported here, after Tensor exists. This is
+# the one import in minigrad that points up (docs/architecture.md; tests/test_layers.py).
+from .engine.backward import backward as _run_backward  # noqa: E402
+from .ops import (  # noqa: E402
+    activation,
+    elementwise,
+    inplace,
+    matmul,
+    movement,
+    reduce,
+    selection,
+)

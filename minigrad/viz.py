@@ -25,8 +25,8 @@ import re
 import shutil
 import subprocess
 
-from .autograd.engine import tape
-from .autograd.function import Context
+from .engine.backward import tape
+from .engine.function import Context
 from .serialization import atomic_write
 
 FORMATS = ("svg", "png", "pdf")

@@ -40,7 +40,7 @@ from tests.test_ops import DTYPES, ELEMENTWISE, INDEX, MATMUL, REDUCE, SHAPE, UN
 PACKAGE = Path(mg.__file__).parent
 ARRAY_LIBRARIES = {"numpy", "cupy", "cupyx"}
 # Modules that compute on device arrays: a backend.numpy call there would break on the GPU.
-DEVICE_CODE = ["ops", "nn", "optim", "cuda", "autograd/engine.py", "autograd/function.py",
+DEVICE_CODE = ["ops", "nn", "optim", "cuda", "fused", "engine",
                "data/loader.py"]
 
 

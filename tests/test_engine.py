@@ -341,7 +341,7 @@ def test_a_built_in_op_that_forgets_to_unbroadcast_is_named():
     """Built-in ops (Op) must return gradients of exactly their inputs' shapes: the engine no
     longer sums a forgotten broadcast away silently, it names the op."""
 
-    class Forgetful(mg.autograd.function.Op):
+    class Forgetful(mg.engine.function.Op):
         @staticmethod
         def forward(ctx, x):
             return x.array * 1.0

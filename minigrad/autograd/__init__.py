@@ -1,11 +1,10 @@
-"""Autograd: Function and Context, the engine (tape, backward, grad), grad mode, checks."""
+"""torch.autograd's names: Function, grad, backward, grad modes, anomaly mode, gradcheck,
+functional. The engine itself lives in minigrad/engine/; this package is what a user imports."""
 
-from . import functional
-from .anomaly import detect_anomaly, is_anomaly_enabled
-from .engine import Tape, tape
-from .function import Context, Function, once_differentiable
-from .grad import backward, grad
-from .grad_mode import (
+from ..engine.anomaly import detect_anomaly, is_anomaly_enabled
+from ..engine.backward import Tape, backward, grad, tape
+from ..engine.function import Context, Function
+from ..grad_mode import (
     enable_grad,
     inference_mode,
     is_grad_enabled,
@@ -13,7 +12,9 @@ from .grad_mode import (
     no_grad,
     set_grad_enabled,
 )
+from . import functional
 from .gradcheck import gradcheck, gradgradcheck
+from .once_differentiable import once_differentiable
 
 __all__ = [
     "Context",

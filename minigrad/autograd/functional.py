@@ -9,8 +9,11 @@ from a Jacobian or a Hessian-vector product trains what the input depends on.
 
 from __future__ import annotations
 
-from .grad import grad
-from .grad_mode import enable_grad
+from ..engine.backward import grad
+from ..factories import zeros, zeros_like
+from ..grad_mode import enable_grad
+from ..tensor import Tensor
+from ..tensor_functions import stack
 
 
 def _prepare(inputs, create_graph: bool):
@@ -118,6 +121,3 @@ def hvp(func, inputs, v, create_graph=False, strict=False):
     return (output if create_graph else output.detach()), result
 
 
-from ..factories import zeros, zeros_like  # noqa: E402
-from ..functions import stack  # noqa: E402
-from ..tensor import Tensor  # noqa: E402

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from .. import backend
-from .grad_mode import enable_grad, no_grad
+from ..engine.backward import grad
+from ..grad_mode import enable_grad, no_grad
+from ..tensor import Tensor
 
 
 def _outputs(value) -> tuple:
@@ -115,5 +117,3 @@ def _unravel(flat_index: int, shape: tuple) -> tuple:
     return tuple(int(k) for k in backend.numpy.unravel_index(flat_index, shape))
 
 
-from ..tensor import Tensor  # noqa: E402
-from .grad import grad  # noqa: E402

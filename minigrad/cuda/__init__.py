@@ -1,11 +1,11 @@
-"""GPU support: availability checks here, fused CuPy kernels in kernels.py and gemm.py, and the
-opt-in captured training step in graphed.py.
+"""GPU support: availability checks here and the opt-in captured training step in graphed.py.
+The fused CuPy kernels live below the Tensor, in minigrad/fused/ (here as cuda.kernels, cuda.gemm).
 
 Nothing here imports CuPy until a GPU is used: the kernels compile on their first launch.
 """
 
 from .. import backend
-from . import gemm, kernels
+from ..fused import gemm, kernels
 from .graphed import GraphedStep, graphed_step
 
 

@@ -25,8 +25,12 @@ Parameters' .grad are not filled by a captured step.
 from __future__ import annotations
 
 from .. import backend
-from . import gemm, kernels
-from .sources import MAX_BLOCKS
+from ..fused import gemm, kernels
+from ..fused.sources import MAX_BLOCKS
+from ..grad_mode import no_grad
+from ..nn import CrossEntropyLoss, Linear, ReLU, Sequential
+from ..optim import SGD
+from ..tensor import Tensor
 
 _USED_KERNELS = ("gemm", "cross_entropy_forward", "sgd_update_many")
 
@@ -41,8 +45,6 @@ def graphed_step(model, loss_fn, optimizer, batch_size: int, layers=None) -> Gra
 
 
 def _linear_layers(model, layers) -> list:
-    from ..nn import Linear, ReLU, Sequential
-
     if layers is None:
         if not isinstance(model, Sequential):
             raise TypeError(f"graphed_step: pass layers=[...] (the Linear layers in order) for a "
@@ -62,9 +64,6 @@ def _linear_layers(model, layers) -> list:
 
 
 def _check_loss_and_optimizer(loss_fn, optimizer, params) -> None:
-    from ..nn import CrossEntropyLoss
-    from ..optim import SGD
-
     if not isinstance(loss_fn, CrossEntropyLoss) or loss_fn.reduction != "mean":
         raise TypeError(f"graphed_step: the loss must be CrossEntropyLoss() (mean), got {loss_fn}")
     if type(optimizer) is not SGD or len(optimizer.param_groups) != 1:
@@ -179,7 +178,7 @@ class GraphedStep:
     def _check_forward(self, x) -> None:
         """Refuse a model whose forward is not the MLP these kernels compute (checked once)."""
         self._forward()
-        with _no_grad():
+        with no_grad():
             expected = self.model(x).array
         tolerance = 1e-4 if self.dtype == backend.float32 else 1e-10
         scale = float(abs(expected).max()) + 1.0
@@ -240,12 +239,5 @@ class GraphedStep:
         self.graph, self._captured_for = graph, self._signature()
 
     def _loss_tensor(self, array):
-        from ..tensor import Tensor
-
         return Tensor._wrap_no_copy_no_checks(array, self.device)
 
-
-def _no_grad():
-    from ..autograd.grad_mode import no_grad
-
-    return no_grad()

@@ -11,7 +11,7 @@ Two ways to make batches, chosen by the dataset:
 from __future__ import annotations
 
 from .. import backend
-from ..cuda import kernels
+from ..fused import kernels
 from ..tensor import Tensor
 from .dataset import TensorDataset, default_collate
 

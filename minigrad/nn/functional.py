@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..cuda import kernels
+from ..fused import kernels
 from ..ops import activation, loss, matmul
 from ..tensor import Tensor
 from .functional_loss import (  # noqa: F401  (F.mse_loss, ...: PyTorch keeps them in one place)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from .. import backend
-from ..autograd.grad_mode import no_grad
+from ..grad_mode import no_grad
 from ..tensor import Tensor
 
 

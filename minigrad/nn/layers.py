@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import backend
-from ..cuda import kernels
+from ..fused import kernels
 from ..tensor import Tensor
 from . import functional as F
 from . import init

@@ -10,30 +10,10 @@ from collections import OrderedDict, namedtuple
 
 from .. import backend
 from ..tensor import Tensor, reset_grad
+from .parameter import Parameter
 from .registration import Registration
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
-
-
-class Parameter(Tensor):
-    """A Tensor that a Module owns as a weight: requires_grad defaults to True.
-
-    `Parameter(t)` shares t's memory (and version counter), as in PyTorch.
-    """
-
-    __slots__ = ()
-
-    def __init__(self, data, requires_grad: bool = True):
-        if not isinstance(data, Tensor):
-            data = Tensor._from_data(data)
-        self.array, self.device = data.array, data.device
-        self._grad_fn = self._grad = self._view_of = self._hooks = None
-        self._requires_grad, self._output_nr = False, 0
-        self._version_counter = data._version_counter
-        self.requires_grad = requires_grad
-
-    def __repr__(self) -> str:
-        return "Parameter containing:\n" + super().__repr__()
 
 
 class Module(Registration):

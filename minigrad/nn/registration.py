@@ -4,6 +4,7 @@ of Module, kept in this file so that module.py stays about the tree and its stat
 from __future__ import annotations
 
 from ..tensor import Tensor
+from .parameter import Parameter
 
 
 class Registration:
@@ -26,7 +27,7 @@ class Registration:
     def register_parameter(self, name: str, param) -> None:
         """Add a Parameter (or None: a slot with no parameter yet) under `name`."""
         self._check_new_name(name, "parameter")
-        if param is not None and not isinstance(param, _parameter_class()):
+        if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter "
                             f"'{name}' (torch.nn.Parameter or None required)")
         self._buffers.pop(name, None)
@@ -49,7 +50,7 @@ class Registration:
     def add_module(self, name: str, module) -> None:
         """Add a child module (or None) under `name`."""
         self._check_new_name(name, "module")
-        if module is not None and not isinstance(module, _module_class()):
+        if module is not None and not isinstance(module, Registration):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         self._parameters.pop(name, None)
         self._buffers.pop(name, None)
@@ -57,15 +58,3 @@ class Registration:
         object.__setattr__(self, name, module)
 
     register_module = add_module
-
-
-def _parameter_class():
-    from .module import Parameter  # (module.py imports this file)
-
-    return Parameter
-
-
-def _module_class():
-    from .module import Module
-
-    return Module

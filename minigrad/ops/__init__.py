@@ -1,11 +1,10 @@
 """Built-in differentiable operations, one small Function class per op."""
 
 from .activation import LogSoftmax, ReLU, ReLUBackward, Sigmoid, Softmax, Softplus, Tanh
-from .broadcast import BroadcastTo, SumTo, expand_grad, normalize_dims, unbroadcast
 from .elementwise import (
+    Abs,
     Add,
-    Clamp,
-    ClampByTensors,
+    Cos,
     Div,
     Exp,
     Log,
@@ -13,9 +12,10 @@ from .elementwise import (
     Neg,
     Pow,
     Reciprocal,
+    Sign,
+    Sin,
     Sqrt,
     Sub,
-    Where,
 )
 from .loss import CrossEntropy, CrossEntropyBackward
 from .matmul import Linear, LinearBackward, LinearReLU, MatMul
@@ -32,14 +32,25 @@ from .movement import (
     ToDevice,
     Transpose,
 )
-from .reduce import AMax, AMin, Max, MaxDim, Mean, Sum
+from .reduce import (
+    BroadcastTo,
+    Mean,
+    Norm,
+    Sum,
+    SumTo,
+    cascade_sum,
+    expand_grad,
+    normalize_dims,
+    unbroadcast,
+)
+from .selection import AMax, AMin, Clamp, ClampByTensors, Max, MaxDim, Maximum, Minimum, Where
 
 __all__ = [
-    "AMax", "AMin", "Add", "BroadcastTo", "Cast", "Cat", "Clamp", "ClampByTensors", "Clone",
-    "Copy", "CrossEntropy", "CrossEntropyBackward", "Div", "Exp", "Fill", "GetItem", "Linear",
-    "LinearBackward", "LinearReLU", "Log", "LogSoftmax",
-    "MatMul", "Max", "MaxDim", "Mean", "Mul", "Neg", "Pow", "Reciprocal", "ReLU", "ReLUBackward",
-    "Reshape",
-    "ScatterAdd", "SetItem", "Sigmoid", "Softmax", "Softplus", "Sqrt", "Sub", "Sum", "SumTo",
-    "Tanh", "ToDevice", "Transpose", "Where", "expand_grad", "normalize_dims", "unbroadcast",
+    "AMax", "AMin", "Abs", "Add", "BroadcastTo", "Cast", "Cat", "Clamp", "ClampByTensors", "Clone",
+    "Copy", "Cos", "CrossEntropy", "CrossEntropyBackward", "Div", "Exp", "Fill", "GetItem",
+    "Linear", "LinearBackward", "LinearReLU", "Log", "LogSoftmax", "MatMul", "Max", "MaxDim",
+    "Maximum", "Mean", "Minimum", "Mul", "Neg", "Norm", "Pow", "ReLU", "ReLUBackward",
+    "Reciprocal", "Reshape", "ScatterAdd", "SetItem", "Sigmoid", "Sign", "Sin", "Softmax",
+    "Softplus", "Sqrt", "Sub", "Sum", "SumTo", "Tanh", "ToDevice", "Transpose", "Where",
+    "cascade_sum", "expand_grad", "normalize_dims", "unbroadcast",
 ]

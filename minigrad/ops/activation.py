@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from .. import backend
-from ..autograd.function import Op
-from ..cuda import kernels
-from .broadcast import normalize_dims
-from .elementwise import Where
+from ..engine.function import Op
+from ..fused import kernels
+from .reduce import normalize_dims
+from .selection import Where
 
 
 class ReLU(Op):

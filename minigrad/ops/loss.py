@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .. import backend
-from ..autograd.function import Op
-from ..cuda import kernels
+from ..engine.function import Op
+from ..fused import kernels
 
 
 def check_targets(logits, target, check_range: bool = True) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from .. import backend
-from ..autograd.function import Op
-from ..autograd.grad_mode import is_grad_enabled
-from ..cuda import kernels
+from ..engine.function import Op
+from ..fused import kernels
+from ..grad_mode import is_grad_enabled
 from .activation import ReLUBackward
-from .broadcast import unbroadcast
-from .summation import cascade_sum
+from .reduce import cascade_sum, unbroadcast
 
 
 def _check_matmul_shapes(x, y) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 
 from .. import backend
-from ..autograd.function import Op
-from .broadcast import normalize_dims, unbroadcast
+from ..engine.function import Op
+from .reduce import normalize_dims, unbroadcast
 
 
 def owned_index(index):

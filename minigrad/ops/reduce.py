@@ -1,11 +1,36 @@
-"""Reductions: sum, mean and max over all elements or over chosen dims (`dim`, `keepdim`)."""
+"""Sums, means and norms over all elements or chosen dims (`dim`, `keepdim`), and broadcasting,
+whose adjoint is a sum: the one place where dims are checked and broadcasting is undone.
+
+`normalize_dims` turns a `dim` argument into axes, with one message style for every op.
+Broadcasting and its adjoint are a pair of Functions, each the other's backward: `BroadcastTo`
+stretches a tensor to a larger shape, `SumTo` sums a gradient back down to the smaller one
+(`unbroadcast` is what every op's backward calls). Every float sum goes through `cascade_sum`.
+"""
 
 from __future__ import annotations
 
 from .. import backend
-from ..autograd.function import Op
-from .broadcast import expand_grad, normalize_dims
-from .summation import cascade_sum
+from ..engine.function import Op
+
+
+def normalize_dims(dim, ndim: int, op: str) -> tuple:
+    """Turn dim (None, an int or a sequence, negatives allowed) into sorted non-negative axes."""
+    dims = (dim,) if isinstance(dim, int) else tuple(dim) if dim is not None else ()
+    if not dims:  # None or (): every dim, as in PyTorch's sum(dim=())
+        return tuple(range(ndim))
+    rank = max(ndim, 1)  # a 0-d tensor accepts dim 0 and -1, as in PyTorch
+    for d in dims:
+        if not isinstance(d, int) or isinstance(d, bool):
+            raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {d!r}")
+        if not -rank <= d < rank:
+            raise IndexError(
+                f"{op}: dim {d} is out of range for a tensor with {ndim} dimensions "
+                f"(expected {-rank} to {rank - 1})"
+            )
+    axes = sorted({d % rank for d in dims})
+    if len(axes) != len(dims):
+        raise ValueError(f"{op}: dims {tuple(dims)} name the same dim more than once")
+    return tuple(axes) if ndim else ()
 
 
 class Sum(Op):
@@ -49,100 +74,6 @@ class Mean(Op):
         return grad, None, None
 
 
-class Max(Op):
-    """z = max_i x_i;  dz/dx_i = 1 where x_i is the max (shared evenly between ties), else 0"""
-
-    @staticmethod
-    def forward(ctx, x):
-        if x.array.size == 0:
-            raise RuntimeError("max: cannot take the max of an empty tensor")
-        z = x.array.max()
-        xp = backend.array_module(x.array)
-        # Which elements are the max (a nan max: the nans), as a constant share of the slope.
-        share = ((x.array == z) | (xp.isnan(x.array) & xp.isnan(z))).astype(x.array.dtype)
-        ctx.save_for_backward(share / share.sum())
-        return z
-
-    @staticmethod
-    def backward(ctx, grad):
-        (share,) = ctx.saved_tensors
-        return grad * share
-
-
-class AMax(Op):
-    """z = max of x over the chosen dims;  dz/dx_i = 1/k at each of the k elements equal to the
-    max, else 0 (ties share the gradient; a NaN max gives NaN slopes, as in PyTorch)"""
-
-    @staticmethod
-    def forward(ctx, x, dim=None, keepdim=False):
-        return _extreme(ctx, x, dim, keepdim, "amax")
-
-    @staticmethod
-    def backward(ctx, grad):
-        return expand_grad(grad, ctx.input_shape, ctx.axes, ctx.keepdim) * ctx.share, None, None
-
-
-class AMin(Op):
-    """z = min of x over the chosen dims;  dz/dx_i = 1/k at each of the k elements equal to the
-    min, else 0 (ties share the gradient; a NaN min gives NaN slopes, as in PyTorch)"""
-
-    @staticmethod
-    def forward(ctx, x, dim=None, keepdim=False):
-        return _extreme(ctx, x, dim, keepdim, "amin")
-
-    @staticmethod
-    def backward(ctx, grad):
-        return expand_grad(grad, ctx.input_shape, ctx.axes, ctx.keepdim) * ctx.share, None, None
-
-
-def _extreme(ctx, x, dim, keepdim: bool, name: str):
-    """amax or amin's forward: the values, and each element's share of the gradient in ctx."""
-    array = x.array
-    ctx.axes = normalize_dims(dim, array.ndim, name)
-    ctx.input_shape, ctx.keepdim = array.shape, keepdim
-    if array.size == 0 and dim is None:
-        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
-                           "input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
-    for axis in ctx.axes:
-        if array.shape[axis] == 0:
-            raise IndexError(f"{name}(): Expected reduction dim {axis} to have non-zero size.")
-    axes = ctx.axes
-    z = (array.max if name == "amax" else array.min)(axis=axes, keepdims=True)
-    hits = array == z
-    xp = backend.array_module(array)
-    count = hits.sum(axis=axes, keepdims=True)  # 0 where the extreme is NaN (it equals nothing)
-    share = hits / xp.where(count == 0, xp.nan, count)  # NaN shares there, as in PyTorch
-    ctx.share = share.astype(array.dtype if array.dtype.kind == "f" else backend.float32)
-    return z if keepdim else xp.squeeze(z, axis=axes)
-
-
-class MaxDim(Op):
-    """z = max_i x_i along dim;  dz/dx_i = 1 at the index of the max (argmax), else 0"""
-
-    @staticmethod
-    def forward(ctx, x, indices, dim, keepdim=False):
-        """`indices` is x.argmax(dim, keepdims=True), which Tensor.max also returns."""
-        if x.array.ndim == 0:
-            ctx.axis = None
-            return x.array.copy()
-        (axis,) = normalize_dims(dim, x.array.ndim, "max")
-        xp = backend.array_module(x.array)
-        values = xp.take_along_axis(x.array, indices, axis=axis)
-        positions = xp.arange(x.array.shape[axis]).reshape(
-            [-1 if a == axis else 1 for a in range(x.array.ndim)]
-        )
-        ctx.save_for_backward((positions == indices).astype(x.array.dtype))  # a constant mask
-        ctx.axis, ctx.input_shape, ctx.keepdim = axis, x.array.shape, keepdim
-        return values if keepdim else values.squeeze(axis)
-
-    @staticmethod
-    def backward(ctx, grad):
-        if ctx.axis is None:
-            return grad, None, None, None
-        (mask,) = ctx.saved_tensors
-        return expand_grad(grad, ctx.input_shape, (ctx.axis,), ctx.keepdim) * mask, None, None, None
-
-
 class Norm(Op):
     """z = sqrt(sum_i x_i**2) over the chosen dims;  dz/dx_i = x_i / z (0 where z = 0, as in
     PyTorch: the formula would give 0 / 0 there)"""
@@ -158,11 +89,140 @@ class Norm(Op):
 
     @staticmethod
     def backward(ctx, grad):
-        from .elementwise import Where  # (elementwise imports nothing from here)
-
         x, z = ctx.saved_tensors
         spread = (expand_grad(t, ctx.input_shape, ctx.axes, ctx.keepdim) for t in (grad, z))
         grad, z = spread
         # Where z = 0 every x_i in that reduction is 0 too, so x / 1 gives PyTorch's 0 slope.
-        safe = Where.apply(z.array == 0, 1.0, z)
+        safe = z.where(z != 0, 1.0)
         return grad * x / safe, None, None
+
+
+class BroadcastTo(Op):
+    """z = x broadcast (stretched) to `shape`;  dz/dx = grad summed back down to x's shape"""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.input_shape = x.array.shape
+        try:
+            return backend.expand(x.array, tuple(shape))
+        except ValueError:
+            raise RuntimeError(
+                f"expand: the tensor of shape {tuple(x.array.shape)} cannot be expanded to "
+                f"shape {tuple(shape)} (only size-1 dims can be stretched)"
+            ) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return SumTo.apply(grad, ctx.input_shape), None
+
+
+class SumTo(Op):
+    """z = x summed down to `shape` (undoes broadcasting);  dz/dx = grad broadcast back"""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.input_shape = x.array.shape
+        return backend.ensure_array(_sum_to(x.array, tuple(shape)), backend.array_module(x.array))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return BroadcastTo.apply(grad, ctx.input_shape), None
+
+
+def unbroadcast(grad, shape: tuple):
+    """The gradient of an input of `shape` that was broadcast up to grad's shape."""
+    return grad if grad.array.shape == shape else SumTo.apply(grad, shape)
+
+
+def expand_grad(grad, input_shape: tuple, axes: tuple, keepdim: bool):
+    """Broadcast a reduced gradient back over the reduced axes: the adjoint of summing them."""
+    if not keepdim and len(axes) < len(input_shape):  # (from a 0-d grad, broadcasting does it)
+        kept = list(grad.array.shape)
+        for axis in axes:
+            kept.insert(axis, 1)
+        grad = grad.reshape(tuple(kept))
+    return BroadcastTo.apply(grad, input_shape)
+
+
+def _sum_to(array, shape: tuple):
+    """Sum an array down to `shape`: over the dims broadcasting prepended or stretched."""
+    extra = array.ndim - len(shape)
+    if extra:
+        array = cascade_sum(array, tuple(range(extra)))
+    stretched = tuple(i for i, size in enumerate(shape) if size == 1 and array.shape[i] != 1)
+    if stretched:
+        array = cascade_sum(array, stretched, keepdims=True)
+    return array
+
+
+# ---- sums as accurate as PyTorch's ------------------------------------------------------------
+# Sums as accurate as PyTorch's on every axis: the rounding error grows as log(n), not n.
+#
+# NumPy sums pairwise only along an array's contiguous last axis. Along any other axis it adds the
+# rows one at a time, so a float32 total drifts once it is large next to each row: a column of
+# 20 million ones sums to 16,777,216 (2**24, where adding 1 no longer changes a float32). PyTorch
+# sums in a cascade on every axis, and so does `cascade_sum`: it adds the rows 16 at a time into
+# partial sums, then those 16 at a time, and so on, so each total is a sum of 16 numbers of like
+# size at every level. Each level is one NumPy sum over a view (an axis split in two), no Python
+# loop over the rows.
+
+# Along an axis this short, adding one row at a time is accurate enough (NumPy's own sum).
+SHORT = 64
+
+# Longer axes: rows are added one at a time within blocks of BLOCK, the blocks' sums the same way,
+# level by level (PyTorch's cascade also adds 16 at a level).
+BLOCK = 16
+
+# Rows of at least this many elements are summed block by block (see _cascade_along).
+WIDE = 512
+
+# Fewer columns than this (a (n, 2) array summed over n): a contiguous copy summed pairwise by
+# NumPy is faster than adding rows this short one at a time.
+NARROW = 16
+
+
+def cascade_sum(array, axis=None, keepdims: bool = False):
+    """array.sum(axis, keepdims) with PyTorch's accuracy on every axis (float arrays on the CPU)."""
+    if array.size <= SHORT or isinstance(axis, int) and array.shape[axis] <= SHORT:
+        return array.sum(axis=axis, keepdims=keepdims)  # short: NumPy's own sum is accurate
+    if array.dtype.kind != "f" or backend.is_cuda_array(array):
+        return array.sum(axis=axis, keepdims=keepdims)  # exact (integers) or a GPU's own tree
+    axes = tuple(range(array.ndim)) if axis is None else (axis,) if isinstance(axis, int) else axis
+    if array.dtype == backend.float16:  # accumulate in float32, as PyTorch does
+        return cascade_sum(array.astype(backend.float32), axes, keepdims).astype(array.dtype)
+    if len(axes) == array.ndim and array.flags.c_contiguous:  # one contiguous run: pairwise
+        total = array.reshape(-1).sum()
+        return total.reshape((1,) * array.ndim) if keepdims else total
+    for a in sorted(axes, reverse=True):
+        array = _cascade_along(array, a)
+    return array if keepdims else array.squeeze(axis=tuple(axes))
+
+
+def _cascade_along(array, axis: int):
+    """The sum along one axis, kept as a size-1 axis: the sums of blocks of BLOCK slices, then the
+    sums of blocks of those, and so on (what is left over after the last whole block is added at
+    its level)."""
+    length = array.shape[axis]
+    contiguous_last = axis == array.ndim - 1 and array.strides[axis] == array.itemsize
+    if length <= SHORT or contiguous_last:  # NumPy's own sum is accurate enough here
+        return array.sum(axis=axis, keepdims=True)
+    if array.size < NARROW * length:
+        xp = backend.array_module(array)
+        lined_up = xp.ascontiguousarray(xp.moveaxis(array, axis, -1))
+        return xp.expand_dims(lined_up.sum(axis=-1), axis)
+    whole = length - length % BLOCK
+    head, tail = array.shape[:axis], array.shape[axis + 1:]
+    part = array[(slice(None),) * axis + (slice(0, whole),)]
+    # Split the axis in two (a view) and sum BLOCK slices into each partial sum, in one NumPy
+    # call. Which half is summed is only a matter of speed: slices of a long row are added block
+    # by block (each block's sum stays in cache); short rows are added as whole rows of partial
+    # sums, BLOCK of them, one row length at a time, which NumPy vectorises better.
+    if array.size // length >= WIDE:
+        partial = part.reshape(head + (whole // BLOCK, BLOCK) + tail).sum(axis=axis + 1)
+    else:
+        partial = part.reshape(head + (BLOCK, whole // BLOCK) + tail).sum(axis=axis)
+    total = _cascade_along(partial, axis)
+    if whole < length:
+        total += array[(slice(None),) * axis + (slice(whole, length),)].sum(axis=axis,
+                                                                           keepdims=True)
+    return total

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .. import backend
-from ..autograd.grad_mode import enable_grad
-from ..cuda import kernels
+from ..fused import kernels
+from ..grad_mode import enable_grad
 from .optimizer import Optimizer, check_unsupported
 
 

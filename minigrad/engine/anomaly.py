@@ -17,7 +17,7 @@ import os
 import traceback
 
 from .. import backend
-from .grad_mode import grad_mode
+from ..grad_mode import grad_mode
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../minigrad
 

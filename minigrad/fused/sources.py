@@ -1,4 +1,4 @@
-"""The CUDA C of the fused kernels (minigrad/cuda/kernels.py and gemm.py launch them).
+"""The CUDA C of the fused kernels (minigrad/fused/kernels.py and gemm.py launch them).
 
 Each source is self-contained (no #include) and compiled once per dtype with `scalar_t` defined as
 float or double (kernels.source_for). BLOCK (threads per block) and TILE (the GEMM's tile side)

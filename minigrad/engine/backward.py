@@ -6,6 +6,16 @@ order). Walking that tape, each node receives, per output, the sum of the gradie
 runs its Function's backward, and sends one gradient along each edge: to the next node, or into a
 leaf's `.grad`. The walk uses an explicit stack, so a 10,000-deep chain needs no recursion.
 
+Two entry points call it, as in PyTorch: `backward(tensors)` (what `Tensor.backward` calls)
+accumulates into the leaves' `.grad`; `grad(outputs, inputs)` returns d(outputs)/d(inputs)
+without touching any `.grad`.
+
+A leaf's `.grad` follows one rule for memory: it takes a gradient's array only when a built-in
+op's backward just made it for that one edge (a new array: not a view, not a gradient the node
+was given, not sent along two edges) and the leaf has no hooks; anything else is copied first.
+So `.grad` never shares memory with anything the user, a hook or another gradient holds. Later
+gradients are added into `.grad` in place, as in PyTorch.
+
 Backward runs with grad mode set to `create_graph`. The derivative formulas are Tensor
 operations, so with `create_graph=True` the backward pass records a graph of its own: the
 gradients it returns have grad_fns, and differentiating them gives second derivatives.
@@ -16,9 +26,10 @@ from __future__ import annotations
 import threading
 
 from .. import backend
+from ..grad_mode import grad_mode
+from ..tensor import Tensor
 from . import anomaly
 from .function import Context
-from .grad_mode import grad_mode
 
 _grad_lock = threading.Lock()  # accumulation into .grad is safe across threads, as in PyTorch
 
@@ -34,12 +45,7 @@ class Tape(list):
             lines.append(f"{step:3d}  {node.name():<22} out {str(shape):<14} -> {targets}")
         return "\n".join(lines)
 
-
-    def _repr_html_(self) -> str:
-        """In a notebook, the tape shows as a table (see viz.tape_table)."""
-        from ..viz import tape_table  # imported here: viz imports this module
-
-        return tape_table(self)._repr_html_()
+    __repr__ = __str__  # (mg.viz.tape_table shows it as a table in a notebook)
 
 
 def _describe(target) -> str:
@@ -75,7 +81,6 @@ class _Run:
 
     def __init__(self, inputs, capture: bool, create_graph: bool):
         self.pending = {}  # node -> [sum of the gradients sent to each of its outputs]
-        self.held = set()  # ids of arrays someone else holds: a leaf's .grad must not be one
         self.create_graph = create_graph
         self.inputs = inputs  # None: every leaf; else only these get (or capture) gradients
         self.capture = capture
@@ -95,11 +100,12 @@ class _Run:
             sums = self.pending[node] = [None] * len(node.output_metadata)
         sums[output_nr] = grad if sums[output_nr] is None else sums[output_nr] + grad
 
-    def deliver_to_leaf(self, leaf, grad) -> None:
+    def deliver_to_leaf(self, leaf, grad, owned: bool = False) -> None:
         """A leaf's gradient: into .grad (or captured for grad()); a leaf with hooks first sums
-        every edge's gradient, and its hooks see the sum once, at the end (finish_hooked)."""
+        every edge's gradient, and its hooks see the sum once, at the end (finish_hooked).
+        `owned`: nothing else holds the gradient's array (the rule above)."""
         if self.inputs is None and not leaf._hooks:  # the common case: straight into .grad
-            _accumulate(leaf, grad, self.held, self.create_graph)
+            _accumulate(leaf, grad, owned, self.create_graph)
             return
         if self.inputs is not None and id(leaf) not in self.leaf_index:
             return
@@ -118,11 +124,11 @@ class _Run:
                 previous = self.captured[number]
                 self.captured[number] = grad if previous is None else previous + grad
             return
-        _accumulate(leaf, grad, self.held, self.create_graph)
+        _accumulate(leaf, grad, False, self.create_graph)
 
     def finish_hooked(self) -> None:
         for leaf, grad in self.hooked.values():
-            self.receive(leaf, _run_hooks(leaf._hooks, grad, self.held))
+            self.receive(leaf, _run_hooks(leaf._hooks, grad))
 
 
 def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=None,
@@ -137,7 +143,6 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
     grad_mode.enabled = create_graph  # backward's own operations are recorded only if asked
     try:
         for root, grad in zip(roots, grads, strict=True):
-            run.held.add(id(grad.array))
             if root.grad_fn is None:  # a leaf: its gradient is the given one
                 run.deliver_to_leaf(root, grad)
             else:
@@ -149,7 +154,7 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
             if sums is None:  # no path from a root carried a gradient here
                 continue
             if node.hooks:
-                sums = [_run_hooks(node.hooks.get(nr), g, run.held) for nr, g in enumerate(sums)]
+                sums = [_run_hooks(node.hooks.get(nr), g) for nr, g in enumerate(sums)]
             if run.node_index:
                 _capture_at(node, sums, run)
             if needed is not None and node not in needed:
@@ -176,13 +181,10 @@ def _run_node(node: Context, sums: list, run: _Run) -> None:
     else:
         grads = node.function.backward(node, *sums)
     grads = grads if type(grads) is tuple else (grads,)
-    if not node.function.built_in:
-        # A custom backward may return tensors it keeps (a constant, a saved tensor): held.
-        run.held.update(id(g.array) for g in grads if isinstance(g, Tensor))
-    _send(node, grads, run)
+    _send(node, grads, run, sums)
 
 
-def _send(node: Context, grads: tuple, run: _Run) -> None:
+def _send(node: Context, grads: tuple, run: _Run, sums: list) -> None:
     """Send each input gradient along its edge: into the next node's pending sum, or a leaf."""
     edges = node.next_functions
     if len(grads) != len(edges):
@@ -194,8 +196,6 @@ def _send(node: Context, grads: tuple, run: _Run) -> None:
         grads = grads[:len(edges)]  # extra trailing Nones are accepted, as in PyTorch
     if grad_mode.anomaly:
         anomaly.check_backward(node, grads)
-    if len(grads) > 1:
-        _hold_shared(grads, run.held)
     for number, ((target, output_nr), grad) in enumerate(zip(edges, grads, strict=False)):
         if target is None or grad is None:
             continue
@@ -212,20 +212,18 @@ def _send(node: Context, grads: tuple, run: _Run) -> None:
         if type(target) is Context:
             run.add_pending(target, output_nr, grad)
         else:
-            run.deliver_to_leaf(target, grad)
+            run.deliver_to_leaf(target, grad, _made_for_this_edge(node, grad, grads, sums))
 
 
-def _hold_shared(grads: tuple, held: set) -> None:
-    """One gradient sent along two edges (Add's backward sends the same one to both inputs) is
-    held: a leaf's .grad must be a copy, or a hook or a custom backward on the other path that
-    changes its gradient in place would change that .grad too."""
-    seen = set()
-    for grad in grads:
-        if isinstance(grad, Tensor):
-            key = id(grad.array)
-            if key in seen:
-                held.add(key)
-            seen.add(key)
+def _made_for_this_edge(node: Context, grad, grads: tuple, sums: list) -> bool:
+    """Whether a built-in op's backward made this gradient's array for this one edge (the rule
+    in the module docstring): then a leaf's .grad may take it without a copy."""
+    array = grad.array
+    if not node.function.built_in or array.base is not None:
+        return False  # a user's backward may return what it keeps; a view shares memory
+    if any(s is not None and s.array is array for s in sums):
+        return False  # passed through (Add, Clone): the caller or a hook may hold it
+    return sum(1 for g in grads if isinstance(g, Tensor) and g.array is array) == 1
 
 
 def _check_gradient(node: Context, number: int, grad, shape, dtype, device):
@@ -239,7 +237,7 @@ def _check_gradient(node: Context, number: int, grad, shape, dtype, device):
         raise RuntimeError(
             f"{node.name()} (a built-in op) returned a gradient of shape {list(grad.array.shape)} "
             f"for input {number}, which has shape {list(shape)}: its backward must undo "
-            "broadcasting itself (unbroadcast in ops/broadcast.py)"
+            "broadcasting itself (unbroadcast in ops/reduce.py)"
         )
     if grad.array.shape != shape:  # a user's Function: PyTorch sums a broadcast gradient down
         try:
@@ -291,20 +289,18 @@ def _capture_at(node: Context, sums: list, run: _Run) -> None:
                 run.captured[number] = grad
         else:  # backward(inputs=[a non-leaf]): accumulate into its .grad
             target = run.inputs[numbers[0]]
-            _accumulate(target, grad, run.held, run.create_graph)
+            _accumulate(target, grad, False, run.create_graph)
 
 
-def _run_hooks(hooks, grad, held: set):
-    """Each hook sees the gradient and may return a replacement. A hook may keep what it sees or
-    return a tensor someone holds, so those arrays are held: a leaf's .grad copies them."""
+def _run_hooks(hooks, grad):
+    """Each hook sees the gradient and may return a replacement (which a leaf's .grad copies:
+    the hook may keep it)."""
     for hook in hooks or ():
         if grad is None:
             break
-        held.add(id(grad.array))
         result = hook(grad)
         if result is not None:
             grad = result
-            held.add(id(grad.array))
     return grad
 
 
@@ -313,26 +309,128 @@ def _zeros(metadata):
     return Tensor._wrap_no_copy_no_checks(backend.module_for(device).zeros(shape, dtype), device)
 
 
-def _accumulate(leaf, grad, held: set, create_graph: bool) -> None:
-    """leaf.grad += grad, leaving .grad a Tensor of its own that the user may write to."""
+def _accumulate(leaf, grad, owned: bool, create_graph: bool) -> None:
+    """leaf.grad += grad: the first gradient becomes .grad (a copy unless `owned`), later ones are
+    added into it in place; with create_graph, out of place, so .grad keeps its graph."""
     with _grad_lock:
         if create_graph:  # keep the graph: .grad itself can be differentiated
             leaf._grad = grad.clone() if leaf._grad is None else leaf._grad + grad
             return
         array = grad.array
         if leaf._grad is not None:
-            array = leaf._grad.array + array
-        elif array.base is not None or id(array) in held:
-            # A view (a broadcast from Sum is read-only), the caller's gradient, or one sent
-            # along two edges (see _hold_shared): copy, so .grad owns its memory.
-            array = array.copy()
+            total = leaf._grad.array
+            if getattr(total.flags, "writeable", True) and total.dtype == array.dtype:
+                total += array  # in place, as PyTorch's AccumulateGrad: .grad stays the object
+                leaf._grad._bump_version()
+            else:  # a .grad the user set to something read-only: a new sum
+                leaf._grad = Tensor._wrap_no_copy_no_checks(total + array, leaf.device)
+            return
         if type(array) is not type(leaf.array):  # a numpy scalar: 0-d arithmetic gives those
-            array = backend.ensure_array(array, backend.array_module(leaf.array))
-        held.add(id(array))
-        # A new array that only this gradient holds (an op's backward just made it, with no
-        # graph) becomes .grad Tensor and all; anything else gets a Tensor of its own.
-        leaf._grad = grad if array is grad.array else Tensor._wrap_no_copy_no_checks(
-            array, leaf.device)
+            array, owned = backend.ensure_array(array, backend.array_module(leaf.array)), True
+        if not owned:
+            array = array.copy()
+        leaf._grad = Tensor._wrap_no_copy_no_checks(array, leaf.device)
 
 
-from ..tensor import Tensor  # noqa: E402  (tensor.py imports this module)
+# ---- the entry points: autograd.grad and autograd.backward ------------------------------------
+
+
+def _as_tuple(value, name: str) -> tuple:
+    if isinstance(value, Tensor):
+        return (value,)
+    if value is None:
+        return ()
+    try:
+        result = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a Tensor or a sequence of Tensors, got "
+                        f"{type(value).__name__}") from None
+    for item in result:
+        if not isinstance(item, Tensor):
+            raise TypeError(f"{name} must hold Tensors, got a {type(item).__name__}")
+    return result
+
+
+def _root_grads(outputs: tuple, grad_outputs, op: str) -> tuple:
+    if grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    elif type(grad_outputs) is not tuple and (isinstance(grad_outputs, Tensor)
+                                              or backend.is_array(grad_outputs)):
+        grad_outputs = (grad_outputs,)
+    grad_outputs = tuple(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(
+            f"{op}: grad_outputs has {len(grad_outputs)} entries, but there are "
+            f"{len(outputs)} outputs"
+        )
+    for number, out in enumerate(outputs):
+        if not out.requires_grad:
+            raise RuntimeError(
+                f"{op}: element {number} of tensors does not require grad and does not have a "
+                "grad_fn; did you create the inputs with requires_grad=True, or run under "
+                "no_grad()?"
+            )
+    return tuple([_root_gradient(out, g, op) for out, g in zip(outputs, grad_outputs, strict=True)])
+
+
+def _root_gradient(root, gradient, op: str) -> Tensor:
+    """The gradient backward starts from: ones for a one-element root, else the given one."""
+    if gradient is None:
+        if root.array.size != 1:
+            raise RuntimeError(
+                f"{op}: grad can be implicitly created only for scalar outputs (a tensor with "
+                f"one element), but this one has shape {root.shape}; pass gradient="
+            )
+        ones = backend.module_for(root.device).empty(root.array.shape, root.array.dtype)
+        ones.fill(1)  # (numpy.ones is a Python function that does the same, more slowly)
+        return Tensor._wrap_no_copy_no_checks(ones, root.device)
+    if not isinstance(gradient, Tensor):
+        gradient = Tensor(gradient, dtype=root.dtype, device=root.device)
+    if gradient.shape != root.shape:
+        raise RuntimeError(
+            f"{op}: gradient has shape {gradient.shape}, but the tensor has shape {root.shape}; "
+            "they must match"
+        )
+    if gradient.device is not root.device:
+        raise RuntimeError(f"{op}: gradient is on {gradient.device}, the tensor on {root.device}")
+    return gradient if gradient.dtype == root.dtype else gradient.to(root.dtype)
+
+
+def _inputs(inputs, op: str) -> tuple:
+    """The tensors to differentiate with respect to: at least one, each requiring grad."""
+    inputs = _as_tuple(inputs, "inputs")
+    if not inputs:
+        raise RuntimeError(f"{op}: inputs= was given as an empty sequence")
+    for number, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"{op}: input {number} of inputs (One of the differentiated "
+                               "Tensors) does not require grad")
+    return inputs
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """The gradients of `outputs` with respect to `inputs`, as a tuple of Tensors."""
+    outputs = _as_tuple(outputs, "outputs")
+    inputs = _inputs(inputs, "grad")
+    roots = _root_grads(outputs, grad_outputs, "grad")
+    retain = create_graph if retain_graph is None else retain_graph
+    captured = run_backward(outputs, roots, retain, create_graph, inputs, capture=True)
+    for number, g in enumerate(captured):
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: input {number}: One of the differentiated Tensors appears to not have "
+                "been used in the graph. Set allow_unused=True if this is the desired behavior."
+            )
+    if not create_graph:  # plain gradients: cut from the graph of the backward pass
+        captured = [g if g is None else g.detach() for g in captured]
+    return tuple(captured)
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate the gradients of `tensors` into the leaves' (or `inputs`') `.grad`."""
+    tensors = _as_tuple(tensors, "tensors")
+    roots = _root_grads(tensors, grad_tensors, "backward")
+    inputs = None if inputs is None else _inputs(inputs, "backward")
+    retain = create_graph if retain_graph is None else retain_graph
+    run_backward(tensors, roots, retain, create_graph, inputs)

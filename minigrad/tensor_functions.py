@@ -6,9 +6,8 @@ tensors. Python numbers are accepted where PyTorch accepts them (mg.add(x, 2)).
 
 from __future__ import annotations
 
-from .ops import movement
+from .ops import movement, selection
 from .tensor import Tensor
-from .tensor_methods import where  # noqa: F401  (mg.where)
 
 
 def cat(tensors, dim: int = 0, *, axis=None) -> Tensor:
@@ -208,6 +207,12 @@ def equal(input: Tensor, other: Tensor) -> bool:  # noqa: A002
 def numel(input: Tensor) -> int:  # noqa: A002
     """The number of elements."""
     return _tensor(input, "numel").numel()
+
+
+def where(condition, input, other):  # noqa: A002  (PyTorch's argument names)
+    """input where condition is true, else other (either may be a Python number)."""
+    cond = condition.array if isinstance(condition, Tensor) else condition
+    return selection.Where.apply(cond, input, other)
 
 
 def _method(name: str, doc: str):
