@@ -4,7 +4,7 @@ An in-place operation writes into the tensor's own memory, so everything sharing
 (views, `.data`, `detach()`) sees the new values, and it increments the version counter the
 tensor shares with them. That counter is what makes in-place safe: a tensor that a node saved
 for backward and that was modified since makes backward raise instead of silently using the new
-values (see engine/saved.py).
+values (see SavedTensor in engine/function.py).
 
 Under grad mode, when the tensor or the other operand requires grad, the operation is recorded:
 the result is computed out of place from a copy of the old values, written into the tensor, and

@@ -4,6 +4,7 @@ Each schedule is computed the way torch.optim.lr_scheduler computes it: from the
 lr, one epoch at a time. The results equal PyTorch's bit for bit (the closed forms in the
 docstrings drift from torch's recursion by up to ~1e-12 over thousands of epochs), and a change
 made to group["lr"] by other code carries on into later epochs, as it does in PyTorch.
+OneCycleLR, at the end, is stepped once per batch instead.
 """
 
 from __future__ import annotations
