@@ -130,7 +130,8 @@ class Tensor:
 
     @property
     def grad_fn(self):
-        """The node (a Context) that made this tensor; None for a leaf."""
+        """The node (a Context) that made this tensor; None for a leaf. For a view whose memory
+        was changed in place since, this first gives it its new history (see _refresh_view)."""
         if self._view_of is not None:
             self._refresh_view()
         return self._grad_fn
@@ -141,7 +142,8 @@ class Tensor:
 
     @property
     def requires_grad(self) -> bool:
-        """Whether backward should compute a gradient for this tensor."""
+        """Whether backward should compute a gradient for this tensor (a view first takes its
+        base's new history, as grad_fn does)."""
         if self._view_of is not None:
             self._refresh_view()
         return self._requires_grad
@@ -241,7 +243,7 @@ class Tensor:
         With `create_graph=True` the backward pass is recorded too, so the gradients can be
         differentiated again; `inputs` limits which tensors get a `.grad`.
         """
-        _run_backward((self,), (gradient,), retain_graph, create_graph, inputs)
+        engine.backward((self,), (gradient,), retain_graph, create_graph, inputs)
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (no grad_fn, requires_grad False)."""
@@ -1178,7 +1180,7 @@ def pick_dim(dim, axis, op: str):
 # Tensor's methods call the ops and the engine, which are written on top of Tensor (they make
 # Tensors): the layers above this one. So they are imported here, after Tensor exists. This is
 # the one import in minigrad that points up (docs/architecture.md; tests/test_layers.py).
-from .engine.backward import backward as _run_backward  # noqa: E402
+from .engine import backward as engine  # noqa: E402
 from .ops import (  # noqa: E402
     activation,
     elementwise,

@@ -1,4 +1,4 @@
-"""The kernels that cut launches (minigrad/cuda/kernels.py, gemm.py) against NumPy, at odd sizes.
+"""The kernels that cut launches (minigrad/fused/kernels.py, gemm.py) against NumPy, at odd sizes.
 
 Each test runs on the CPU emulator (tests/cuda_emulator.py, with the fake CuPy) and, with
 `pytest -m cuda`, on a GPU. Sizes: 1, 257 and 2000 rows; 1, 3 and 1000 classes or features;

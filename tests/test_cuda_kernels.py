@@ -1,4 +1,4 @@
-"""The fused CUDA kernels (minigrad/cuda/kernels.py) against their plain array references.
+"""The fused CUDA kernels (minigrad/fused/kernels.py) against their plain array references.
 
 Three levels, so most of it runs on a machine without a GPU:
 

@@ -5,7 +5,7 @@ Conventions (see docs/README.md): a ```python block runs, in order, in one names
 not run; a block whose first line is `# requires: cuda` is skipped without a GPU. Numbers in the
 output are compared with a tolerance (float32's last digits depend on the CPU's BLAS kernels:
 AVX2 or AVX-512, and OPENBLAS_CORETYPE), everything else exactly. A link whose
-text is a code span naming a function or class, like [`tape`](../minigrad/autograd/engine.py),
+text is a code span naming a function or class, like [`tape`](../minigrad/engine/backward.py),
 must point to a file that defines it.
 """
 

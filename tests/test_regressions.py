@@ -23,7 +23,8 @@ def bug(reason: str):
 
 
 # ---- leaf gradients must be their own, writable arrays (engine._accumulate) ---------------------
-# All four fixed in autograd/engine.py (_accumulate copies views and shared arrays, wraps scalars).
+# All four fixed in engine/backward.py (_accumulate: .grad takes only an array a built-in op's
+# backward made for that one edge, copies anything else, wraps scalars).
 
 
 def test_grad_of_a_summed_leaf_can_be_zeroed_in_place():

@@ -1,5 +1,6 @@
 """GPU support: availability checks here and the opt-in captured training step in graphed.py.
-The fused CuPy kernels live below the Tensor, in minigrad/fused/ (here as cuda.kernels, cuda.gemm).
+The fused CuPy kernels live below the Tensor, in minigrad/fused/; cuda.kernels and cuda.gemm
+are those modules (mg.cuda.kernels.enabled is minigrad.fused.kernels.enabled).
 
 Nothing here imports CuPy until a GPU is used: the kernels compile on their first launch.
 """

@@ -11,6 +11,11 @@ differentiated again.
 `Fn.apply(*args)` runs forward and, when grad mode is on and some input requires grad, makes the
 Context the outputs' `grad_fn`: the node of the graph that remembers what backward needs
 (saved tensors, flags) and where each input gradient goes (`next_functions`).
+
+Beside PyTorch: the Context is both the `ctx` that forward and backward receive and the node
+that `tensor.grad_fn` names (PyTorch has two objects, e.g. MulBackward0 and its ctx). An edge to
+a leaf leads to the leaf Tensor itself, where PyTorch puts an AccumulateGrad node in between:
+the engine adds into the leaf's `.grad` when a gradient reaches it.
 """
 
 from __future__ import annotations

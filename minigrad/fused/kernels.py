@@ -16,8 +16,9 @@ array code does in several (the CUDA C is in sources.py):
 
 gemm.py adds small matrix products with fused epilogues, for the captured step (graphed.py).
 The ops call these only when `applies(...)` says so: `enabled` is True and every array is a
-C-contiguous float32/float64 CUDA array of one dtype. `minigrad.cuda.kernels.enabled` is the one
-switch for the GPU's fused paths (these kernels, and Sequential running Linear+ReLU as one node).
+C-contiguous float32/float64 CUDA array of one dtype. `minigrad.fused.kernels.enabled` (also
+reached as `minigrad.cuda.kernels.enabled`) is the one switch for the GPU's fused paths (these
+kernels, and Sequential running Linear+ReLU as one node).
 It is off by default, so that the eager engine runs the same reference ops, and records the same
 tape, on every device; examples/mnist.py turns it on for a GPU run. (mg.compile is to take these
 fusions over, for any model.)

@@ -109,7 +109,7 @@ class Sequential(Module):
         """Apply each module in order, feeding each one's output to the next.
 
         Every module is its own node, as written, on every device; only with the GPU's fused
-        paths switched on (minigrad.cuda.kernels.enabled) does a Linear followed by a ReLU run
+        paths switched on (minigrad.fused.kernels.enabled) does a Linear followed by a ReLU run
         as one node there (F.linear_relu): the same values with fewer kernel launches.
         """
         modules = list(self._modules.values())

@@ -1,4 +1,5 @@
-"""Built-in differentiable operations, one small Function class per op."""
+"""Built-in differentiable operations, one small Function class (an Op) per op; and inplace.py,
+which runs and records in-place operations (with CopySlices and AsStrided from movement.py)."""
 
 from .activation import LogSoftmax, ReLU, ReLUBackward, Sigmoid, Softmax, Softplus, Tanh
 from .elementwise import (
@@ -20,12 +21,15 @@ from .elementwise import (
 from .loss import CrossEntropy, CrossEntropyBackward
 from .matmul import Linear, LinearBackward, LinearReLU, MatMul
 from .movement import (
+    AsStrided,
     Cast,
     Cat,
     Clone,
     Copy,
+    CopySlices,
     Fill,
     GetItem,
+    Permute,
     Reshape,
     ScatterAdd,
     SetItem,
@@ -46,11 +50,11 @@ from .reduce import (
 from .selection import AMax, AMin, Clamp, ClampByTensors, Max, MaxDim, Maximum, Minimum, Where
 
 __all__ = [
-    "AMax", "AMin", "Abs", "Add", "BroadcastTo", "Cast", "Cat", "Clamp", "ClampByTensors", "Clone",
-    "Copy", "Cos", "CrossEntropy", "CrossEntropyBackward", "Div", "Exp", "Fill", "GetItem",
-    "Linear", "LinearBackward", "LinearReLU", "Log", "LogSoftmax", "MatMul", "Max", "MaxDim",
-    "Maximum", "Mean", "Minimum", "Mul", "Neg", "Norm", "Pow", "ReLU", "ReLUBackward",
-    "Reciprocal", "Reshape", "ScatterAdd", "SetItem", "Sigmoid", "Sign", "Sin", "Softmax",
-    "Softplus", "Sqrt", "Sub", "Sum", "SumTo", "Tanh", "ToDevice", "Transpose", "Where",
-    "cascade_sum", "expand_grad", "normalize_dims", "unbroadcast",
+    "AMax", "AMin", "Abs", "Add", "AsStrided", "BroadcastTo", "Cast", "Cat", "Clamp",
+    "ClampByTensors", "Clone", "Copy", "CopySlices", "Cos", "CrossEntropy", "CrossEntropyBackward",
+    "Div", "Exp", "Fill", "GetItem", "Linear", "LinearBackward", "LinearReLU", "Log", "LogSoftmax",
+    "MatMul", "Max", "MaxDim", "Maximum", "Mean", "Minimum", "Mul", "Neg", "Norm", "Permute",
+    "Pow", "ReLU", "ReLUBackward", "Reciprocal", "Reshape", "ScatterAdd", "SetItem", "Sigmoid",
+    "Sign", "Sin", "Softmax", "Softplus", "Sqrt", "Sub", "Sum", "SumTo", "Tanh", "ToDevice",
+    "Transpose", "Where", "cascade_sum", "expand_grad", "normalize_dims", "unbroadcast",
 ]
