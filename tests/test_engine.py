@@ -369,3 +369,41 @@ def test_a_user_function_keeps_torchs_leniency_for_broadcast_gradients():
     x = mg.ones(3, requires_grad=True)
     Lenient.apply(x).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0, 2.0])
+
+
+def test_later_gradients_add_into_the_same_grad_tensor_as_torch():
+    """PyTorch's AccumulateGrad adds a later gradient into .grad in place: a reference to .grad
+    (an optimiser's, a user's) sees the sum, and zero_grad(set_to_none=False) keeps the object."""
+    import torch
+
+    for lib in (torch, mg):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        (x * x).sum().backward()
+        held = x.grad
+        (x * 3.0).sum().backward()
+        assert held is x.grad and held.tolist() == [5.0, 7.0], lib.__name__
+        model = lib.nn.Linear(2, 1)
+        model(lib.ones(1, 2)).sum().backward()
+        weight_grad = model.weight.grad
+        model.zero_grad(set_to_none=False)
+        model(lib.ones(1, 2)).sum().backward()
+        assert model.weight.grad is weight_grad and weight_grad.tolist() == [[1.0, 1.0]]
+
+
+def test_grad_shares_memory_with_nothing_the_user_or_another_leaf_holds():
+    """The one rule: .grad takes only an array a built-in op's backward made for that one edge."""
+    a = mg.tensor([1.0, 2.0], requires_grad=True)
+    b = mg.tensor([3.0, 4.0], requires_grad=True)
+    (a + b).sum().backward()  # Add sends one gradient along two edges
+    assert not mg.backend.numpy.shares_memory(a.grad.array, b.grad.array)
+    c = mg.tensor([1.0, 2.0], requires_grad=True)
+    given = mg.tensor([1.0, 1.0])
+    c.backward(given)  # a leaf root: its gradient is the caller's tensor
+    c.grad.add_(1.0)
+    assert given.tolist() == [1.0, 1.0]
+    d = mg.tensor([1.0, 2.0], requires_grad=True)
+    kept = []
+    d.register_hook(lambda g: kept.append(g))
+    (d * 2.0).sum().backward()
+    d.grad.zero_()
+    assert kept[0].tolist() == [2.0, 2.0]
