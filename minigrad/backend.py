@@ -348,9 +348,10 @@ def expand(array, shape):
 
 
 def has_internal_overlap(array) -> bool:
-    """Whether two elements of the array share one memory location (a stretched dim)."""
-    return any(stride == 0 and size > 1 for size, stride in zip(array.shape, array.strides,
-                                                                 strict=True))
+    """Whether two elements of the array share one memory location (a stretched dim; an empty
+    array has no elements to share one, whatever NumPy gives as its strides)."""
+    return array.size > 0 and any(
+        stride == 0 and size > 1 for size, stride in zip(array.shape, array.strides, strict=True))
 
 
 def starts_at_same_place(a, b) -> bool:
@@ -359,13 +360,40 @@ def starts_at_same_place(a, b) -> bool:
 
 
 def partly_overlap(a, b) -> bool:
-    """PyTorch's check before copy_: two dense arrays (each a contiguous block of memory, in some
-    order) whose blocks overlap without being the very same elements in the same places. Arrays
-    with gaps are not checked, as PyTorch does not check them."""
-    if not (_is_dense(a) and _is_dense(b)):
+    """PyTorch's check before an in-place op reads an operand (x -= x[0], x.copy_(x[1:])): two
+    dense arrays (each a contiguous block of memory, in some order) whose blocks overlap without
+    being the very same elements in the same places (x.add_(x) is fine). Arrays with gaps or
+    repeats are not checked, as PyTorch does not check them."""
+    return overlap(a, b) and not same_elements(a, b)
+
+
+def overlap(a, b) -> bool:
+    """PyTorch's check before x[index_array] = value (index_put_): two dense arrays that share
+    memory at all, the very same elements included. Arrays with gaps or repeats are not checked,
+    as PyTorch does not check them."""
+    if array_module(a) is not array_module(b) or not (_is_dense(a) and _is_dense(b)):
         return False
-    same = (_address(a) == _address(b) and a.shape == b.shape and a.strides == b.strides)
-    return not same and bool(array_module(a).may_share_memory(a, b))
+    return bool(array_module(a).may_share_memory(a, b))
+
+
+def same_elements(a, b) -> bool:
+    """Whether two arrays are the very same elements in the same places: one start, one shape,
+    and one stride per dim, as PyTorch would give them (_torch_strides)."""
+    return (_address(a) == _address(b) and a.shape == b.shape
+            and _torch_strides(a) == _torch_strides(b))
+
+
+def _torch_strides(array) -> tuple:
+    """The array's strides as PyTorch gives the same view. NumPy gives a size-1 dim that it
+    inserted (x[None], a broadcast's new dim) stride 0; PyTorch gives it the stride that goes on
+    from the next dim (its size times its stride; the item size after the last dim), and
+    compares strides, size-1 dims' included, to tell the same elements from a partial overlap."""
+    strides, after = list(array.strides), array.itemsize
+    for d in reversed(range(array.ndim)):
+        if array.shape[d] == 1 and strides[d] == 0:
+            strides[d] = after
+        after = array.shape[d] * strides[d]
+    return tuple(strides)
 
 
 def _is_dense(array) -> bool:

@@ -343,6 +343,11 @@ class Tensor:
         base, seen, multi_output = self._view_of
         if self._version_counter[0] == seen:
             return
+        if self._lost_history():
+            # PyTorch keeps the old history, and says it requires grad (its old history or its
+            # base does); recording any use of the view raises (_check_recordable).
+            self._requires_grad = True
+            return
         old, retained = self._grad_fn, self._retains_grad_at(self._grad_fn)
         if base._requires_grad:
             with enable_grad():
@@ -354,6 +359,26 @@ class Tensor:
         self._view_of = (base, self._version_counter[0], multi_output)
         if retained:  # retain_grad() follows the view to its new node, as in PyTorch
             self._move_retain_grad(old)
+
+    def _lost_history(self) -> bool:
+        """Whether this view's history cannot be made again: a view that split or chunk returned
+        (or a view of one), whose memory was changed in place since its history was made, while
+        it has a history or its base requires grad. PyTorch's view-of-many-views records no
+        "these elements of the new base", so it refuses to record such a view's later uses."""
+        base, seen, multi_output = self._view_of
+        return multi_output is not None and self._version_counter[0] != seen and (
+            self._grad_fn is not None or base._requires_grad)
+
+    def _check_recordable(self, op: str) -> None:
+        """Raise, as PyTorch does, where op would record a use of a view that lost its history;
+        not recording it (under no_grad) is fine."""
+        if self._lost_history():
+            raise RuntimeError(
+                f"{op}: {self._view_of[2]} is a view and its base or another view of its base "
+                "has been modified inplace. This view is the output of a function that returns "
+                "multiple views. Such functions do not allow the output views to be modified "
+                "inplace. You should replace the inplace operation by an out-of-place one."
+            )
 
     def _bump_version(self) -> None:
         """Record an in-place change of this memory (optimisers call it after writing .array)."""
@@ -803,15 +828,16 @@ class Tensor:
     swapaxes = swapdims = transpose  # PyTorch's other names for it
 
     def t(self) -> Tensor:
-        """Transpose of a matrix (dims 0 and 1); tensors with fewer dims are returned as is."""
+        """Transpose of a matrix (dims 0 and 1); a tensor with fewer dims gives a view of itself."""
         return self.T
 
     @property
     def T(self) -> Tensor:
-        """The transpose of a matrix (a tensor with fewer than 2 dimensions is returned as is)."""
+        """The transpose of a matrix; a tensor with fewer than 2 dimensions gives a view of itself
+        (as in PyTorch: a view, so that it shares the tensor's version counter and history)."""
         if self.ndim > 2:
             raise ValueError(f"T: expected a tensor with at most 2 dims, got shape {self.shape}")
-        return self.transpose(0, 1) if self.ndim == 2 else self
+        return self.transpose(0, 1) if self.ndim == 2 else self.transpose(0, 0)
 
     def permute(self, *dims):
         """The tensor with its dims reordered (permute(1, 0) is a transpose)."""
@@ -936,7 +962,7 @@ class Tensor:
 
     def clamp_(self, min=None, max=None):  # noqa: A002  (PyTorch's argument names)
         """self = clamp(self, min, max), in place."""
-        return inplace.modify(self, "clamp_", lambda s: s.clamp(min, max))
+        return inplace.modify(self, "clamp_", lambda s: s.clamp(min, max), min, max)
 
     def zero_(self):
         """Fill with zeros in place."""
@@ -944,7 +970,7 @@ class Tensor:
 
     def fill_(self, value):
         """Fill with one value in place (a number or a one-element tensor)."""
-        return inplace.modify(self, "fill_", lambda s: movement.Fill.apply(s, value), value)
+        return inplace.fill(self, value)
 
     def copy_(self, src):
         """Copy src's values (broadcast, converted to self's dtype and device) into self."""

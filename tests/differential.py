@@ -1544,8 +1544,22 @@ def _written_into_expanded(g: Generator, s: Statement) -> bool:
 
 
 def _overlapping_operand(g: Generator, s: Statement) -> bool:
+    """An operand sharing memory with the written tensor, one of the two with gaps in memory
+    (torch checks overlap only between dense tensors)."""
     written = set(_written(g, s))
-    return any(n in written and n != s.target for n in s.uses)
+    operands = [n for n in s.uses if n in written and n != s.target]
+    return any(_has_gaps(g.value(n)) or _has_gaps(g.value(s.target)) for n in operands)
+
+
+def _has_gaps(t) -> bool:
+    """Whether a torch tensor's elements leave gaps in the memory they span (not dense)."""
+    dims = sorted((st, size) for size, st in zip(t.shape, t.stride(), strict=True) if size > 1)
+    expected = 1
+    for stride, size in dims:
+        if stride != expected:
+            return True
+        expected *= size
+    return False
 
 
 def _saved_differently(tags: tuple, role: str):
@@ -1608,22 +1622,11 @@ KNOWN_GAPS: dict = {
         _layout_from("getitem:list", "getitem:tensor", "getitem:pair", "getitem:mask",
                      "softmax:", "cat", "stack", "view:clone", "requires_grad_", "binary:",
                      "scalar:", "reduce:")),
-    "write-into-expanded-view": Gap(
-        "fill_/zero_ with a number or x[index] = v into an expand()ed view, recorded: torch "
-        "writes, then raises in backward (its CopySlices cannot undo overlapping writes), "
-        "minigrad computes a gradient; fill_ with a tensor value: torch raises at once; "
-        "x.copy_(x): torch does nothing, minigrad raises", _written_into_expanded),
-    "transpose-of-0d-untracked": Gap(
-        "x.transpose(0, 0) of a 0-d x shares x's memory but is not tracked as a view (no shared "
-        "version counter): no 'a view of a leaf Variable' error, and stale after x changes",
-        _alias_break("untracked:")),
-    "multi-output-view-inplace": Gap(
-        "in place on split/chunk outputs or their base: torch raises (in place, or at the next "
-        "use of an output), minigrad does not", _written_near("split", "chunk")),
     "inplace-overlapping-operand": Gap(
-        "an in-place op or assignment whose operand partly overlaps the written tensor "
-        "(x -= x[0], x.mul_(x.t()), x[1:] = x[:2]): torch raises 'unsupported operation', "
-        "minigrad does not (copy_ does)", _overlapping_operand),
+        "an in-place op whose operand shares memory with the written tensor while one of them "
+        "has gaps in memory (v0 *= v0[:, :1]): torch checks no overlap there and reads values "
+        "it has already overwritten, in its loop's order; minigrad computes from the old "
+        "values (or refuses, as torch does for dense operands)", _overlapping_operand),
     # -- saved tensors: which in-place changes make backward raise --
     "matmul-saves-3d-operand": Gap(
         "x @ y with x 1-D or 2-D and y 3-D, or x a transposed 3-D and y 1-D or 2-D: torch saves "

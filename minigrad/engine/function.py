@@ -150,6 +150,8 @@ class Function:
                     device = arg.device
                 if arg._view_of is not None:  # a view whose base changed takes its new history
                     arg._refresh_view()
+                    if grad_mode.enabled:
+                        arg._check_recordable(cls.__name__)
                 needs_input_grad.append(arg._requires_grad)
             else:
                 needs_input_grad.append(False)

@@ -25,12 +25,10 @@ from . import movement
 def modify(tensor: Tensor, op: str, compute, *others, written=None) -> Tensor:
     """Write compute(tensor), an out-of-place result, into the tensor's memory; return it.
 
-    An op that reads what it overwrites (add_, mul_, copy_, ...) refuses an expand()ed tensor,
-    where one memory location is several elements; one that only writes (fill_, and x[i] = v,
-    checked in setitem) does not, as in PyTorch. `written` is x[i] = v's (index, value): on a
-    view, only those elements are written into the base."""
-    if op not in _WRITES_ONLY and backend.has_internal_overlap(tensor.array):
-        raise RuntimeError(_OVERLAP.format(op=op))
+    `others` are the op's operands, checked against the tensor's memory (_refuse_overlap).
+    `written` is x[i] = v's (index, value): on a view, only those elements are written into the
+    base."""
+    _refuse_overlap(tensor, op, others)
     if tensor._view_of is not None:
         tensor._refresh_view()
     recording = grad_mode.enabled and (
@@ -41,6 +39,8 @@ def modify(tensor: Tensor, op: str, compute, *others, written=None) -> Tensor:
             result = compute(tensor)
         _write(tensor, op, result)
         return tensor
+    if tensor._view_of is not None:
+        _refuse_multi_output_view(tensor, op)  # PyTorch checks this first
     if tensor._grad_fn is None and tensor._requires_grad:
         raise RuntimeError(
             f"{op}: a leaf Variable that requires grad is being used in an in-place "
@@ -57,19 +57,21 @@ def copy(tensor: Tensor, src) -> Tensor:
     """tensor.copy_(src): src's values, broadcast and converted to tensor's dtype and device."""
     if isinstance(src, Tensor) and src.device is not tensor.device:
         src = src.to(tensor.device)
-    if isinstance(src, Tensor) and backend.partly_overlap(tensor.array, src.array):
-        raise RuntimeError(
-            "copy_: unsupported operation: some elements of the input tensor and the "
-            "written-to tensor refer to a single memory location. Please clone() the tensor "
-            "before performing the operation."
-        )
     return modify(tensor, "copy_", lambda s: movement.Copy.apply(s, src), src)
+
+
+def fill(tensor: Tensor, value) -> Tensor:
+    """tensor.fill_(value). A number is only written, so an expand()ed tensor takes it; PyTorch
+    fills from a tensor value with a kernel that refuses one memory location at several elements
+    of the written-to tensor, so minigrad refuses it too."""
+    if isinstance(value, Tensor):
+        _refuse_internal_overlap(tensor.array, "fill_")
+    return modify(tensor, "fill_", lambda s: movement.Fill.apply(s, value), value)
 
 
 def setitem(tensor: Tensor, index, value) -> None:
     """tensor[index] = value (index already holds arrays, not Tensors)."""
-    if _is_basic(index) and backend.has_internal_overlap(tensor.array[index]):
-        raise RuntimeError(_OVERLAP.format(op="setitem"))  # (index_put_ writes through)
+    _refuse_setitem_overlap(tensor, index, value)
     if not (grad_mode.enabled and (tensor._requires_grad or getattr(value, "_requires_grad",
                                                                      False))):
         if isinstance(value, Tensor) and value.device is not tensor.device:
@@ -82,10 +84,125 @@ def setitem(tensor: Tensor, index, value) -> None:
            written=(index, value))
 
 
+# ---- what PyTorch's kernels refuse to write ------------------------------------------------------
+# A kernel that writes in place while it reads could read an element it has already written: when
+# one memory location is several elements of the written-to tensor (an expand()ed view), or when
+# an operand partly overlaps it (x -= x[0]). PyTorch refuses both, in the same words.
+
+
+def _refuse_overlap(tensor, op: str, others) -> None:
+    """The checks of an elementwise in-place op (add_, mul_, clamp_, copy_, ...) on its operands.
+    An op that only writes (fill_, x[i] = v: see fill and setitem) has checks of its own; copy_
+    from the tensor's very elements returns before any check in PyTorch."""
+    if op in _WRITES_ONLY:
+        return
+    src = others[0] if op == "copy_" else None
+    if isinstance(src, Tensor) and _same_data(tensor.array, src.array):
+        return
+    _refuse_internal_overlap(tensor.array, op)
+    for other in others:
+        if isinstance(other, Tensor) and backend.partly_overlap(tensor.array, other.array):
+            raise RuntimeError(_PARTLY_OVERLAPS.format(op=op))
+
+
+def _refuse_setitem_overlap(tensor, index, value) -> None:
+    """x[index] = value as PyTorch runs it. A basic index copies value into the view x[index]
+    (copy_'s checks; filled from a number or a 0-d value, only the view is checked). An advanced
+    index (index_put_) refuses a value on the written memory at all, unless the value has one
+    element and the index is one mask (then it is masked_fill_, which reads the value first)."""
+    region = _written_region(tensor.array, index)
+    if _is_basic(index):
+        source = _copied_from(value, region.shape)
+        if source is not None and _same_data(region, source):
+            return  # copy_ returns at once
+        _refuse_internal_overlap(region, "setitem")
+        if source is not None and backend.partly_overlap(region, source):
+            raise RuntimeError(_PARTLY_OVERLAPS.format(op="setitem"))
+    elif isinstance(value, Tensor) and not _is_masked_fill(index, value):
+        if backend.overlap(region, value.array):
+            raise RuntimeError(_PARTLY_OVERLAPS.format(op="setitem"))
+
+
+def _same_data(array, source) -> bool:
+    """PyTorch's copy_ returns at once when the source is the very elements it would write."""
+    return source.dtype == array.dtype and backend.same_elements(array, source)
+
+
+def _refuse_internal_overlap(array, op: str) -> None:
+    """Refuse to write where one memory location is several elements (an expand()ed view)."""
+    if backend.has_internal_overlap(array):
+        raise RuntimeError(_OVERLAP.format(op=op))
+
+
+def _written_region(array, index):
+    """The view that x[index] = v writes through, as PyTorch sees it: x[index] for a basic index
+    (a 0-d view, not a copied number, for ints alone), and for an advanced one the view
+    index_put_ writes into: the basic parts applied, the index arrays' dims kept whole."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if not _is_basic(index):
+        parts = tuple(d for p in parts for d in (
+            (p,) if _is_basic(p) else (slice(None),) * _dims_indexed(p)))
+    if not any(p is Ellipsis for p in parts):
+        parts += (Ellipsis,)
+    return array[parts]
+
+
+def _dims_indexed(part) -> int:
+    """How many dims an index array (or list) takes: all of a mask's, one for integers."""
+    return part.ndim if _is_mask(part) else 1
+
+
+def _is_mask(part) -> bool:
+    """Whether an index part is a boolean mask (an array of bools)."""
+    return getattr(part, "dtype", None) is not None and part.dtype.kind == "b"
+
+
+def _is_masked_fill(index, value) -> bool:
+    """Whether PyTorch runs x[index] = value as masked_fill_: one mask, a one-element value."""
+    arrays = [p for p in (index if isinstance(index, tuple) else (index,)) if not _is_basic(p)]
+    return value.array.size == 1 and len(arrays) == 1 and _is_mask(arrays[0])
+
+
+def _copied_from(value, shape):
+    """What PyTorch's x[i] = value copies into x[i]: value's array when the shapes are equal;
+    None for a number or a 0-d tensor (x[i] is filled with it: nothing to check against); else
+    value with its leading size-1 dims dropped and broadcast to shape (None where it does not
+    broadcast: the assignment raises then)."""
+    if not isinstance(value, Tensor) or value.ndim == 0:
+        return None
+    array = value.array
+    if array.shape == shape:
+        return array
+    leading = 0
+    while leading < array.ndim and array.shape[leading] == 1:
+        leading += 1
+    try:
+        dropped = array[(0,) * leading + (Ellipsis,)]  # a view, even 0-d
+        return backend.array_module(array).broadcast_to(dropped, shape)
+    except ValueError:
+        return None
+
+
 def _is_basic(index) -> bool:
     """Whether an index is basic (ints, slices, None, ...): it selects a view, not a copy."""
     parts = index if isinstance(index, tuple) else (index,)
     return all(isinstance(p, (int, slice)) or p is None or p is Ellipsis for p in parts)
+
+
+_WRITES_ONLY = {"fill_", "uniform_", "normal_", "setitem"}
+_OVERLAP = (
+    "{op}: unsupported operation: more than one element of the written-to tensor refers to a "
+    "single memory location (an expand()ed view). Please clone() the tensor before performing "
+    "the operation."
+)
+_PARTLY_OVERLAPS = (
+    "{op}: unsupported operation: some elements of the input tensor and the written-to tensor "
+    "refer to a single memory location. Please clone() the tensor before performing the "
+    "operation."
+)
+
+
+# ---- recording ------------------------------------------------------------------------------
 
 
 def _snapshot(tensor):
@@ -109,14 +226,7 @@ def _modify_view(view, op: str, compute, written=None):
     """A recorded in-place op on a view changes its base (PyTorch's CopySlices): the base's
     history becomes "the old base with the view's elements replaced", and every view of it,
     this one and any made before, reads its history from the new base."""
-    base, _, multi_output = view._view_of
-    if multi_output is not None:
-        raise RuntimeError(
-            f"{op}: {multi_output} is a view and is being modified "
-            "inplace. This view is the output of a function that returns multiple views. Such "
-            "functions do not allow the output views to be modified inplace. You should replace "
-            "the inplace operation by an out-of-place one."
-        )
+    base = view._view_of[0]
     if base._grad_fn is None and base._requires_grad:
         raise RuntimeError(
             f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
@@ -131,25 +241,35 @@ def _modify_view(view, op: str, compute, written=None):
         )
     if written is None:
         new_values = _conform(view, op, compute(_snapshot(view)))
+        region = view.array
     else:  # x[index] = value: only the indexed elements (an expanded view may show one twice)
         index, value = written
         positions = positions[index]
-        region = Tensor._wrap_no_copy_no_checks(
+        region = _written_region(view.array, index)
+        values = Tensor._wrap_no_copy_no_checks(
             backend.array_module(positions).empty(positions.shape, view.dtype), view.device)
-        new_values = movement.Copy.apply(region, value)  # value broadcast, in the view's dtype
-    new_base = movement.CopySlices.apply(base, new_values, positions)
+        new_values = movement.Copy.apply(values, value)  # value broadcast, in the view's dtype
+    # Written through an expand()ed view, PyTorch's CopySlices cannot send the old base its
+    # gradient back through the view: it raises in backward (see CopySlices).
+    expanded = backend.has_internal_overlap(region)
+    new_base = movement.CopySlices.apply(base, new_values, positions, expanded)
     _write(base, op, new_base)
     _take_history(base, new_base)
     view._refresh_view()  # "these elements of the new base"
     return view
 
 
-_WRITES_ONLY = {"fill_", "uniform_", "normal_", "setitem"}
-_OVERLAP = (
-    "{op}: unsupported operation: more than one element of the written-to tensor refers to a "
-    "single memory location (an expand()ed view). Please clone() the tensor before performing "
-    "the operation."
-)
+def _refuse_multi_output_view(view, op: str) -> None:
+    """PyTorch refuses to record an in-place op on a view that split or chunk returned (or on a
+    view of one): it could not make the sibling views' histories again."""
+    multi_output = view._view_of[2]
+    if multi_output is not None:
+        raise RuntimeError(
+            f"{op}: {multi_output} is a view and is being modified "
+            "inplace. This view is the output of a function that returns multiple views. Such "
+            "functions do not allow the output views to be modified inplace. You should replace "
+            "the inplace operation by an out-of-place one."
+        )
 
 
 def _write(tensor, op: str, result) -> None:

@@ -61,7 +61,8 @@ class Transpose(Op):
         for d in (dim0, dim1):
             normalize_dims(d, x.array.ndim, "transpose")
         ctx.dims = (dim0, dim1)
-        return x.array.swapaxes(dim0, dim1) if x.array.ndim else x.array
+        # A 0-d tensor's transpose is still a view of it, as in PyTorch: x.array[...], not x.array
+        return x.array.swapaxes(dim0, dim1) if x.array.ndim else x.array[...]
 
     @staticmethod
     def backward(ctx, grad):
@@ -144,18 +145,27 @@ class CopySlices(Op):
     op on a view, recorded on the base;  dz/dx = 1 elsewhere, 0 there;  dz/dvalues = 1"""
 
     @staticmethod
-    def forward(ctx, x, values, positions):
-        ctx.positions = positions
+    def forward(ctx, x, values, positions, expanded=False):
+        ctx.positions, ctx.expanded = positions, expanded
         z = x.array.copy()  # C order, so reshape(-1) below is a view of z
         z.reshape(-1)[positions] = values.array if hasattr(values, "array") else values
         return z
 
     @staticmethod
     def backward(ctx, grad):
-        needs_x, needs_values, _ = ctx.needs_input_grad
+        needs_x, needs_values = ctx.needs_input_grad[:2]
+        if needs_x and ctx.expanded:
+            # PyTorch writes dz/dx through the view the op wrote through, and refuses to write
+            # through an expand()ed one (one memory location at several elements).
+            raise RuntimeError(
+                "CopySlicesBackward: unsupported operation: more than one element of the "
+                "written-to tensor refers to a single memory location (the in-place operation "
+                "wrote through an expand()ed view, so its base's gradient cannot be sent back "
+                "through it). Please clone() the tensor before performing the operation."
+            )
         grad_x = CopySlices.apply(grad, 0.0, ctx.positions) if needs_x else None
         grad_values = grad.reshape(-1)[ctx.positions] if needs_values else None
-        return grad_x, grad_values, None
+        return grad_x, grad_values, None, None
 
 
 class ScatterAdd(Op):
