@@ -272,8 +272,9 @@ def _refuse_multi_output_view(view, op: str) -> None:
         )
 
 
-def _write(tensor, op: str, result) -> None:
-    """Write an out-of-place result into the tensor's memory, as PyTorch's in-place rules allow."""
+def _write(tensor, op: str, result) -> Tensor:
+    """Write an out-of-place result into the tensor's memory, as PyTorch's in-place rules allow;
+    return the result (conformed: the tensor's dtype), whose history the tensor then takes."""
     result = _conform(tensor, op, result)
     tensor.array[...] = result.array
     tensor._bump_version()
