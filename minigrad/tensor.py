@@ -131,9 +131,11 @@ class Tensor:
     @property
     def grad_fn(self):
         """The node (a Context) that made this tensor; None for a leaf. For a view whose memory
-        was changed in place since, this first gives it its new history (see _refresh_view)."""
+        was changed in place since, this first gives it its new history (see _refresh_view), or
+        raises as PyTorch does where there is none (a piece of split or chunk)."""
         if self._view_of is not None:
             self._refresh_view()
+            self._check_recordable("grad_fn")
         return self._grad_fn
 
     @grad_fn.setter
@@ -229,7 +231,9 @@ class Tensor:
             extras.append(f"device='{self.device}'")
         if self.dtype not in (backend.float32, backend.int64, backend.bool_):
             extras.append(f"dtype=minigrad.{self.dtype}")
-        if self.grad_fn is not None:
+        if self._view_of is not None and self._lost_history():
+            extras.append("grad_fn=<Invalid>")  # (as PyTorch prints it; reading grad_fn raises)
+        elif self.grad_fn is not None:
             extras.append(f"grad_fn={self.grad_fn!r}")
         elif self.requires_grad:
             extras.append("requires_grad=True")

@@ -206,3 +206,19 @@ def test_what_was_recorded_from_a_split_output_before_the_change_still_different
         gradient = lib.autograd.grad(used.sum(), [v0])[0]
         return gradient, first * 1.0
     agree(program, MULTI_OUTPUT_CHANGED)
+
+
+def test_a_split_piece_whose_base_changed_raises_on_grad_fn_and_prints_invalid():
+    """As in torch: reading .grad_fn or .is_leaf raises, repr shows grad_fn=<Invalid>."""
+    import torch
+
+    for lib in (torch, mg):
+        v0 = lib.tensor([1.0, 2.0, 3.0, 4.0], dtype=lib.float64, requires_grad=True)
+        v1 = v0 * 1.0
+        v2, _ = v1.split(2)
+        v1.mul_(2.0)
+        assert v2.requires_grad
+        for attr in ("grad_fn", "is_leaf"):
+            with pytest.raises(RuntimeError, match="its base or another view of its base"):
+                getattr(v2, attr)
+        assert "grad_fn=<Invalid>" in repr(v2), lib.__name__
