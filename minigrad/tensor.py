@@ -696,7 +696,7 @@ class Tensor:
         if isinstance(dim, Tensor):
             return self.minimum(dim)
         if dim is None:
-            return -selection.Max.apply(-self)
+            return selection.Min.apply(self)
         indices = self.argmin(dim, keepdim=True)
         values = selection.MaxDim.apply(self, indices.array, dim, keepdim)  # picks at the indices
         return MinResult(values, indices if keepdim or self.ndim == 0 else indices.squeeze(dim))
@@ -737,22 +737,12 @@ class Tensor:
     def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None,
             axis=None):
         """z = sum((x - mean)**2) / (n - correction); correction 1 (unbiased) by default."""
-        dim = pick_dim(dim, axis, "var")
-        if isinstance(dim, bool):  # x.var(False): the legacy positional `unbiased`
-            dim, unbiased = None, dim
-        if correction is None:
-            correction = 1 if unbiased is None or unbiased else 0
-        axes = reduce.normalize_dims(dim, self.ndim, "var")
-        count = 1
-        for a in axes:
-            count *= self.shape[a]
-        centred = self - self.mean(dim, keepdim=True)
-        return (centred * centred).sum(dim, keepdim=keepdim) / max(count - correction, 0)
+        return reduce.Var.apply(self, *_var_dim(dim, unbiased, correction, axis, "var"), keepdim)
 
     def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None,
             axis=None):
         """z = sqrt(var), with var's correction (1, unbiased, by default)."""
-        return self.var(dim, unbiased, keepdim, correction=correction, axis=axis).sqrt()
+        return reduce.Std.apply(self, *_var_dim(dim, unbiased, correction, axis, "std"), keepdim)
 
     def norm(self, p="fro", dim=None, keepdim: bool = False):
         """The p-norm (2 and 'fro' by default: sqrt(sum(x**2))); also 1, inf, -inf, any p > 0."""
@@ -1205,6 +1195,16 @@ def pick_dim(dim, axis, op: str):
         return axis
     return dim
 
+
+
+def _var_dim(dim, unbiased, correction, axis, op: str) -> tuple:
+    """var and std's (dim, correction): x.var(False) is the legacy positional `unbiased`."""
+    dim = pick_dim(dim, axis, op)
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    return dim, correction
 
 # ---- the seam ------------------------------------------------------------------------------
 # Tensor's methods call the ops and the engine, which are written on top of Tensor (they make

@@ -1392,24 +1392,6 @@ INPLACE_MENU = [(22, op_inplace), (8, op_fill), (14, op_setitem), (8, op_view_th
 # statement about to run. The order matters only to name a disagreement whose program entered
 # several gaps (classify): the more specific come first.
 
-# Operations that save (for backward) other tensors than torch's do, by tag. Backward raises
-# when a saved tensor was changed in place since; where the saved sets differ, one library
-# raises and the other does not.
-MINIGRAD_SAVES_INPUT = ("matmul:1x3", "matmul:1x3-strided", "matmul:2x3", "matmul:2x3-strided",
-                        "matmul:3x1-strided", "matmul:3x2-strided")
-TORCH_SAVES_INPUT = (
-    "scalar:clamp", "scalar:clamp-min", "scalar:clamp-max", "scalar:lib.clamp", "scalar:clip",
-    "binary:lib.maximum", "binary:lib.minimum", "binary:maximum", "binary:clamp-min-tensor",
-    "binary:clamp-tensors", "reduce:amax-all", "reduce:amax-dim", "reduce:amin-all",
-    "reduce:amin-dim", "reduce:max-all", "reduce:min-all", "reduce:std-all", "reduce:std-dim",
-    "reduce:var-all", "reduce:var-dim", "loss:nll_loss", "loss:mse_loss", "loss:bce_logits")
-TORCH_SAVES_OUTPUT = ("reduce:amax-all", "reduce:amax-dim", "reduce:amin-all", "reduce:amin-dim",
-                      "reduce:max-all", "reduce:min-all", "binary:pow")
-
-
-def _matches(pattern: str):
-    return lambda g, s: bool(re.search(pattern, s.text))
-
 
 def _tag_is(*tags: str):
     return lambda g, s: s.tag in tags
@@ -1418,23 +1400,6 @@ def _tag_is(*tags: str):
 def _not_implemented_in_torch(g: Generator, s: Statement) -> bool:
     """torch has no kernel for the dtype (softmax of int64, matmul of bool)."""
     return not s.inplace and isinstance(g.preview(s)[0], NotImplementedError)
-
-
-CLASS_TARGETS = re.compile(r"lib\.tensor\((\[[-\d, ]*\]|-?\d+)\)")
-
-
-def _class_targets(s: Statement) -> list:
-    """The class targets written in a cross_entropy / nll_loss statement."""
-    found = CLASS_TARGETS.search(s.text) if s.tag in ("loss:cross_entropy",
-                                                       "loss:nll_loss") else None
-    if found is None:
-        return []
-    targets = ast.literal_eval(found.group(1))
-    return targets if isinstance(targets, list) else [targets]
-
-
-def _ignored_rows_not_finite(g: Generator, s: Statement) -> bool:
-    return -100 in _class_targets(s) and not bool(torch.isfinite(g.value(s.uses[0])).all())
 
 
 def _reduces_to_zero(*tags: str):
@@ -1449,31 +1414,6 @@ def _reduces_to_zero(*tags: str):
         scale = max(1.0, float(g.value(s.uses[0]).detach().abs().max()))
         return bool((space[s.defines[0]].abs() <= 1e-9 * scale).any())
     return applies
-
-
-def _makes_nan(g: Generator, s: Statement) -> bool:
-    """An out-of-place statement whose result has a NaN where its inputs have none (var() of
-    one element, cross_entropy with every target ignored)."""
-    if not s.tag.startswith(("reduce:", "loss:")):
-        return False
-    if any(n in g.info and _kind(g.value(n)) == "f" and bool(g.value(n).isnan().any())
-           for n in s.uses):
-        return False
-    error, space = g.preview(s)
-    return error is None and any(torch.is_tensor(space[n]) and _kind(space[n]) == "f"
-                                 and bool(space[n].isnan().any()) for n in s.defines)
-
-
-def _returns_input_itself(g: Generator, s: Statement) -> bool:
-    if not s.tag.startswith("view:"):
-        return False
-    identical = []
-    for lib in LIBRARIES:
-        error, space = g.preview(s, lib)
-        if error is not None:
-            return False
-        identical.append(space[s.defines[0]] is space[s.uses[0]])
-    return identical[0] != identical[1]
 
 
 def _layout_differs(g: Generator, name: str) -> bool:
@@ -1509,40 +1449,6 @@ def _written(g: Generator, s: Statement) -> list:
     return g.neighbours(s.target) if s.inplace and s.target in g.info else []
 
 
-def _zero_input(*tags: str):
-    """An operation in `tags` whose (first) input has an exact zero: a kink some formula
-    gets wrong."""
-    def applies(g: Generator, s: Statement) -> bool:
-        return s.tag in tags and bool((g.value(s.uses[0]) == 0).any())
-    return applies
-
-
-def _alias_break(*causes: str):
-    """In place on memory shared with a variable that aliases its input differently in the
-    two libraries, for one of `causes` (prefixes of Variable.alias_break)."""
-    def applies(g: Generator, s: Statement) -> bool:
-        return any(g.info[n].alias_break.startswith(causes) for n in _written(g, s))
-    return applies
-
-
-def _written_near(*tags: str):
-    """In place on memory shared with a variable made by an operation in `tags`."""
-    def applies(g: Generator, s: Statement) -> bool:
-        return any(g.info[n].made_by.startswith(tags) for n in _written(g, s))
-    return applies
-
-
-def _written_into_expanded(g: Generator, s: Statement) -> bool:
-    """fill_, zero_, an assignment or x.copy_(x) into a tensor with a stretched (stride-0)
-    dim."""
-    self_copy = s.tag == "inplace:copy_" and s.uses.count(s.target) > 1
-    if not (s.tag.startswith(("inplace:fill_", "inplace:zero_", "setitem:")) or self_copy) \
-            or s.target not in g.info:
-        return False
-    t = g.value(s.target)
-    return any(stride == 0 and size > 1 for size, stride in zip(t.shape, t.stride(), strict=True))
-
-
 def _overlapping_operand(g: Generator, s: Statement) -> bool:
     """An operand sharing memory with the written tensor, one of the two with gaps in memory
     (torch checks overlap only between dense tensors)."""
@@ -1562,22 +1468,6 @@ def _has_gaps(t) -> bool:
     return False
 
 
-def _saved_differently(tags: tuple, role: str):
-    """In place on memory that an operation in `tags` read (role "input") or made ("output")."""
-    def applies(g: Generator, s: Statement) -> bool:
-        if not s.inplace or s.target not in g.info:
-            return False
-        storage = g.storage(s.target)
-        if role == "input":
-            return any(tag in tags for tag in g.readers.get(storage, ()))
-        return any(v.made_by in tags and v.storage == storage for v in g.info.values())
-    return applies
-
-
-def _either(*predicates):
-    return lambda g, s: any(p(g, s) for p in predicates)
-
-
 @dataclass(frozen=True)
 class Gap:
     """A class of disagreement known on the current core: why, and which statements enter it."""
@@ -1592,17 +1482,6 @@ KNOWN_GAPS: dict = {
         "operations torch has no kernel for on integer or bool tensors (softmax of int64, "
         "matmul of bool): torch raises NotImplementedError, minigrad computes",
         _not_implemented_in_torch),
-    "class-loss-ignored-rows-not-finite": Gap(
-        "cross_entropy / nll_loss with a NaN or inf logit in a row whose target is ignored "
-        "(-100): minigrad's loss is NaN (it multiplies by a 0/1 mask), torch's leaves the row out",
-        _ignored_rows_not_finite),
-    "nan-grad-through-zero-slopes": Gap(
-        "a NaN gradient (downstream of a NaN value, e.g. var() of one element) reaching an "
-        "operation whose slope is 0 somewhere (max(dim) off the maximum, fill_): minigrad "
-        "multiplies, NaN * 0 = NaN, torch gives 0", _makes_nan),
-    "std-of-constant-nan-grad": Gap(
-        "std() over values that are all equal: minigrad's gradient is NaN, torch's 0",
-        _reduces_to_zero("reduce:std")),
     "norm-at-zero-second-derivative": Gap(
         "the second derivative of norm() at a zero vector: NaN in torch, finite in minigrad "
         "(documented in docs/pytorch-names.md as 0; it is the identity: x / 1 there)",
@@ -1627,19 +1506,6 @@ KNOWN_GAPS: dict = {
         "has gaps in memory (v0 *= v0[:, :1]): torch checks no overlap there and reads values "
         "it has already overwritten, in its loop's order; minigrad computes from the old "
         "values (or refuses, as torch does for dense operands)", _overlapping_operand),
-    # -- saved tensors: which in-place changes make backward raise --
-    "matmul-saves-3d-operand": Gap(
-        "x @ y with x 1-D or 2-D and y 3-D, or x a transposed 3-D and y 1-D or 2-D: torch saves "
-        "a copy of the 3-D operand (it folds the batch dims), minigrad the operand itself: an "
-        "in-place change of it after the product makes minigrad's backward raise",
-        _saved_differently(MINIGRAD_SAVES_INPUT, "input")),
-    "torch-saves-minigrad-does-not": Gap(
-        "clamp, maximum/minimum, amax/amin/max()/min(), std/var, nll_loss, mse_loss and "
-        "binary_cross_entropy_with_logits save "
-        "their inputs (amax..., tensor ** tensor: outputs) in torch, not in minigrad: after an "
-        "in-place change torch's backward raises, minigrad's does not", _either(
-            _saved_differently(TORCH_SAVES_INPUT, "input"),
-            _saved_differently(TORCH_SAVES_OUTPUT, "output"))),
 }
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import warnings
 
 from .. import backend
-from ..ops import activation, elementwise
+from ..grad_mode import is_grad_enabled
+from ..ops import activation, elementwise, loss
 from ..tensor import Tensor
 
 
@@ -19,10 +20,8 @@ def _reduce(losses: Tensor, reduction: str, who: str, count=None) -> Tensor:
         return losses
     if reduction == "sum":
         return losses.sum()
-    if reduction == "mean":
-        return losses.sum() / count if count is not None else losses.mean()
-    raise ValueError(f"{reduction} is not a valid value for reduction ({who}: 'none', 'mean' or "
-                     "'sum')")
+    _check_reduction(reduction, who)
+    return losses.sum() / count if count is not None else losses.mean()
 
 
 def _same_shape(input: Tensor, target: Tensor, who: str, strict: bool = True) -> None:  # noqa: A002
@@ -50,8 +49,7 @@ def _same_shape(input: Tensor, target: Tensor, who: str, strict: bool = True) ->
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
     """L = (x - y)**2 per element, then reduced."""
     _same_shape(input, target, "mse_loss", strict=False)
-    diff = input - target
-    return _reduce(diff * diff, reduction, "mse_loss")
+    return loss.MSELoss.apply(input, target, reduction)
 
 
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
@@ -92,23 +90,24 @@ def nll_loss(input: Tensor, target, weight: Tensor | None = None, ignore_index: 
     if bool((bad & keep).any()):
         value = int(t[bad & keep].reshape(-1)[0])
         raise IndexError(f"nll_loss: Target {value} is out of bounds for {classes} classes")
-    xp = backend.array_module(t)
-    if reduction == "none":  # one loss per sample, 0 where the target is ignored
-        safe = xp.where(keep, t, 0)
-        picked = input.reshape(-1, classes)[xp.arange(t.size), safe.reshape(-1)]
-        scale = keep.astype(input.dtype) * (weight.array[safe] if weight is not None else 1)
-        return -picked.reshape(target.shape) * Tensor._wrap_no_copy_no_checks(scale, input.device)
-    # "sum" and "mean" take only the kept targets' log-probabilities, so an ignored target gets
-    # no gradient at all: a batch with every target ignored has a NaN mean and a 0 gradient.
-    rows, kept = _kept(target, ignore_index)
-    picked = input.reshape(-1, classes)[rows, kept]
-    if weight is None:
-        losses, total = -picked, rows.shape[0]
-    else:
-        w = Tensor._wrap_no_copy_no_checks(weight.array[kept], input.device)
-        losses, total = -picked * w, w.sum()
-    return losses.sum() if reduction == "sum" else _reduce(losses, reduction, "nll_loss",
-                                                           count=total)
+    _check_reduction(reduction, "nll_loss")
+    _not_differentiable(weight, "weight", "nll_loss_forward")
+    # Ignored rows are left out (not multiplied by 0: a NaN there stays out), and they get no
+    # gradient at all: a batch with every target ignored has a NaN mean and a 0 gradient.
+    return loss.NLLLoss.apply(input, target, weight, reduction, ignore_index)
+
+
+def _check_reduction(reduction: str, who: str) -> None:
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction ({who}: 'none', "
+                         "'mean' or 'sum')")
+
+
+def _not_differentiable(tensor, name: str, who: str) -> None:
+    """PyTorch's losses take no gradient for their weights, and say so."""
+    if isinstance(tensor, Tensor) and tensor.requires_grad and is_grad_enabled():
+        raise RuntimeError(f"The function '{who}' is not differentiable with respect to "
+                           f"argument '{name}'. This input cannot have requires_grad True.")
 
 
 def _kept(target: Tensor, ignore_index: int):
@@ -142,9 +141,8 @@ def cross_entropy_options(input: Tensor, target, weight=None, ignore_index: int 
     target = _class_targets(input, target, "cross_entropy")
     weighted = log_probs if weight is None else log_probs * weight
     if reduction == "none":
-        keep = Tensor._wrap_no_copy_no_checks((target.array != ignore_index).astype(input.dtype),
-                                              input.device)
-        smooth = -weighted.sum(-1) * keep
+        keep = Tensor._wrap_no_copy_no_checks(target.array != ignore_index, input.device)
+        smooth = (-weighted.sum(-1)).where(keep, 0.0)  # a select, as PyTorch's masked_fill
     else:  # only the kept targets, as in nll_loss
         rows, kept = _kept(target, ignore_index)
         smooth = -weighted.reshape(-1, classes)[rows].sum(-1)
@@ -177,15 +175,13 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight=None,
     """L = -(p y log s(x) + (1 - y) log(1 - s(x))) with s the sigmoid, computed stably:
     (1 - y) x + (1 + (p - 1) y) * (log(1 + exp(-|x|)) + max(-x, 0))."""
     _same_shape(input, target, "binary_cross_entropy_with_logits")
-    # log(1 + e^-x), computed stably by Softplus (its slope at x = 0 is -1/2, with the curvature)
-    softplus_neg = activation.Softplus.apply(-input, 1.0, float("inf"))
-    if pos_weight is None:
-        losses = (1 - target) * input + softplus_neg
-    else:
-        losses = (1 - target) * input + (1 + (pos_weight - 1) * target) * softplus_neg
-    if weight is not None:
-        losses = losses * weight
-    return _reduce(losses, reduction, "binary_cross_entropy_with_logits")
+    _check_reduction(reduction, "binary_cross_entropy_with_logits")
+    weight, pos_weight = (w if w is None or isinstance(w, Tensor) else
+                          Tensor._from_data(w, dtype=input.dtype, device=input.device)
+                          for w in (weight, pos_weight))
+    _not_differentiable(weight, "weight", "binary_cross_entropy_with_logits")
+    _not_differentiable(pos_weight, "pos_weight", "binary_cross_entropy_with_logits")
+    return loss.BCEWithLogits.apply(input, target, weight, pos_weight, reduction)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:  # noqa: A002

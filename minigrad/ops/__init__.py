@@ -18,7 +18,14 @@ from .elementwise import (
     Sqrt,
     Sub,
 )
-from .loss import CrossEntropy, CrossEntropyBackward
+from .loss import (
+    BCEWithLogits,
+    CrossEntropy,
+    CrossEntropyBackward,
+    MSELoss,
+    NLLLoss,
+    NLLLossBackward,
+)
 from .matmul import Linear, LinearBackward, LinearReLU, MatMul
 from .movement import (
     AsStrided,
@@ -40,21 +47,35 @@ from .reduce import (
     BroadcastTo,
     Mean,
     Norm,
+    Std,
     Sum,
     SumTo,
+    Var,
     cascade_sum,
     expand_grad,
     normalize_dims,
     unbroadcast,
 )
-from .selection import AMax, AMin, Clamp, ClampByTensors, Max, MaxDim, Maximum, Minimum, Where
+from .selection import (
+    AMax,
+    AMin,
+    Clamp,
+    ClampByTensors,
+    Max,
+    MaxDim,
+    Maximum,
+    Min,
+    Minimum,
+    Where,
+)
 
 __all__ = [
-    "AMax", "AMin", "Abs", "Add", "AsStrided", "BroadcastTo", "Cast", "Cat", "Clamp",
-    "ClampByTensors", "Clone", "Copy", "CopySlices", "Cos", "CrossEntropy", "CrossEntropyBackward",
-    "Div", "Exp", "Fill", "GetItem", "Linear", "LinearBackward", "LinearReLU", "Log", "LogSoftmax",
-    "MatMul", "Max", "MaxDim", "Maximum", "Mean", "Minimum", "Mul", "Neg", "Norm", "Permute",
-    "Pow", "ReLU", "ReLUBackward", "Reciprocal", "Reshape", "ScatterAdd", "SetItem", "Sigmoid",
-    "Sign", "Sin", "Softmax", "Softplus", "Sqrt", "Sub", "Sum", "SumTo", "Tanh", "ToDevice",
-    "Transpose", "Where", "cascade_sum", "expand_grad", "normalize_dims", "unbroadcast",
+    "AMax", "AMin", "Abs", "Add", "AsStrided", "BCEWithLogits", "BroadcastTo", "Cast", "Cat",
+    "Clamp", "ClampByTensors", "Clone", "Copy", "CopySlices", "Cos", "CrossEntropy",
+    "CrossEntropyBackward", "Div", "Exp", "Fill", "GetItem", "Linear", "LinearBackward",
+    "LinearReLU", "Log", "LogSoftmax", "MSELoss", "MatMul", "Max", "MaxDim", "Maximum", "Mean",
+    "Min", "Minimum", "Mul", "NLLLoss", "NLLLossBackward", "Neg", "Norm", "Permute", "Pow", "ReLU",
+    "ReLUBackward", "Reciprocal", "Reshape", "ScatterAdd", "SetItem", "Sigmoid", "Sign", "Sin",
+    "Softmax", "Softplus", "Sqrt", "Std", "Sub", "Sum", "SumTo", "Tanh", "ToDevice", "Transpose",
+    "Var", "Where", "cascade_sum", "expand_grad", "normalize_dims", "unbroadcast",
 ]

@@ -39,10 +39,10 @@ class ReLUBackward(Op):
         if backend.is_cuda_array(g):  # one kernel there, and no host read of a finiteness check
             return backend.array_module(g).where(z.array <= 0, g.dtype.type(0), g)
         kept = ~(z.array <= 0)
-        out = g * kept
-        if not backend.array_module(g).isfinite(g).all():
-            out[~kept] = 0
-        return out
+        xp = backend.array_module(g)
+        if not xp.isfinite(g).all():  # rare: a select, so that inf or NaN times 0 gives 0
+            return xp.where(kept, g, g.dtype.type(0))
+        return g * kept
 
     @staticmethod
     def backward(ctx, grad):

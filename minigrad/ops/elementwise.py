@@ -138,8 +138,9 @@ class Pow(Op):
     @staticmethod
     def forward(ctx, x, y):
         z = _binary("pow", operator.pow, x, y)
-        # What PyTorch saves: x and y, and z only for y's slope (so x ** 2 may be changed in place)
-        ctx.save_for_backward(x, y, z if ctx.needs_input_grad[1] else None)
+        # What PyTorch saves: x and y, and z unless y is a number (so x ** 2 may be changed in
+        # place, x ** y may not, even where only x needs a gradient)
+        ctx.save_for_backward(x, y, z if hasattr(y, "array") else None)
         return z
 
     @staticmethod
@@ -147,13 +148,12 @@ class Pow(Op):
         x, y, z = ctx.saved_tensors
         grad_x = grad_y = None
         if ctx.needs_input_grad[0]:
-            # Where y = 0 the slope is 0, also at x = 0 (where the formula gives 0 * inf = nan).
-            slope = y * x ** (y - 1)
-            if not isinstance(y, (int, float)):
-                slope = slope.where(y != 0, 0.0)
-            elif y == 0:
-                slope = 0.0
-            grad_x = unbroadcast(grad * slope, shape_of(x))
+            # Where y = 0 the slope is 0, also at x = 0 (where the formula gives 0 * inf = nan):
+            # PyTorch's select, so a NaN grad gives 0 there too.
+            if isinstance(y, (int, float)):
+                grad_x = grad * (y * x ** (y - 1)) if y != 0 else zeros_like(grad)
+            else:
+                grad_x = unbroadcast((grad * (y * x ** (y - 1))).where(y != 0, 0.0), shape_of(x))
         if ctx.needs_input_grad[1]:
             # Where x = 0, z = 0**y does not change with y > 0 (the formula gives 0 * -inf = nan).
             if isinstance(x, (int, float)):
@@ -275,8 +275,13 @@ class Sign(Op):
 
     @staticmethod
     def backward(ctx, grad):
-        nowhere = backend.array_module(grad.array).zeros(grad.shape, dtype=backend.bool_)
-        return grad.where(nowhere, 0.0)  # zeros: grad * 0 would be NaN where grad is inf
+        return zeros_like(grad)
+
+
+def zeros_like(grad):
+    """Zeros, as a select from grad: grad * 0 would be NaN where grad is inf or NaN."""
+    nowhere = backend.array_module(grad.array).zeros(grad.shape, dtype=backend.bool_)
+    return grad.where(nowhere, 0.0)
 
 
 def _float(array):

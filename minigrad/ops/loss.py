@@ -1,10 +1,17 @@
-"""Cross-entropy: log-softmax and negative log-likelihood fused into one stable Function."""
+"""Losses as single Functions, saving what PyTorch's save: cross-entropy (log-softmax and
+negative log-likelihood fused into one stable Function), nll_loss, mse_loss and
+binary_cross_entropy_with_logits."""
 
 from __future__ import annotations
 
-from .. import backend
+import math
+
+from .. import backend, promotion
 from ..engine.function import Op
 from ..fused import kernels
+from .activation import Sigmoid, Softplus
+from .elementwise import zeros_like
+from .reduce import cascade_sum, unbroadcast
 
 
 def check_targets(logits, target, check_range: bool = True) -> None:
@@ -117,3 +124,151 @@ def _onehot(target, like):
     onehot = xp.zeros(like.array.shape, like.array.dtype)
     onehot[xp.arange(target.array.shape[0]), target.array] = 1
     return type(like)._wrap_no_copy_no_checks(onehot, like.device)
+
+
+def reduce_loss(losses, reduction: str, who: str):
+    """A loss's reduction, on arrays: "mean", "sum" or "none"."""
+    if reduction == "none":
+        return losses
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction ({who}: 'none', "
+                         "'mean' or 'sum')")
+    total = cascade_sum(losses)
+    return total / losses.size if reduction == "mean" else total
+
+
+class MSELoss(Op):
+    """L = (x - y)**2 per element, reduced;  dL/dx = 2 (x - y) g (/ n for "mean"),  dL/dy alike,
+    negated"""
+
+    @staticmethod
+    def forward(ctx, x, y, reduction):
+        ctx.save_for_backward(x, y)  # as PyTorch: the slope is read off both
+        diff = _minus(x.array, y.array)
+        ctx.scale = 2.0 / diff.size if reduction == "mean" and diff.size else 2.0
+        return reduce_loss(diff * diff, reduction, "mse_loss")
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        slope = ctx.scale * (x - y) * grad  # PyTorch's order: 2 / n, then the difference, then g
+        return (unbroadcast(slope, x.shape) if ctx.needs_input_grad[0] else None,
+                unbroadcast(-slope, y.shape) if ctx.needs_input_grad[1] else None, None)
+
+
+def _minus(a, b):
+    """a - b, broadcast, in PyTorch's result dtype."""
+    a, b = promotion.promote(a, b)
+    return a - b
+
+
+class BCEWithLogits(Op):
+    """L = ((1 - y) x - w_p log s(x)) w per element with s the sigmoid and w_p = 1 + (p - 1) y
+    (p the pos_weight), reduced;  dL/dx = (w_p s(x) - p y) g w,  dL/dy = -(x + (p - 1) log s(x)) g w
+    (over n for "mean")"""
+
+    @staticmethod
+    def forward(ctx, x, y, weight, pos_weight, reduction):
+        ctx.save_for_backward(x, y, weight, pos_weight)  # as PyTorch
+        ctx.count = x.array.size if reduction == "mean" else None
+        a, t = x.array, y.array
+        xp = backend.array_module(a)
+        log_s = xp.minimum(a, 0) - xp.log1p(xp.exp(-xp.abs(a)))  # log s(x), stable
+        if pos_weight is not None:
+            log_s = log_s * ((pos_weight.array - 1) * t + 1)
+        losses = (1 - t) * a - log_s
+        if weight is not None:
+            losses = losses * weight.array
+        return reduce_loss(losses, reduction, "binary_cross_entropy_with_logits")
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y, weight, pos_weight = ctx.saved_tensors
+        grad_x = grad_y = None
+        if ctx.needs_input_grad[0]:  # PyTorch's order of operations
+            if pos_weight is None:
+                grad_x = (Sigmoid.apply(x) - y) * grad
+            else:
+                py = pos_weight * y
+                grad_x = ((py + 1 - y) * Sigmoid.apply(x) - py) * grad
+            grad_x = _weigh(ctx, grad_x, weight, x.shape)
+        if ctx.needs_input_grad[1]:  # log s(-x) - p log s(x) = p softplus(-x) - softplus(x)
+            if pos_weight is None:
+                grad_y = -x * grad
+            else:
+                grad_y = (Softplus.apply(-x, 1.0, math.inf) * pos_weight
+                          - Softplus.apply(x, 1.0, math.inf)) * grad
+            grad_y = _weigh(ctx, grad_y, weight, y.shape)
+        return grad_x, grad_y, None, None, None
+
+
+def _weigh(ctx, grad, weight, shape):
+    """A loss's gradient times the weight, over n for "mean", summed to the input's shape."""
+    if weight is not None:
+        grad = grad * weight
+    if ctx.count is not None:
+        grad = grad / ctx.count
+    return unbroadcast(grad, shape)
+
+
+class NLLLoss(Op):
+    """L_n = -w[t_n] x[n, t_n], or 0 where t_n is ignored, summed or averaged over the sum of
+    the kept w[t_n];  dL/dx[n, t_n] = -w[t_n] g (over that sum for "mean"), 0 elsewhere"""
+
+    @staticmethod
+    def forward(ctx, x, target, weight, reduction, ignore_index):
+        ctx.save_for_backward(x, target, weight)  # as PyTorch, which reads only x's shape
+        ctx.reduction, ctx.ignore_index = reduction, ignore_index
+        a = x.array.reshape(-1, x.array.shape[-1])
+        rows, t, w = _kept_rows(target, weight, ignore_index, a.dtype)
+        losses = backend.array_module(a).zeros(target.array.size, a.dtype)
+        losses[rows] = -(a[rows, t] * w) if w is not None else -a[rows, t]  # the kept rows only
+        if reduction == "none":
+            return losses.reshape(target.array.shape)
+        if reduction == "sum":
+            return cascade_sum(losses)
+        ctx.total = w.sum() if w is not None else a.dtype.type(rows.size)
+        return cascade_sum(losses) / ctx.total
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, target, weight = ctx.saved_tensors
+        total = getattr(ctx, "total", None)
+        if x.ndim == 1 and ctx.reduction == "mean":  # one sample: -g whatever w, as in PyTorch
+            weight, total = None, 1
+        return NLLLossBackward.apply(grad, x, target, weight, ctx.reduction, ctx.ignore_index,
+                                     total), None, None, None, None
+
+
+class NLLLossBackward(Op):
+    """dL/dx = -w[t_n] g at each kept [n, t_n] (g over the total for "mean"), 0 elsewhere;  linear
+    in g, so d/dg is nll_loss itself, and d/dx = 0 (x gives only its shape, as in PyTorch)"""
+
+    @staticmethod
+    def forward(ctx, grad, x, target, weight, reduction, ignore_index, total):
+        ctx.save_for_backward(target, weight)
+        ctx.reduction, ctx.ignore_index = reduction, ignore_index
+        g, shape = grad.array, x.array.shape
+        grad_x = backend.array_module(g).zeros((target.array.size, shape[-1]), g.dtype)
+        rows, t, w = _kept_rows(target, weight, ignore_index, g.dtype)
+        if reduction == "none":
+            picked = -g.reshape(-1)[rows]
+        else:
+            picked = -(g / total) if reduction == "mean" else -g
+        grad_x[rows, t] = w * picked if w is not None else picked
+        return grad_x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        target, weight = ctx.saved_tensors
+        loss = NLLLoss.apply(upstream, target, weight, ctx.reduction, ctx.ignore_index)
+        return loss, zeros_like(upstream) if ctx.needs_input_grad[1] else None, None, None, None, \
+            None, None
+
+
+def _kept_rows(target, weight, ignore_index: int, dtype):
+    """The rows whose targets are kept, those targets, and their weights (or None)."""
+    t = target.array.reshape(-1)
+    rows = backend.array_module(t).nonzero(t != ignore_index)[0]
+    t = t[rows]
+    return rows, t, weight.array[t].astype(dtype, copy=False) if weight is not None else None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from .. import backend
 from ..engine.function import Op
 from ..fused import kernels
-from ..grad_mode import is_grad_enabled
+from ..grad_mode import enable_grad, is_grad_enabled
 from .activation import ReLUBackward
 from .reduce import cascade_sum, unbroadcast
 
@@ -54,8 +56,14 @@ class MatMul(Op):
                 f"{x.array.dtype} and {y.array.dtype}"
             )
         needs_x, needs_y = ctx.needs_input_grad  # save only what the gradients use, as PyTorch
-        ctx.save_for_backward(x if needs_y else None, y if needs_x else None)
         ctx.shapes = (x.array.shape, y.array.shape)
+        # A batched operand beside a matrix or vector: PyTorch folds its batch dims into rows
+        # and saves that, a copy unless the fold is a view (see _folded).
+        ctx.folded = (x.array.ndim > 2 >= y.array.ndim and needs_y,
+                      y.array.ndim > 2 >= x.array.ndim and needs_x)
+        ctx.save_for_backward(
+            (_folded(x) if ctx.folded[0] else x) if needs_y else None,
+            (_folded(y, transposed=True) if ctx.folded[1] else y) if needs_x else None)
         try:
             return x.array @ y.array
         except ValueError:  # batch dims that do not broadcast
@@ -77,13 +85,27 @@ class MatMul(Op):
         batch = backend.broadcast_shapes(x2_shape[:-2], y2_shape[:-2])
         grad = grad.reshape(batch + (x2_shape[-2], y2_shape[-1]))
         grad_x = grad_y = None
-        if needs_x:
+        if needs_x and ctx.folded[1]:  # y folded as (batch * p, k): G's rows folded alike
+            rows = grad.transpose(-1, -2).reshape(y.shape[0], x2_shape[-2])
+            grad_x = (rows.T @ y).reshape(x_shape)
+        elif needs_x:
             y2 = y.reshape(y2_shape).transpose(-1, -2)
             grad_x = unbroadcast(grad @ y2, x2_shape).reshape(x_shape)
-        if needs_y:
+        if needs_y and ctx.folded[0]:  # x folded as (batch * n, k): G's rows folded alike
+            grad_y = (x.T @ grad.reshape(x.shape[0], y2_shape[-1])).reshape(y_shape)
+        elif needs_y:
             x2 = x.reshape(x2_shape).transpose(-1, -2)
             grad_y = unbroadcast(x2 @ grad, y2_shape).reshape(y_shape)
         return grad_x, grad_y
+
+
+def _folded(big, transposed: bool = False):
+    """big (batch..., m, k), or its transpose, as (batch * m, k): a view where the batch dims
+    fold into the rows, else a copy, as in PyTorch's matmul (so an in-place change of big
+    reaches backward only through a view). Recorded: create_graph differentiates through it."""
+    with enable_grad():
+        big = big.transpose(-1, -2) if transposed else big
+        return big.reshape(math.prod(big.shape[:-1]), big.shape[-1])
 
 
 class Linear(Op):
@@ -98,7 +120,7 @@ class Linear(Op):
     def forward(ctx, x, weight, bias):
         _check_linear_shapes(x, weight)
         needs_x, needs_w, _ = ctx.needs_input_grad  # save only what the gradients use
-        ctx.save_for_backward(x if needs_w else None, weight if needs_x else None)
+        ctx.save_for_backward(_rows(x) if needs_w else None, weight if needs_x else None)
         y = x.array @ weight.array.T
         if bias is not None:
             y += bias.array
@@ -108,6 +130,12 @@ class Linear(Op):
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors  # x only when dL/dW is needed, W only when dL/dX is
         return LinearBackward.apply(grad, x, weight, ctx.needs_input_grad)
+
+
+def _rows(x):
+    """What dW = G^T X reads: X, or a batched X folded into rows, as PyTorch's linear saves it
+    (a copy where the batch dims do not fold as a view)."""
+    return _folded(x) if x.array.ndim > 2 else x
 
 
 class LinearBackward(Op):
@@ -167,7 +195,7 @@ class LinearReLU(Op):
             if bias is not None:
                 y += bias.array
             backend.array_module(y).maximum(y, 0, out=y)
-        ctx.save_for_backward(x if needs_w else None, weight if needs_x else None, y)
+        ctx.save_for_backward(_rows(x) if needs_w else None, weight if needs_x else None, y)
         return y
 
     @staticmethod

@@ -239,7 +239,7 @@ class Fill(Op):
     @staticmethod
     def backward(ctx, grad):
         grad_value = grad.sum() if ctx.needs_input_grad[1] else None
-        return grad * 0.0, grad_value
+        return _no_gradient(grad), grad_value
 
 
 class Copy(Op):
@@ -262,7 +262,7 @@ class Copy(Op):
     @staticmethod
     def backward(ctx, grad):
         grad_src = unbroadcast(grad, ctx.src_shape) if ctx.needs_input_grad[1] else None
-        return grad * 0.0, grad_src
+        return _no_gradient(grad), grad_src
 
 
 class SetItem(Op):
@@ -312,3 +312,10 @@ class Cat(Op):
             grads.append(grad[index] if ctx.needs_input_grad[number + 1] else None)
             start += size
         return tuple(grads)
+
+
+def _no_gradient(grad):
+    """Zeros shaped like grad, for a tensor that was overwritten (its slope is 0): selected, not
+    multiplied, so that an inf or NaN in grad still gives 0, as in PyTorch."""
+    nowhere = backend.array_module(grad.array).zeros(grad.shape, dtype=backend.bool_)
+    return grad.where(nowhere, 0.0)

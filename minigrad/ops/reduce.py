@@ -1,5 +1,6 @@
-"""Sums, means and norms over all elements or chosen dims (`dim`, `keepdim`), and broadcasting,
-whose adjoint is a sum: the one place where dims are checked and broadcasting is undone.
+"""Sums, means, norms, variances and standard deviations over all elements or chosen dims (`dim`,
+`keepdim`), and broadcasting, whose adjoint is a sum: the one place where dims are checked and
+broadcasting is undone.
 
 `normalize_dims` turns a `dim` argument into axes, with one message style for every op.
 Broadcasting and its adjoint are a pair of Functions, each the other's backward: `BroadcastTo`
@@ -8,6 +9,8 @@ stretches a tensor to a larger shape, `SumTo` sums a gradient back down to the s
 """
 
 from __future__ import annotations
+
+import math
 
 from .. import backend
 from ..engine.function import Op
@@ -95,6 +98,73 @@ class Norm(Op):
         # Where z = 0 every x_i in that reduction is 0 too, so x / 1 gives PyTorch's 0 slope.
         safe = z.where(z != 0, 1.0)
         return grad * x / safe, None, None
+
+
+class Var(Op):
+    """z = sum_i (x_i - mean)**2 / (n - c) over the chosen dims (c the correction);
+    dz/dx_i = 2 (x_i - mean) / (n - c)"""
+
+    @staticmethod
+    def forward(ctx, x, dim=None, correction=1, keepdim=False):
+        ctx.save_for_backward(x)  # as PyTorch: the slope is read off x
+        return _variance(ctx, x, dim, correction, keepdim, "var")
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return _var_backward(ctx, grad, x), None, None, None
+
+
+class Std(Op):
+    """z = sqrt(var(x)) over the chosen dims;  dz/dx_i = (x_i - mean) / ((n - c) z) (0 where
+    z = 0, as in PyTorch: every x_i is the mean there)"""
+
+    @staticmethod
+    def forward(ctx, x, dim=None, correction=1, keepdim=False):
+        z = backend.array_module(x.array).sqrt(_variance(ctx, x, dim, correction, keepdim, "std"))
+        ctx.save_for_backward(x, z)  # as PyTorch: x and the result
+        return z
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, z = ctx.saved_tensors
+        grad = (grad / (z * 2)).where(z != 0, 0.0)  # PyTorch's masked_fill: a select
+        return _var_backward(ctx, grad, x), None, None, None
+
+
+def _variance(ctx, x, dim, correction, keepdim: bool, op: str):
+    """var's value, two-pass (the mean, then the squares about it); ctx keeps the dims."""
+    array = x.array
+    if array.dtype.kind != "f":
+        raise RuntimeError("std and var only support floating point and complex dtypes")
+    ctx.axes = normalize_dims(dim, array.ndim, op)
+    ctx.input_shape, ctx.keepdim, ctx.correction = array.shape, keepdim, correction
+    ctx.all_dims = dim is None or array.ndim == 0
+    ctx.count = 1
+    for axis in ctx.axes:
+        ctx.count *= array.shape[axis]
+    if array.dtype == backend.float16:  # add up in float32, as PyTorch does
+        array = array.astype(backend.float32)
+    mean = cascade_sum(array, ctx.axes, True) / ctx.count
+    centred = array - mean
+    if array.size > ctx.count:  # several results: PyTorch's Welford gives exactly 0 for equal
+        # values (a rounded mean would not); one correction of the mean does the same here.
+        centred = array - (mean + cascade_sum(centred, ctx.axes, True) / ctx.count)
+    var = cascade_sum(centred * centred, ctx.axes, keepdim) / max(ctx.count - correction, 0)
+    return backend.array_module(array).asarray(var, dtype=x.array.dtype)  # (0 dof: NaN or inf)
+
+
+def _var_backward(ctx, grad, x):
+    """PyTorch's var_backward: grad * 2 (x - mean) / (n - c), written with Tensor operations."""
+    dof = ctx.count - ctx.correction
+    if ctx.all_dims and dof <= 0:  # 2 / 0: inf, NaN where x is the mean (inf * 0)
+        xp = backend.array_module(x.array)
+        at_mean = x.array == cascade_sum(x.array, ctx.axes, True) / ctx.count
+        slope = xp.where(at_mean, xp.nan, xp.inf).astype(x.array.dtype)
+        return grad * x._wrap_no_copy_no_checks(slope, x.device)
+    grad = expand_grad(grad, ctx.input_shape, ctx.axes, ctx.keepdim)
+    scale = 2.0 / dof if dof else math.inf
+    return scale * grad * (x - Mean.apply(x, ctx.axes, True))
 
 
 class BroadcastTo(Op):

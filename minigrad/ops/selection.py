@@ -1,4 +1,4 @@
-"""Selection: where, maximum, minimum, clamp, and the reductions max, amax, amin. Each output
+"""Selection: where, maximum, minimum, clamp, and the reductions max, min, amax, amin. Each output
 element is one of the inputs' elements, so the gradient goes to the element it came from; ties
 share it, as in PyTorch.
 """
@@ -42,14 +42,16 @@ class Maximum(Op):
 
     @staticmethod
     def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)  # as PyTorch: backward reads the slopes off x and y
         a, b = promotion.promote(array_of(x), array_of(y))
-        z = backend.array_module(a).maximum(a, b)
-        _keep_shares(ctx, x, y, z, x_loses=a < b, y_loses=a > b, tie=a == b)
-        return z
+        return backend.array_module(a).maximum(a, b)
 
     @staticmethod
     def backward(ctx, grad):
-        return split_by_shares(ctx, grad)
+        x, y = ctx.saved_tensors
+        a, b = promotion.promote(array_of(x), array_of(y))
+        shares = _shares(grad, x_loses=a < b, y_loses=a > b, tie=a == b)
+        return split_by_shares(ctx, grad, shares, (x, y))
 
 
 class Minimum(Op):
@@ -58,14 +60,16 @@ class Minimum(Op):
 
     @staticmethod
     def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)  # as PyTorch: backward reads the slopes off x and y
         a, b = promotion.promote(array_of(x), array_of(y))
-        z = backend.array_module(a).minimum(a, b)
-        _keep_shares(ctx, x, y, z, x_loses=a > b, y_loses=a < b, tie=a == b)
-        return z
+        return backend.array_module(a).minimum(a, b)
 
     @staticmethod
     def backward(ctx, grad):
-        return split_by_shares(ctx, grad)
+        x, y = ctx.saved_tensors
+        a, b = promotion.promote(array_of(x), array_of(y))
+        shares = _shares(grad, x_loses=a > b, y_loses=a < b, tie=a == b)
+        return split_by_shares(ctx, grad, shares, (x, y))
 
 
 class Clamp(Op):
@@ -77,17 +81,24 @@ class Clamp(Op):
         if lo is None and hi is None:
             raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
         xp = backend.array_module(x.array)
-        z, inside = x.array, True
+        z = x.array
         if lo is not None:
-            z, inside = xp.maximum(z, lo), inside & (x.array > lo)
+            z = xp.maximum(z, lo)
         if hi is not None:
-            z, inside = xp.minimum(z, hi), inside & (x.array < hi)
-        ctx.inside = inside  # a constant mask: the slope is 0 or 1
+            z = xp.minimum(z, hi)
+        ctx.save_for_backward(x)  # as PyTorch: backward reads the slope off x
+        ctx.bounds = lo, hi
         return z.astype(x.array.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
-        return Where.apply(ctx.inside, grad, 0.0), None, None
+        (x,) = ctx.saved_tensors
+        (lo, hi), inside = ctx.bounds, True
+        if lo is not None:
+            inside = inside & (x.array > lo)
+        if hi is not None:
+            inside = inside & (x.array < hi)
+        return Where.apply(inside, grad, 0.0), None, None  # a select: 0 outside, even for NaN
 
 
 class ClampByTensors(Op):
@@ -97,11 +108,16 @@ class ClampByTensors(Op):
 
     @staticmethod
     def forward(ctx, x, lo, hi):
-        x, lo = promotion.promote(array_of(x), array_of(lo))
-        x, hi = promotion.promote(x, array_of(hi))
-        lo = lo.astype(x.dtype, copy=False)  # in case hi raised x's dtype
+        ctx.save_for_backward(x, lo, hi)  # as PyTorch: backward reads the slopes off all three
+        x, lo, hi = _promote3(x, lo, hi)
         xp = backend.array_module(x)
-        z = xp.minimum(xp.maximum(x, lo), hi)
+        return xp.minimum(xp.maximum(x, lo), hi)
+
+    @staticmethod
+    def backward(ctx, grad):
+        tensors = ctx.saved_tensors
+        x, lo, hi = _promote3(*tensors)
+        xp = backend.array_module(x)
         ordered, x_is_nan = lo < hi, xp.isnan(x)
         at_bound = ((x == lo) | (x == hi)) & ordered
         x_inside = ~(x < lo) & ~(x > hi) & ~((lo > hi) & ~x_is_nan)
@@ -110,51 +126,75 @@ class ClampByTensors(Op):
             1.0 * ((x < lo) & (lo <= hi)) + 0.5 * ((x == lo) & ordered),
             1.0 * (((x > hi) & ~xp.isnan(lo)) | (lo > hi)) + 0.5 * ((x == hi) & ordered),
         )
-        dtype = z.dtype if z.dtype.kind == "f" else backend.float32
-        ctx.shares = [share.astype(dtype) for share in shares]
-        ctx.shapes = (x.shape, lo.shape, hi.shape)
-        return z
-
-    @staticmethod
-    def backward(ctx, grad):
-        return split_by_shares(ctx, grad)
+        shares = [share.astype(grad.array.dtype) for share in shares]
+        return split_by_shares(ctx, grad, shares, tensors)
 
 
-def _keep_shares(ctx, x, y, z, x_loses, y_loses, tie) -> None:
+def _promote3(x, lo, hi):
+    """The arrays of clamp's x, lo and hi in one dtype, PyTorch's."""
+    x, lo = promotion.promote(array_of(x), array_of(lo))
+    x, hi = promotion.promote(x, array_of(hi))
+    return x, lo.astype(x.dtype, copy=False), hi  # (lo too, in case hi raised x's dtype)
+
+
+def _shares(grad, x_loses, y_loses, tie) -> list:
     """Each input's share of the gradient: 0 where it lost, 1/2 on a tie, else 1 (constants)."""
-    xp = backend.array_module(z)
-    dtype = z.dtype if z.dtype.kind == "f" else backend.float32
-    ctx.shares = [xp.where(loses, 0.0, xp.where(tie, 0.5, 1.0)).astype(dtype)
-                  for loses in (x_loses, y_loses)]
-    ctx.shapes = (shape_of(x), shape_of(y))
+    xp = backend.array_module(grad.array)
+    return [xp.where(loses, 0.0, xp.where(tie, 0.5, 1.0)).astype(grad.array.dtype)
+            for loses in (x_loses, y_loses)]
 
 
-def split_by_shares(ctx, grad):
-    """Send grad to each input by its share (ctx.shares: constant 0, 1/2 or 1 per element), as
-    PyTorch's maximum, minimum and clamp do: a share of 0 gives 0, even where grad is inf."""
-    return tuple(unbroadcast(Where.apply(share == 0, 0.0, grad * share), shape) if needed else None
-                 for share, shape, needed in zip(ctx.shares, ctx.shapes, ctx.needs_input_grad,
+def split_by_shares(ctx, grad, shares, inputs):
+    """Send grad to each input by its share (constant 0, 1/2 or 1 per element), as PyTorch's
+    maximum, minimum and clamp do: a share of 0 gives 0, even where grad is inf or NaN."""
+    return tuple(unbroadcast(Where.apply(share == 0, 0.0, grad * share), shape_of(value))
+                 if needed else None
+                 for share, value, needed in zip(shares, inputs, ctx.needs_input_grad,
                                                  strict=True))
 
 
 class Max(Op):
-    """z = max_i x_i;  dz/dx_i = 1 where x_i is the max (shared evenly between ties), else 0"""
+    """z = max_i x_i;  dz/dx_i = 1/k at each of the k elements equal to the max, else 0"""
 
     @staticmethod
     def forward(ctx, x):
-        if x.array.size == 0:
-            raise RuntimeError("max: cannot take the max of an empty tensor")
-        z = x.array.max()
-        xp = backend.array_module(x.array)
-        # Which elements are the max (a nan max: the nans), as a constant share of the slope.
-        share = ((x.array == z) | (xp.isnan(x.array) & xp.isnan(z))).astype(x.array.dtype)
-        ctx.save_for_backward(share / share.sum())
-        return z
+        return _extreme_of_all(ctx, x, "max")
 
     @staticmethod
     def backward(ctx, grad):
-        (share,) = ctx.saved_tensors
-        return grad * share
+        return _spread_evenly(ctx, grad)
+
+
+class Min(Op):
+    """z = min_i x_i;  dz/dx_i = 1/k at each of the k elements equal to the min, else 0"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return _extreme_of_all(ctx, x, "min")
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _spread_evenly(ctx, grad)
+
+
+def _extreme_of_all(ctx, x, name: str):
+    """max() or min()'s forward: the extreme of all the elements (NaN if there is one)."""
+    if x.array.size == 0:
+        raise RuntimeError(f"{name}: cannot take the {name} of an empty tensor")
+    z = x.array.max() if name == "max" else x.array.min()
+    ctx.save_for_backward(x, z)  # as PyTorch: backward finds the extremes by comparing the two
+    return z
+
+
+def _spread_evenly(ctx, grad):
+    """grad / k at the k elements equal to the result (its NaNs when it is NaN), 0 elsewhere: a
+    select, as PyTorch's, so that a NaN grad stays at the extremes."""
+    x, z = ctx.saved_tensors
+    xp = backend.array_module(x.array)
+    hits = (x.array == z.array) | (xp.isnan(x.array) & xp.isnan(z.array))
+    count = type(grad)._wrap_no_copy_no_checks(xp.asarray(hits.sum(), grad.array.dtype),
+                                               grad.device)
+    return Where.apply(hits, grad / count, 0.0)
 
 
 class AMax(Op):
@@ -167,7 +207,7 @@ class AMax(Op):
 
     @staticmethod
     def backward(ctx, grad):
-        return expand_grad(grad, ctx.input_shape, ctx.axes, ctx.keepdim) * ctx.share, None, None
+        return expand_grad(grad, ctx.input_shape, ctx.axes, ctx.keepdim) * _share(ctx), None, None
 
 
 class AMin(Op):
@@ -180,11 +220,11 @@ class AMin(Op):
 
     @staticmethod
     def backward(ctx, grad):
-        return expand_grad(grad, ctx.input_shape, ctx.axes, ctx.keepdim) * ctx.share, None, None
+        return expand_grad(grad, ctx.input_shape, ctx.axes, ctx.keepdim) * _share(ctx), None, None
 
 
 def _extreme(ctx, x, dim, keepdim: bool, name: str):
-    """amax or amin's forward: the values, and each element's share of the gradient in ctx."""
+    """amax or amin's forward: the values; x and the values are saved, as PyTorch saves them."""
     array = x.array
     ctx.axes = normalize_dims(dim, array.ndim, name)
     ctx.input_shape, ctx.keepdim = array.shape, keepdim
@@ -194,14 +234,22 @@ def _extreme(ctx, x, dim, keepdim: bool, name: str):
     for axis in ctx.axes:
         if array.shape[axis] == 0:
             raise IndexError(f"{name}(): Expected reduction dim {axis} to have non-zero size.")
-    axes = ctx.axes
-    z = (array.max if name == "amax" else array.min)(axis=axes, keepdims=True)
-    hits = array == z
-    xp = backend.array_module(array)
-    count = hits.sum(axis=axes, keepdims=True)  # 0 where the extreme is NaN (it equals nothing)
-    share = hits / xp.where(count == 0, xp.nan, count)  # NaN shares there, as in PyTorch
-    ctx.share = share.astype(array.dtype if array.dtype.kind == "f" else backend.float32)
-    return z if keepdim else xp.squeeze(z, axis=axes)
+    z = (array.max if name == "amax" else array.min)(axis=ctx.axes, keepdims=True)
+    if not keepdim:
+        z = backend.array_module(array).squeeze(z, axis=ctx.axes)
+    ctx.save_for_backward(x, z)
+    return z
+
+
+def _share(ctx):
+    """Each element's share of amax's or amin's gradient: 1/k at the k elements equal to the
+    result, else 0; NaN where the result is NaN (it equals nothing), as in PyTorch."""
+    x, z = ctx.saved_tensors
+    xp = backend.array_module(x.array)
+    hits = x.array == (z.array if ctx.keepdim else xp.expand_dims(z.array, ctx.axes))
+    count = hits.sum(axis=ctx.axes, keepdims=True)
+    share = hits / xp.where(count == 0, xp.nan, count)
+    return share.astype(x.array.dtype)
 
 
 class MaxDim(Op):
@@ -219,7 +267,7 @@ class MaxDim(Op):
         positions = xp.arange(x.array.shape[axis]).reshape(
             [-1 if a == axis else 1 for a in range(x.array.ndim)]
         )
-        ctx.save_for_backward((positions == indices).astype(x.array.dtype))  # a constant mask
+        ctx.save_for_backward(positions == indices)  # a constant mask (PyTorch keeps indices)
         ctx.axis, ctx.input_shape, ctx.keepdim = axis, x.array.shape, keepdim
         return values if keepdim else values.squeeze(axis)
 
@@ -227,5 +275,6 @@ class MaxDim(Op):
     def backward(ctx, grad):
         if ctx.axis is None:
             return grad, None, None, None
-        (mask,) = ctx.saved_tensors
-        return expand_grad(grad, ctx.input_shape, (ctx.axis,), ctx.keepdim) * mask, None, None, None
+        (mask,) = ctx.saved_tensors  # a select, as PyTorch's scatter: 0 off the max, even for NaN
+        grad = expand_grad(grad, ctx.input_shape, (ctx.axis,), ctx.keepdim)
+        return Where.apply(mask.array, grad, 0.0), None, None, None
