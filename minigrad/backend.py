@@ -49,6 +49,12 @@ TYPE_NAMES = {
     bool_: "BoolTensor",
 }
 
+
+def scalar_name(dtype) -> str:
+    """PyTorch's name for a dtype in its messages: 'Float', 'Long', 'Bool', ..."""
+    return TYPE_NAMES.get(numpy.dtype(dtype), str(dtype)).removesuffix("Tensor")
+
+
 _default_dtype = [float32]  # what Python floats and the float factories give
 
 

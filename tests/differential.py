@@ -1397,11 +1397,6 @@ def _tag_is(*tags: str):
     return lambda g, s: s.tag in tags
 
 
-def _not_implemented_in_torch(g: Generator, s: Statement) -> bool:
-    """torch has no kernel for the dtype (softmax of int64, matmul of bool)."""
-    return not s.inplace and isinstance(g.preview(s)[0], NotImplementedError)
-
-
 def _reduces_to_zero(*tags: str):
     """A reduction (std, norm) with a result of zero, or of rounding errors only (std of equal
     values): its derivative has a kink there, and near it amplifies rounding errors."""
@@ -1478,10 +1473,6 @@ class Gap:
 
 KNOWN_GAPS: dict = {
     # -- missing names and different results of single operations --
-    "torch-not-implemented-for-dtype": Gap(
-        "operations torch has no kernel for on integer or bool tensors (softmax of int64, "
-        "matmul of bool): torch raises NotImplementedError, minigrad computes",
-        _not_implemented_in_torch),
     "norm-at-zero-second-derivative": Gap(
         "the second derivative of norm() at a zero vector: NaN in torch, finite in minigrad "
         "(documented in docs/pytorch-names.md as 0; it is the identity: x / 1 there)",

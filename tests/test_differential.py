@@ -244,8 +244,7 @@ def test_tensor_alias_methods_agree():
     """)
 
 
-@gap("torch-not-implemented-for-dtype")
-def test_gap_torch_not_implemented_for_dtype():
+def test_ops_torch_has_no_integer_or_bool_kernel_for_raise_as_in_torch():
     agrees("""
         v0 = lib.tensor([1, 2])
         v1 = v0.softmax(0)

@@ -108,6 +108,9 @@ def softmax_axis(x, dim: int, op: str):
     """The axis softmax-like ops work along (None for a 0-d tensor)."""
     if not isinstance(dim, int):
         raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    if x.dtype.kind != "f":  # PyTorch has no integer kernel; NumPy would give float64
+        raise NotImplementedError(f"{op}: not implemented for '{backend.scalar_name(x.dtype)}' "
+                                  "tensors (as in PyTorch); convert with .float() first")
     axis = normalize_dims(dim, x.ndim, op)  # also checks the range: [-1, 0] for a 0-d tensor
     return axis[0] if x.ndim else None
 

@@ -50,6 +50,9 @@ class MatMul(Op):
                 f"matmul: expected two Tensors, got {type(x).__name__} and {type(y).__name__}"
             )
         _check_matmul_shapes(x.array, y.array)
+        if x.array.dtype == backend.bool_:  # PyTorch has no bool kernel
+            raise NotImplementedError("matmul: not implemented for 'Bool' tensors (as in "
+                                      "PyTorch); convert with .float() or .long() first")
         if x.array.dtype != y.array.dtype:
             raise RuntimeError(
                 f"matmul: expected both operands to have the same dtype, but got "
