@@ -38,7 +38,8 @@ class Tensor:
         "_output_nr",  # which output of grad_fn this tensor is
         "_version_counter",  # [number of in-place changes], shared by tensors on this memory
         "_view_of",  # for a view: (its base, the version of the memory when the view's history
-        # was made, which output of which function when that returned several views, or None)
+        # was made, which output of which function when that returned several views, or None,
+        # whether it was made under no_grad)
         "_hooks",  # register_hook on a leaf
         "__weakref__",
     )
@@ -330,21 +331,24 @@ class Tensor:
 
         `multi_output` says which output of which function, when that function returned several
         views (split, chunk): PyTorch refuses in-place changes to those, and to views of them,
-        when the change is recorded."""
+        when the change is recorded. A view made under no_grad is marked too: PyTorch refuses
+        to record an in-place change of it (or of a view of it) later, under grad mode."""
         self._version_counter = base._version_counter
+        made_in_no_grad = not grad_mode.enabled
         if base._view_of is None:
             root = base
-        else:  # a view of a view: follow the first base, and keep its in-place restriction
-            root, _, inherited = base._view_of
+        else:  # a view of a view: follow the first base, and keep its in-place restrictions
+            root, _, inherited, inherited_no_grad = base._view_of
             multi_output = multi_output or inherited
-        self._view_of = (root, self._version_counter[0], multi_output)
+            made_in_no_grad = made_in_no_grad or inherited_no_grad
+        self._view_of = (root, self._version_counter[0], multi_output, made_in_no_grad)
 
     def _refresh_view(self) -> None:
         """A view whose memory was changed in place since its history was made takes its base's
         history: it becomes "these elements of the base as it is now" (PyTorch regenerates a
         view's grad_fn the same way, when the version counter they share has moved). Its
         values need nothing: they are the base's memory."""
-        base, seen, multi_output = self._view_of
+        base, seen, multi_output, made_in_no_grad = self._view_of
         if self._version_counter[0] == seen:
             return
         if self._lost_history():
@@ -360,7 +364,7 @@ class Tensor:
             self._requires_grad = True
         else:  # the base is not on a graph (any more): neither is the view
             self._grad_fn, self._output_nr, self._requires_grad = None, 0, False
-        self._view_of = (base, self._version_counter[0], multi_output)
+        self._view_of = (base, self._version_counter[0], multi_output, made_in_no_grad)
         if retained:  # retain_grad() follows the view to its new node, as in PyTorch
             self._move_retain_grad(old)
 
@@ -369,7 +373,7 @@ class Tensor:
         (or a view of one), whose memory was changed in place since its history was made, while
         it has a history or its base requires grad. PyTorch's view-of-many-views records no
         "these elements of the new base", so it refuses to record such a view's later uses."""
-        base, seen, multi_output = self._view_of
+        base, seen, multi_output, _ = self._view_of
         return multi_output is not None and self._version_counter[0] != seen and (
             self._grad_fn is not None or base._requires_grad)
 
@@ -906,8 +910,8 @@ class Tensor:
         for number, size in enumerate(sizes):
             piece = self[(slice(None),) * axis + (slice(start, start + size),)]
             if piece._view_of is not None:  # several views of one base: no in-place on them
-                root, version, _ = piece._view_of
-                piece._view_of = (root, version, f"Output {number} of Split")
+                root, version, _, made_in_no_grad = piece._view_of
+                piece._view_of = (root, version, f"Output {number} of Split", made_in_no_grad)
             pieces.append(piece)
             start += size
         return tuple(pieces)

@@ -6,7 +6,9 @@ under torch and minigrad and must agree (values, errors, first and second deriva
 from __future__ import annotations
 
 import pytest
+import torch
 
+import minigrad as mg
 from tests.differential import check_source
 
 pytest.importorskip("torch")
@@ -178,3 +180,14 @@ def test_a_non_finite_logit_in_an_ignored_row_is_left_out(loss):
         loss = v1.sum()
         grads = lib.autograd.grad(loss, [v0], allow_unused=True, create_graph=True)
     """)  # torch [0., ...]; multiplied by 0: [nan, ...]
+
+
+def test_sums_of_bool_and_unsigned_integers_are_int64_as_in_torch():
+    for values, dtype in (([1, 200, 100], "uint8"), ([True, False, True], "bool")):
+        t = torch.tensor(values, dtype=getattr(torch, dtype))
+        m = mg.tensor(values, dtype=getattr(mg, dtype))
+        for dim in (None, 0):
+            expected = t.sum() if dim is None else t.sum(dim)
+            result = m.sum() if dim is None else m.sum(dim)
+            assert str(result.dtype) == str(expected.dtype).removeprefix("torch.")
+            assert result.item() == expected.item()

@@ -222,3 +222,22 @@ def test_a_split_piece_whose_base_changed_raises_on_grad_fn_and_prints_invalid()
             with pytest.raises(RuntimeError, match="its base or another view of its base"):
                 getattr(v2, attr)
         assert "grad_fn=<Invalid>" in repr(v2), lib.__name__
+
+
+@pytest.mark.parametrize("base_requires_grad", [True, False])
+def test_a_view_made_under_no_grad_refuses_a_recorded_in_place_change(base_requires_grad):
+    """As in torch: "A view was created in no_grad mode and is being modified inplace with grad
+    mode enabled"; under no_grad, or with nothing requiring grad, the change is allowed."""
+    for lib in (torch, mg):
+        x = lib.tensor([1.0, 2.0], requires_grad=base_requires_grad)
+        y = x * 1.0
+        with lib.no_grad():
+            v = y[:1]
+            vv = v[:1]
+        w = lib.tensor([3.0], requires_grad=True)
+        for view in (v, vv):
+            with pytest.raises(RuntimeError, match="created in no_grad mode"):
+                view.mul_(w)
+        with lib.no_grad():
+            v.mul_(w)
+        assert y.tolist()[0] == 3.0, lib.__name__

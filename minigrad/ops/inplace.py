@@ -226,7 +226,14 @@ def _modify_view(view, op: str, compute, written=None):
     """A recorded in-place op on a view changes its base (PyTorch's CopySlices): the base's
     history becomes "the old base with the view's elements replaced", and every view of it,
     this one and any made before, reads its history from the new base."""
-    base = view._view_of[0]
+    base, _, _, made_in_no_grad = view._view_of
+    if made_in_no_grad:
+        raise RuntimeError(
+            f"{op}: a view was created in no_grad mode and is being modified inplace with grad "
+            "mode enabled. Given that this use case is ambiguous and error-prone, it is "
+            "forbidden (as in PyTorch). Make the view and the in-place op both inside the "
+            "no_grad block, or both outside it, or use clone() to get a tensor of its own"
+        )
     if base._grad_fn is None and base._requires_grad:
         raise RuntimeError(
             f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "

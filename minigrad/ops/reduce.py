@@ -43,7 +43,10 @@ class Sum(Op):
     def forward(ctx, x, dim=None, keepdim=False):
         ctx.axes = normalize_dims(dim, x.array.ndim, "sum")
         ctx.input_shape, ctx.keepdim = x.array.shape, keepdim
-        return cascade_sum(x.array, ctx.axes, keepdim)
+        array = x.array
+        if array.dtype.kind in "bu":  # PyTorch sums bool and unsigned ints into int64
+            array = array.astype(backend.int64)
+        return cascade_sum(array, ctx.axes, keepdim)
 
     @staticmethod
     def backward(ctx, grad):
