@@ -1487,11 +1487,12 @@ KNOWN_GAPS: dict = {
         "softmax/log_softmax of one and sum/mean/amax over the outer dim of a permuted one keep "
         "NumPy's order (not contiguous; torch's are), x.t().clone() is contiguous (torch keeps "
         "the strides), a + b of a transposed a and a contiguous b follows NumPy's choice (torch "
-        "follows a): view() raises where torch's works or the other way round, reshape() "
-        "copies where torch's views",
+        "follows a), a loss with reduction='none' of a permuted input: view() raises where "
+        "torch's works or the other way round, reshape() copies where torch's views, and "
+        "overlap checks (which torch makes only between dense tensors) differ",
         _layout_from("getitem:list", "getitem:tensor", "getitem:pair", "getitem:mask",
                      "softmax:", "cat", "stack", "view:clone", "requires_grad_", "binary:",
-                     "scalar:", "reduce:")),
+                     "scalar:", "reduce:", "loss:")),
     "inplace-overlapping-operand": Gap(
         "an in-place op whose operand shares memory with the written tensor while one of them "
         "has gaps in memory (v0 *= v0[:, :1]): torch checks no overlap there and reads values "
