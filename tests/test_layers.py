@@ -166,3 +166,20 @@ def test_reading_distance_of_a_product_and_its_backward():
     backward = reading_distance.backward_of_mul_sum()
     assert len(forward) <= 3, forward
     assert len(backward) <= 6, backward
+
+
+def test_every_built_in_op_carries_its_math_in_its_docstrings_first_line():
+    """One small class per op, its math on the first line (z = ...; dz/dx = ...), as STYLE asks."""
+    import inspect
+
+    import minigrad.ops as ops
+    from minigrad.engine.function import Op
+
+    found = [obj for module in (getattr(ops, n) for n in dir(ops))
+             if inspect.ismodule(module)
+             for obj in vars(module).values()
+             if inspect.isclass(obj) and issubclass(obj, Op) and obj is not Op]
+    assert len(found) > 40
+    missing = [cls.__qualname__ for cls in found
+               if "=" not in (cls.__doc__ or "").strip().split("\n")[0]]
+    assert not missing, f"ops without a math docstring: {missing}"
