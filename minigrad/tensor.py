@@ -16,6 +16,7 @@ at the bottom of this file (the seam).
 from __future__ import annotations
 
 import math
+import warnings
 import weakref
 from collections import namedtuple
 
@@ -103,7 +104,15 @@ class Tensor:
 
     @property
     def grad(self):
-        """The gradient accumulated by backward (a Tensor), or None."""
+        """The gradient accumulated by backward (a Tensor), or None. A non-leaf's stays None
+        unless retain_grad() was called: reading it then warns, as in PyTorch."""
+        if self._grad is None and self._grad_fn is not None and not self.retains_grad:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
+                ".grad attribute won't be populated during autograd.backward(). If you indeed want "
+                "the .grad field to be populated for a non-leaf Tensor, use .retain_grad() on the "
+                "non-leaf Tensor. (Backward fills .grad only for leaves: tensors no recorded "
+                "operation made.)", UserWarning, stacklevel=2)
         return self._grad
 
     @grad.setter

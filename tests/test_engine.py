@@ -407,3 +407,22 @@ def test_grad_shares_memory_with_nothing_the_user_or_another_leaf_holds():
     (d * 2.0).sum().backward()
     d.grad.zero_()
     assert kept[0].tolist() == [2.0, 2.0]
+
+
+def test_reading_a_non_leafs_grad_warns_as_torch_unless_it_retains_it():
+    import warnings
+
+    import torch
+
+    for lib in (torch, mg):
+        x = lib.tensor([1.0], requires_grad=True)
+        y = x * 2.0
+        (y * 3.0).sum().backward()
+        with pytest.warns(UserWarning, match="not a leaf Tensor"):
+            assert y.grad is None
+        z = x * 2.0
+        z.retain_grad()
+        (z * 3.0).sum().backward()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert z.grad.tolist() == [3.0] and x.grad is not None, lib.__name__
