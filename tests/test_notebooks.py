@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,13 @@ def test_linear_layer_notebook_runs_and_shows_its_pictures(executed):
     accuracies = [float(line.split("Val. Acc:")[1].rstrip("%\n ")) for line in
                   training.splitlines() if "Val. Acc:" in line]
     assert accuracies[-1] > 60, f"300 steps should learn something: {accuracies}"
+    # the learner's own Linear_Layer trains, beside minigrad's nn.Linear trained the same way
+    (compare,) = [cell for cell in notebook.cells if cell.get("id") == "cell-compare"]
+    text = printed([compare])  # (tqdm's bars and the prints share the output)
+    ours = re.findall(r"your Linear_Layer: validation accuracy ([\d.]+)%", text)
+    theirs = re.findall(r"minigrad nn.Linear: validation accuracy ([\d.]+)%", text)
+    assert [float(a) for a in ours] == [accuracies[-1]], text
+    assert len(theirs) == 1 and float(theirs[0]) > 60, text
     (hiplot_cell,) = tagged(notebook, "hiplot")
     try:
         import hiplot  # noqa: F401  (the kernel runs in this same environment)
