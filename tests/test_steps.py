@@ -1,0 +1,58 @@
+"""The build-up in examples/steps/: each step runs, and its point holds against torch."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+STEPS = Path(__file__).resolve().parent.parent / "examples" / "steps"
+
+
+@pytest.fixture(scope="module")
+def step():
+    sys.path.insert(0, str(STEPS))
+    try:
+        yield importlib.import_module
+    finally:
+        sys.path.remove(str(STEPS))
+
+
+@pytest.mark.parametrize("script", sorted(STEPS.glob("step*.py")), ids=lambda p: p.stem)
+def test_each_step_runs_and_names_where_minigrad_does_it(script):
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "minigrad" in done.stdout
+    assert "minigrad/" in script.read_text().split('"""')[1]  # the docstring points at the code
+
+
+def test_step1_the_measured_slope_is_autograds(step):
+    s = step("step1_finite_differences")
+    x = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    s.f(x).backward()
+    assert s.central_difference(s.f, 1.5) == pytest.approx(x.grad.item(), rel=1e-9)
+    assert s.slope_by_hand(1.5) == pytest.approx(x.grad.item(), rel=1e-15)
+    assert abs(s.central_difference(s.f, 1.5, h=1e-13) - x.grad.item()) > 1e-6  # rounding wins
+
+
+def test_step2_adding_gives_torchs_gradient_and_assigning_does_not(step):
+    s = step("step2_diamond")
+    x = torch.tensor(3.0, requires_grad=True)
+    (x * x).backward()
+    assert s.grad_of_square(3.0, add=True) == x.grad.item()
+    assert s.grad_of_square(3.0, add=False) != x.grad.item()
+
+
+def test_step3_only_the_topological_order_gives_torchs_gradient(step):
+    s = step("step3_order")
+    x = torch.tensor(1.0, requires_grad=True)
+    a = x * 2.0
+    b = a + a
+    (a * b + b).backward()
+    assert s.grad_of_x(1.0, s.topological_backward) == x.grad.item()
+    assert s.grad_of_x(1.0, s.naive_backward) != x.grad.item()
