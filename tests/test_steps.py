@@ -56,3 +56,31 @@ def test_step3_only_the_topological_order_gives_torchs_gradient(step):
     (a * b + b).backward()
     assert s.grad_of_x(1.0, s.topological_backward) == x.grad.item()
     assert s.grad_of_x(1.0, s.naive_backward) != x.grad.item()
+
+
+def test_step4_unbroadcast_gives_torchs_gradient_of_a_broadcast_input(step):
+    import numpy as np
+
+    s = step("step4_unbroadcast")
+    x = torch.arange(6.0, dtype=torch.float64).reshape(3, 2).requires_grad_()
+    for b_shape in ((2,), (1, 2), (3, 1), ()):
+        b = torch.ones(b_shape, dtype=torch.float64, requires_grad=True)
+        weights = torch.arange(6.0, dtype=torch.float64).reshape(3, 2) + 1
+        x.grad = None
+        ((x + b) * weights).sum().backward()
+        grad_x, grad_b = s.add_backward(weights.numpy(), (3, 2), b_shape)
+        assert np.array_equal(grad_b, b.grad.numpy()) and grad_b.shape == b_shape
+        assert np.array_equal(grad_x, x.grad.numpy())
+
+
+def test_step5_the_version_check_raises_where_torch_does(step):
+    s = step("step5_saved_and_version")
+    assert s.mul_then_change(check=False) == 0.0  # what an unchecked engine would use
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        s.mul_then_change(check=True)
+    x = torch.tensor(2.0, requires_grad=True)
+    y = torch.tensor(4.0, requires_grad=True) * 1.0
+    z = x * y
+    y.mul_(0.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        z.backward()
