@@ -84,3 +84,27 @@ def test_step5_the_version_check_raises_where_torch_does(step):
     y.mul_(0.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         z.backward()
+
+
+def test_step6_no_grad_records_nothing_and_restores_the_switch(step):
+    s = step("step6_no_grad")
+    assert s.nodes_recorded(False) == 100 and s.nodes_recorded(True) == 0  # x and 99 products
+    with pytest.raises(ValueError), s.no_grad():
+        raise ValueError
+    assert s.recording[0] is True  # restored, also after an error
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    with torch.no_grad():
+        assert (w * 2.0).grad_fn is None
+
+
+def test_step7_writing_through_a_view_gives_torchs_gradients(step):
+    import numpy as np
+
+    s = step("step7_view_inplace")
+    x0 = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor(5.0, dtype=torch.float64, requires_grad=True)
+    x = x0 * 1.0
+    x[0].mul_(w)
+    (x * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum().backward()
+    grad_x0, grad_w = s.gradients_by_hand(np.array([1.0, 2.0, 3.0]), 5.0)
+    assert np.array_equal(grad_x0, x0.grad.numpy()) and grad_w == w.grad.item()
