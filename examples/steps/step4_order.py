@@ -1,6 +1,6 @@
-"""Step 3: run the nodes in the right order. A node's backward needs its *whole* gradient.
+"""Step 4: run the nodes in the right order. A node's backward needs its *whole* gradient.
 
-    python examples/steps/step3_order.py
+    python examples/steps/step4_order.py
 
 In a = x * 2;  b = a + a;  c = a * b;  y = c + b, the node that made a has two users (b and c).
 If backward runs a's node before both have sent their parts, it passes on an incomplete
@@ -12,7 +12,7 @@ found by a depth-first walk. In minigrad: `tape` orders the graph (minigrad/engi
 
 from __future__ import annotations
 
-from step2_diamond import Value
+from step3_diamond import Value
 
 
 def naive_backward(root: Value) -> None:

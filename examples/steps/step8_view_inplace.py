@@ -1,7 +1,7 @@
-"""Step 7: a view shares memory, so an in-place write through it changes its base, and backward
+"""Step 8: a view shares memory, so an in-place write through it changes its base, and backward
 must know.
 
-    python examples/steps/step7_view_inplace.py
+    python examples/steps/step8_view_inplace.py
 
 v = x[0] is not a copy: it is the same memory seen another way. v.mul_(w) writes into x itself.
 Values are easy (they are in the memory); gradients are not: x's history must now say "x, with

@@ -1,6 +1,6 @@
-"""Step 2: gradients add up. A value used twice gets the sum of both paths' gradients.
+"""Step 3: gradients add up. A value used twice gets the sum of both paths' gradients.
 
-    python examples/steps/step2_diamond.py
+    python examples/steps/step3_diamond.py
 
 In y = x * x, x reaches y along two edges: dy/dx = x + x = 2x. An engine that *assigns* the
 gradient arriving at a leaf (grad = g) keeps only the last path's share and gives x; one that

@@ -1,9 +1,9 @@
-"""Step 4: broadcasting forward means summing backward.
+"""Step 5: broadcasting forward means summing backward.
 
-    python examples/steps/step4_unbroadcast.py
+    python examples/steps/step5_unbroadcast.py
 
 z = x + b with x of shape (3, 2) and b of shape (2,): NumPy stretches b over the 3 rows, so each
-b[j] is used 3 times, and (step 2) its gradient is the sum of the 3 rows' gradients. The gradient
+b[j] is used 3 times, and (step 3) its gradient is the sum of the 3 rows' gradients. The gradient
 arriving at the add has z's shape (3, 2); b needs one of shape (2,): sum over the dims that
 broadcasting added or stretched. That is `unbroadcast`, the adjoint of broadcasting. In
 minigrad: `unbroadcast` and `SumTo` (minigrad/ops/reduce.py), which every op's backward calls.

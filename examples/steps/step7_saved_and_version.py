@@ -1,6 +1,6 @@
-"""Step 5: what backward needs is saved in forward, and an in-place change must not go unseen.
+"""Step 7: what backward needs is saved in forward, and an in-place change must not go unseen.
 
-    python examples/steps/step5_saved_and_version.py
+    python examples/steps/step7_saved_and_version.py
 
 z = x * y needs y for dz/dx and x for dz/dy, so the multiply keeps them until backward. If the
 program then changes y in place (y.mul_(0)), a backward that used the kept tensor would compute
