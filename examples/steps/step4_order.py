@@ -4,10 +4,11 @@
 
 In a = x * 2;  b = a + a;  c = a * b;  y = c + b, the node that made a has two users (b and c).
 If backward runs a's node before both have sent their parts, it passes on an incomplete
-gradient, and x's gradient comes out wrong even though every sum is "+=". The fix is to order the
-nodes so that each comes after every node that uses its output: a reverse topological order,
-found by a depth-first walk. In minigrad: `tape` orders the graph (minigrad/engine/backward.py);
-`print(mg.autograd.tape(y))` shows the order.
+gradient, and when the rest arrives it passes that on again: x's gradient comes out wrong even
+though every sum is "+=" (the naive walk below passes shared nodes' gradients on several
+times). The fix is to order the nodes so that each comes after every node that uses its output:
+a reverse topological order, found by a depth-first walk. In minigrad: `tape` orders the graph
+(minigrad/engine/backward.py); `print(mg.autograd.tape(y))` shows the order.
 """
 
 from __future__ import annotations

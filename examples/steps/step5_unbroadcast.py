@@ -6,7 +6,8 @@ z = x + b with x of shape (3, 2) and b of shape (2,): NumPy stretches b over the
 b[j] is used 3 times, and (step 3) its gradient is the sum of the 3 rows' gradients. The gradient
 arriving at the add has z's shape (3, 2); b needs one of shape (2,): sum over the dims that
 broadcasting added or stretched. That is `unbroadcast`, the adjoint of broadcasting. In
-minigrad: `unbroadcast` and `SumTo` (minigrad/ops/reduce.py), which every op's backward calls.
+minigrad: `unbroadcast` and `SumTo` (minigrad/ops/reduce.py), which the backward of every op
+that broadcasts its inputs calls.
 """
 
 from __future__ import annotations
