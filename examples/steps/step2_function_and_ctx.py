@@ -75,6 +75,7 @@ def main() -> None:
     out = (x.sin() * 3.0).exp()
     out.backward()
     print(f"minigrad: y = {out.item():.10f}, dy/dx = {x.grad.item():.10f}")
+    print("the tape (step, node, its output's shape, where it sends gradients):")
     print(mg.autograd.tape(out))
 
 
