@@ -65,7 +65,7 @@ R = R_CE = "mean"
 def test_losses_values_gradients_and_double_backward(name, reduction):
     global R, R_CE
     R = reduction
-    R_CE = reduction if reduction != "none" else "sum"  # see functional.CROSS_ENTROPY_REDUCTIONS
+    R_CE = reduction if reduction != "none" else "sum"
     m, t = pair(LOGITS)
     mz, tz = LOSSES[name](F, m, mg), LOSSES[name](TF, t, torch)
     close(mz, tz)

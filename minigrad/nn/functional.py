@@ -58,15 +58,7 @@ def softmax(input: Tensor, dim: int) -> Tensor:
     return activation.Softmax.apply(input, dim)
 
 
-CROSS_ENTROPY_REDUCTIONS = ("mean", "sum", "none")  # "none": functional_loss computes it
-
-
-def check_reduction(reduction: str, who: str) -> None:
-    """Cross-entropy reduces over the batch by "mean" or "sum", or not ("none")."""
-    if reduction not in CROSS_ENTROPY_REDUCTIONS:
-        raise ValueError(
-            f"{who}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
-        )
+check_reduction = loss.check_reduction  # (nn.CrossEntropyLoss checks with it too)
 
 
 def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100,

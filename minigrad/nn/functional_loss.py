@@ -20,7 +20,7 @@ def _reduce(losses: Tensor, reduction: str, who: str, count=None) -> Tensor:
         return losses
     if reduction == "sum":
         return losses.sum()
-    _check_reduction(reduction, who)
+    loss.check_reduction(reduction, who)
     return losses.sum() / count if count is not None else losses.mean()
 
 
@@ -90,17 +90,11 @@ def nll_loss(input: Tensor, target, weight: Tensor | None = None, ignore_index: 
     if bool((bad & keep).any()):
         value = int(t[bad & keep].reshape(-1)[0])
         raise IndexError(f"nll_loss: Target {value} is out of bounds for {classes} classes")
-    _check_reduction(reduction, "nll_loss")
+    loss.check_reduction(reduction, "nll_loss")
     _not_differentiable(weight, "weight", "nll_loss_forward")
     # Ignored rows are left out (not multiplied by 0: a NaN there stays out), and they get no
     # gradient at all: a batch with every target ignored has a NaN mean and a 0 gradient.
     return loss.NLLLoss.apply(input, target, weight, reduction, ignore_index)
-
-
-def _check_reduction(reduction: str, who: str) -> None:
-    if reduction not in ("none", "mean", "sum"):
-        raise ValueError(f"{reduction} is not a valid value for reduction ({who}: 'none', "
-                         "'mean' or 'sum')")
 
 
 def _not_differentiable(tensor, name: str, who: str) -> None:
@@ -175,7 +169,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight=None,
     """L = -(p y log s(x) + (1 - y) log(1 - s(x))) with s the sigmoid, computed stably:
     (1 - y) x + (1 + (p - 1) y) * (log(1 + exp(-|x|)) + max(-x, 0))."""
     _same_shape(input, target, "binary_cross_entropy_with_logits")
-    _check_reduction(reduction, "binary_cross_entropy_with_logits")
+    loss.check_reduction(reduction, "binary_cross_entropy_with_logits")
     weight, pos_weight = (w if w is None or isinstance(w, Tensor) else
                           Tensor._from_data(w, dtype=input.dtype, device=input.device)
                           for w in (weight, pos_weight))

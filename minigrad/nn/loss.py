@@ -6,16 +6,13 @@ from ..tensor import Tensor
 from . import functional as F
 from .module import Module
 
-REDUCTIONS = ("none", "mean", "sum")
-
 
 class _Loss(Module):
     """A loss with a `reduction` ("mean", "sum" or "none"), checked when it is made."""
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"{reduction} is not a valid value for reduction")
+        F.check_reduction(reduction, type(self).__name__)
         self.reduction = reduction
 
     def extra_repr(self) -> str:
@@ -28,7 +25,6 @@ class CrossEntropyLoss(_Loss):
 
     def __init__(self, weight: Tensor | None = None, ignore_index: int = -100,
                  reduction: str = "mean", label_smoothing: float = 0.0):
-        F.check_reduction(reduction, "CrossEntropyLoss")
         super().__init__(reduction)
         self.weight, self.ignore_index, self.label_smoothing = weight, ignore_index, label_smoothing
 

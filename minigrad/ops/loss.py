@@ -126,13 +126,18 @@ def _onehot(target, like):
     return type(like)._wrap_no_copy_no_checks(onehot, like.device)
 
 
+def check_reduction(reduction: str, who: str) -> None:
+    """A loss's reduction must be "mean", "sum" or "none" (no reduction)."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{who}: reduction must be 'mean', 'sum' or 'none', got {reduction!r} "
+                         f"({reduction} is not a valid value for reduction)")
+
+
 def reduce_loss(losses, reduction: str, who: str):
     """A loss's reduction, on arrays: "mean", "sum" or "none"."""
+    check_reduction(reduction, who)
     if reduction == "none":
         return losses
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"{reduction} is not a valid value for reduction ({who}: 'none', "
-                         "'mean' or 'sum')")
     total = cascade_sum(losses)
     return total / losses.size if reduction == "mean" else total
 
