@@ -233,6 +233,8 @@ class NLLLoss(Op):
         if reduction == "sum":
             return cascade_sum(losses)
         ctx.total = w.sum() if w is not None else a.dtype.type(rows.size)
+        if rows.size == 0:  # every target ignored: NaN, as in PyTorch (not NumPy's 0/0 warning)
+            return backend.array_module(a).full((), float("nan"), a.dtype)
         return cascade_sum(losses) / ctx.total
 
     @staticmethod
