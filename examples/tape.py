@@ -11,8 +11,10 @@ therefore received its whole gradient before it runs. Printing it shows one line
 
 "-> LinearBackward" sends a gradient on to another node; "-> leaf (128, 784)" adds it into a
 tensor's .grad (here, a parameter; the legend below names them). The images and labels are data
-(requires_grad False), so no edge leads to them. docs/images/tutorial_graph.svg is this graph,
-drawn with `python examples/tape.py --svg docs/images/tutorial_graph.svg`.
+(requires_grad False), so no gradient goes to them; the picture draws them grey, because the
+first layer and the loss saved them for backward. docs/images/tutorial_graph.svg is this graph,
+each edge labelled with the shape of the gradient it carries, drawn with
+`python examples/tape.py --svg docs/images/tutorial_graph.svg`.
 """
 
 from __future__ import annotations
@@ -63,14 +65,14 @@ def main(argv=None) -> mg.autograd.Tape:
 
     print("\nleaves:", ", ".join(f"{name} {p.shape}" for name, p in model.named_parameters()))
 
+    if args.svg:  # drawn before backward, which frees what the nodes saved (the data nodes)
+        mg.viz.render(loss, args.svg, params=model, grads=True)
+        print(f"graph drawn into {args.svg}, each edge labelled with the gradient it carries")
+
     # Now run it: each node sends gradients along its edges; the leaves' .grad fill up.
     loss.backward()
     filled = [name for name, p in model.named_parameters() if p.grad is not None]
     print(f"after loss.backward(): .grad is set on {len(filled)} parameters: {', '.join(filled)}")
-
-    if args.svg:
-        mg.viz.render(loss, args.svg, params=model)
-        print(f"graph drawn into {args.svg}")
     return steps
 
 

@@ -3,6 +3,7 @@
     dot_text = mg.viz.to_dot(loss, params=model.named_parameters())
     mg.viz.render(loss, "graph.svg", params=model)
     mg.viz.draw(loss, params=model)         # last in a notebook cell: the graph as a picture
+    mg.viz.draw(loss, params=model, grads=True)  # each edge labelled with its gradient
     mg.viz.tape_table(loss, params=model)   # last in a notebook cell: the tape as a table
 
 `to_dot` and `tape_table` need nothing but minigrad. `render` and `draw` hand the text to
@@ -10,10 +11,12 @@ Graphviz: the `graphviz` Python package when it is installed, else the `dot` pro
 In Jupyter, `draw` and `tape_table` return objects with `_repr_svg_` / `_repr_html_`, the methods
 Jupyter calls to show an object as a picture or a table; elsewhere they print as plain text.
 
-The picture reads like the forward pass: every arrow goes from an input to the operation that
-used it, so the leaves (parameters, inputs) are at the top and the root (the loss) is at the
-bottom. backward() walks the same arrows the other way. Op nodes are named `op0`, `op1`, ... in
-the order backward runs them, the order that `mg.autograd.tape(tensor)` prints.
+The picture has the leaves (parameters) at the top and the root (the loss) at the bottom. Every
+arrow joins an input to the operation that used it: pointing the way the forward pass went, or,
+with `grads=True`, the way backward sends the gradient, labelled with it. Orange arrows end in a
+leaf's `.grad`, blue ones at another operation; grey nodes are data an operation saved for its
+backward. Op nodes are named `op0`, `op1`, ... in the order backward runs them, the order that
+`mg.autograd.tape(tensor)` prints.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import re
 import shutil
 import subprocess
 
-from .engine.backward import tape
-from .engine.function import Context
+from . import backend
+from .engine.backward import _root_gradient, run_backward, tape
+from .engine.function import Context, SavedTensor
 from .serialization import atomic_write
 
 FORMATS = ("svg", "png", "pdf")
@@ -41,20 +45,30 @@ _INSTALL_HINT = (
 )
 
 
-def to_dot(tensor, params=None) -> str:
+def to_dot(tensor, params=None, grads=False, gradient=None) -> str:
     """Graphviz DOT text for the graph that backward() would walk from `tensor`.
 
-    Nodes: one box per operation (its grad_fn name and output shape) and one per leaf tensor
-    that requires grad (its name from `params` when given, else "leaf", and its shape). Edges:
-    from each input to the operation that used it, one per use, so a tensor used twice has two.
-    `params` names the leaves: a dict {name: tensor}, pairs such as model.named_parameters(),
-    or a Module.
+    Nodes: one box per operation (its grad_fn name, output shape, and the numbers it saved,
+    such as the 3 of `x ** 3`), one blue node per leaf tensor that requires grad (its name from
+    `params` when given, else "leaf", and its shape), and one grey node per data tensor an
+    operation saved for its backward (an input that needs no gradient, such as a batch of
+    images). Edges: from each input to the operation that used it, one per use, so a tensor used
+    twice has two; edges into a leaf (whose gradient lands in `.grad`) are orange, edges between
+    operations blue, data edges grey and dashed. `params` names the leaves (and data): a dict
+    {name: tensor}, pairs such as model.named_parameters(), or a Module.
+
+    With `grads=True` the arrows point the way backward sends gradients, and each is labelled
+    with the gradient it carries: its values when it has at most 4, else its shape. To see
+    them, to_dot runs one more backward pass from `tensor` (starting from `gradient`, ones for
+    a one-element tensor, as backward() does) that changes no `.grad` and keeps the graph; so
+    draw before backward(), or after backward(retain_graph=True).
     """
     names = _leaf_names(params)
     root = tensor.grad_fn
     lines = [
         "digraph minigrad {",
         '  node [shape=box, fontname="Helvetica", fontsize=11];',
+        '  edge [fontname="Helvetica", fontsize=10];',
     ]
     if root is None:
         if not tensor.requires_grad:
@@ -66,29 +80,53 @@ def to_dot(tensor, params=None) -> str:
         return "\n".join(lines + ["}"]) + "\n"
 
     nodes = tape(root)  # op i is the i-th node backward runs
+    sent, leaf_grads = _edge_gradients(tensor, nodes, gradient) if grads else ({}, {})
     op_ids = {node: f"op{step}" for step, node in enumerate(nodes)}
-    leaf_ids: dict = {}  # id(leaf tensor) -> node id, in order of first appearance
+    leaf_ids: dict = {}  # id(leaf) -> node id, in order of first appearance
+    data_ids: dict = {}  # id(data tensor) -> node id
     edges = []
     for node in nodes:
         fill = "#c9e4a6" if node is root else "#e8e8e8"
         label = f"{_escape(node.name())}\\nout {_shape(node.output_metadata[0][0])}"
+        numbers = _saved_numbers(node)
+        if numbers:
+            word = "constant" if len(numbers) == 1 else "constants"
+            label += f"\\n{word} " + _escape(", ".join(numbers))
         lines.append(
             f'  {op_ids[node]} [label="{label}", style="rounded,filled", fillcolor="{fill}"];'
         )
-        for target, _ in node.next_functions:
-            if target is None:  # an input that needs no gradient (data, a constant)
+        for number, (target, _) in enumerate(node.next_functions):
+            if target is None:  # an input that needs no gradient: drawn below if it was saved
                 continue
             if isinstance(target, Context):
-                edges.append(f"  {op_ids[target]} -> {op_ids[node]};")
+                source, color = op_ids[target], _INTERMEDIATE
             else:
                 if id(target) not in leaf_ids:
                     leaf_ids[id(target)] = f"leaf{len(leaf_ids)}"
-                    lines.append(_leaf_line(leaf_ids[id(target)], target, names))
-                edges.append(f"  {leaf_ids[id(target)]} -> {op_ids[node]};")
+                    lines.append(_leaf_line(leaf_ids[id(target)], target, names,
+                                            grad=leaf_grads.get(id(target))))
+                source, color = leaf_ids[id(target)], _RECEIVER
+            style = f"color=\"{color}\""
+            if grads:  # the arrow points the way the gradient goes, labelled with it
+                grad = sent.get((node, number))
+                text = "no gradient" if grad is None else _gradient_text(grad)
+                style += f', fontcolor="{color}", dir=back, label=" {_escape(text)}"'
+            edges.append(f"  {source} -> {op_ids[node]} [{style}];")
+        for data in _saved_data(node):
+            if id(data) not in data_ids:
+                data_ids[id(data)] = f"data{len(data_ids)}"
+                lines.append(_data_line(data_ids[id(data)], data, names))
+            edges.append(f'  {data_ids[id(data)]} -> {op_ids[node]} [color="{_DATA}", '
+                         'style=dashed];')
+    if grads:
+        lines.append(
+            '  label="gradients: orange into a leaf\'s .grad, blue to another operation; '
+            'grey dashed: data saved for backward"; fontname="Helvetica"; fontsize=10;'
+        )
     return "\n".join(lines + edges + ["}"]) + "\n"
 
 
-def render(tensor, path, params=None) -> str:
+def render(tensor, path, params=None, grads=False, gradient=None) -> str:
     """Draw the graph behind `tensor` into `path` (.svg, .png or .pdf) with Graphviz; return path.
 
     Uses the `graphviz` Python package when installed, else the `dot` program on PATH; raises
@@ -101,14 +139,17 @@ def render(tensor, path, params=None) -> str:
             f"render: cannot tell the format from {path!r}: the name must end in "
             + ", ".join("." + f for f in FORMATS)
         )
-    image = _draw(to_dot(tensor, params), fmt)
+    image = _draw(to_dot(tensor, params, grads, gradient), fmt)
     atomic_write(path, lambda file: file.write(image), who="render")
     return path
 
 
-def draw(tensor, params=None) -> Graph:
-    """The graph behind `tensor` as a Graph: a picture in Jupyter, its DOT text in `.dot`."""
-    return Graph(to_dot(tensor, params))
+def draw(tensor, params=None, grads=False, gradient=None) -> Graph:
+    """The graph behind `tensor` as a Graph: a picture in Jupyter, its DOT text in `.dot`.
+
+    `grads=True` labels every edge with the gradient backward sends along it (see to_dot).
+    """
+    return Graph(to_dot(tensor, params, grads, gradient))
 
 
 class Graph:
@@ -135,7 +176,9 @@ class Graph:
     def __repr__(self) -> str:
         ops = len(re.findall(r"^  op\d+ \[", self.dot, re.MULTILINE))
         leaves = len(re.findall(r"^  leaf\d+ \[", self.dot, re.MULTILINE))
-        text = f"<minigrad graph: {_count(ops, 'op')}, {_count(leaves, 'leaf')}; "
+        data = len(re.findall(r"^  data\d+ \[", self.dot, re.MULTILINE))
+        text = f"<minigrad graph: {_count(ops, 'op')}, {_count(leaves, 'leaf')}"
+        text += f", {data} saved data; " if data else "; "
         text += ".dot holds its DOT text"
         if _dot_program() is None:
             text += "; install Graphviz to see it drawn: apt-get install graphviz"
@@ -181,6 +224,76 @@ class TapeTable:
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+
+_RECEIVER, _INTERMEDIATE, _DATA = "#d9480f", "#1f6fb2", "#9a9a9a"  # orange, blue, grey
+
+
+def _edge_gradients(tensor, nodes, gradient) -> tuple:
+    """{(node, input number): the gradient backward sends along that edge} and {id(leaf): the
+    sum of its edges' gradients, what backward adds to its .grad}, from one more backward pass
+    that captures instead of touching `.grad`, and keeps the graph."""
+    for node in nodes:
+        if node.released:
+            raise RuntimeError(
+                "draw(grads=True) runs backward once more to see the gradient on every edge, "
+                f"but an earlier backward already freed what {node.name()} saved. Draw before "
+                "backward(), or call backward(retain_graph=True)"
+            )
+    leaves = []
+    for node in nodes:
+        for target, _ in node.next_functions:
+            if target is not None and not isinstance(target, Context):
+                if not any(target is leaf for leaf in leaves):
+                    leaves.append(target)
+    sent = {}
+
+    def on_send(node, number, grad):
+        sent[(node, number)] = grad
+
+    start = _root_gradient(tensor, gradient, "draw(grads=True)")
+    sums = run_backward([tensor], [start], retain_graph=True, inputs=leaves, capture=True,
+                        on_send=on_send)
+    return sent, {id(leaf): total for leaf, total in zip(leaves, sums, strict=True)}
+
+
+def _gradient_text(grad) -> str:
+    """A gradient as an edge label: its values when it has at most 4, else its shape."""
+    if grad.array.size > 4:
+        return f"grad {_shape(grad.shape)}"
+    values = backend.to_host(grad.array).tolist()
+    return "grad " + _numbers_text(values)
+
+
+def _numbers_text(values) -> str:
+    """Nested lists of numbers, each printed with 3 significant digits: [[0.5, -1], [2, 3]]."""
+    if isinstance(values, list):
+        return "[" + ", ".join(_numbers_text(v) for v in values) + "]"
+    return f"{values:.3g}" if isinstance(values, float) else str(values)
+
+
+def _saved_numbers(node) -> list:
+    """The numbers a node saved for its backward (the 3 of x ** 3, the 2 of 2 * x), as text."""
+    saved = node._saved
+    if not saved:  # nothing saved, or already freed by backward
+        return []
+    numbers = []
+    for value in saved:
+        if type(value) in (int, float, bool):
+            numbers.append(_numbers_text(value))
+        elif type(value) is SavedTensor and value.tensor is None and value.counter is None:
+            if value.array.size == 1:  # a one-element constant array the op made
+                numbers.append(_numbers_text(backend.to_host(value.array).item()))
+    return numbers
+
+
+def _saved_data(node) -> list:
+    """The tensors a node saved that need no gradient: data, such as a batch of inputs."""
+    saved = node._saved
+    if not saved:
+        return []
+    return [value.tensor for value in saved if type(value) is SavedTensor
+            and value.tensor is not None and not value.tensor.requires_grad]
+
 
 
 def _draw(dot_text: str, fmt: str) -> bytes:
@@ -239,10 +352,24 @@ def _target(target, names: dict) -> str:
     return f"{names.get(id(target), 'leaf')} {_shape(target.shape)}"
 
 
-def _leaf_line(node_id: str, leaf, names: dict, is_root: bool = False) -> str:
+def _data_line(node_id: str, data, names: dict) -> str:
+    name = _escape(names.get(id(data), "data"))
+    label = f"{name}\\n{_shape(data.shape)}"
+    if data.dtype.kind != "f":  # labels and indices: say they are integers
+        label += f" {data.dtype}"
+    if data.array.size <= 4:  # small data is shown: a constant such as a starting gradient
+        label += "\\n" + _escape(_numbers_text(backend.to_host(data.array).tolist()))
+    return (f'  {node_id} [label="{label}", style=filled, fillcolor="#eeeeee", '
+            f'fontcolor="#555555", color="{_DATA}"];')
+
+
+def _leaf_line(node_id: str, leaf, names: dict, is_root: bool = False, grad=None) -> str:
     name = _escape(names.get(id(leaf), "leaf"))
     fill = "#c9e4a6" if is_root else "#cfe2f3"
-    return f'  {node_id} [label="{name}\\n{_shape(leaf.shape)}", style=filled, fillcolor="{fill}"];'
+    label = f"{name}\\n{_shape(leaf.shape)}"
+    if grad is not None:  # grads=True: what this backward adds to .grad, the edges' sum
+        label += "\\n" + _escape(_gradient_text(grad).replace("grad ", ".grad += ", 1))
+    return f'  {node_id} [label="{label}", style=filled, fillcolor="{fill}"];'
 
 
 def _shape(shape) -> str:

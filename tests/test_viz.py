@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import os
 import re
@@ -17,7 +18,8 @@ from minigrad import viz
 
 REPO = Path(__file__).resolve().parent.parent
 NODE = re.compile(r'^\s*(\w+) \[label="((?:[^"\\]|\\.)*)"', re.MULTILINE)
-EDGE = re.compile(r"^\s*(\w+) -> (\w+);", re.MULTILINE)
+EDGE = re.compile(r"^\s*(\w+) -> (\w+)(?: \[.*\])?;", re.MULTILINE)
+EDGE_WITH_STYLE = re.compile(r"^\s*(\w+) -> (\w+) \[(.*)\];", re.MULTILINE)
 
 
 def nodes_and_edges(dot: str):
@@ -67,10 +69,11 @@ def test_a_tensor_used_twice_by_one_op_has_two_edges():
     assert edges == Counter({("leaf0", "op0"): 2})
 
 
-def test_data_inputs_are_left_out_and_parameters_are_named():
+def test_saved_data_is_grey_and_parameters_are_named():
     mg.manual_seed(0)
     model = mg.nn.Sequential(mg.nn.Linear(4, 3), mg.nn.ReLU(), mg.nn.Linear(3, 2))
-    loss = mg.nn.functional.cross_entropy(model(mg.randn(5, 4)), mg.tensor([0, 1, 0, 1, 1]))
+    images, labels = mg.randn(5, 4), mg.tensor([0, 1, 0, 1, 1])
+    loss = mg.nn.functional.cross_entropy(model(images), labels)
     for params in (model, model.named_parameters(), dict(model.named_parameters())):
         nodes, edges = nodes_and_edges(mg.viz.to_dot(loss, params=params))
         leaves = sorted(label for key, label in nodes.items() if key.startswith("leaf"))
@@ -82,7 +85,88 @@ def test_data_inputs_are_left_out_and_parameters_are_named():
         ]
         ops = [nodes[f"op{i}"].split("\\n")[0] for i in range(4)]
         assert ops == ["CrossEntropyBackward", "LinearBackward", "ReLUBackward", "LinearBackward"]
-        assert sum(edges.values()) == 3 + 4  # op-to-op chain, plus one edge per parameter
+        # The first Linear saved the images (its weight's gradient needs them), the loss saved
+        # the labels: both are data, drawn grey, with a dashed edge and no gradient.
+        data = sorted(label for key, label in nodes.items() if key.startswith("data"))
+        assert data == [r"data\n(5, 4)", r"data\n(5,) int64"]
+        assert sum(edges.values()) == 3 + 4 + 2  # op-to-op chain, one per parameter, data
+    named = {"images": images, "labels": labels, **dict(model.named_parameters())}
+    nodes, _ = nodes_and_edges(mg.viz.to_dot(loss, params=named))
+    assert r"images\n(5, 4)" in nodes.values() and r"labels\n(5,) int64" in nodes.values()
+
+
+def test_receiver_edges_are_coloured_apart_from_intermediate_and_data_edges():
+    mg.manual_seed(0)
+    model = mg.nn.Sequential(mg.nn.Linear(4, 3), mg.nn.ReLU())
+    dot = mg.viz.to_dot(model(mg.randn(2, 4)).sum(), params=model)
+    colours = {}
+    for source, _, style in EDGE_WITH_STYLE.findall(dot):
+        kind = re.match(r"[a-z]+", source).group()
+        colours.setdefault(kind, set()).add(re.search(r'color="(#\w+)"', style).group(1))
+    assert colours == {"leaf": {viz._RECEIVER}, "op": {viz._INTERMEDIATE}, "data": {viz._DATA}}
+
+
+def test_grads_labels_every_edge_with_the_gradient_it_carries():
+    x, w, loss = used_twice()  # (x * w + x).sum()
+    dot = mg.viz.to_dot(loss, params={"x": x, "w": w}, grads=True)
+    labels = {(a, b): re.search(r'label=" ([^"]*)"', style).group(1)
+              for a, b, style in EDGE_WITH_STYLE.findall(dot) if a != b}
+    assert all("dir=back" in style for *_, style in EDGE_WITH_STYLE.findall(dot))
+    # Sum sends ones; Add passes them on; Mul sends w to x and x to w.
+    assert labels == {
+        ("op1", "op0"): "grad [1, 1, 1]",
+        ("op2", "op1"): "grad [1, 1, 1]",
+        ("leaf0", "op1"): "grad [1, 1, 1]",
+        ("leaf0", "op2"): "grad [0.5, -1, 2]",
+        ("leaf1", "op2"): "grad [1, 2, 3]",
+    }
+    nodes, _ = nodes_and_edges(dot)
+    assert nodes["leaf0"] == r"x\n(3,)\n.grad += [1.5, 0, 3]"  # the sum of x's two edges
+    # Drawing ran a backward of its own: no .grad was touched, and the graph is still there.
+    assert x.grad is None and w.grad is None
+    loss.backward()
+    assert x.grad.tolist() == [1.5, 0.0, 3.0] and w.grad.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_grads_agree_with_torch_and_show_shapes_of_large_gradients():
+    torch = pytest.importorskip("torch")
+    mg.manual_seed(0)
+    model = mg.nn.Sequential(mg.nn.Linear(4, 3), mg.nn.Tanh(), mg.nn.Linear(3, 1))
+    inputs = mg.randn(5, 4)
+    loss = model(inputs).pow(2).mean()
+    dot = mg.viz.to_dot(loss, params=model, grads=True)
+    nodes, _ = nodes_and_edges(dot)
+    assert r"0.weight\n(3, 4)\n.grad += (3, 4)" in nodes.values()  # 12 numbers: the shape
+    last_bias = next(label for label in nodes.values() if label.startswith(r"2.bias"))
+    drawn = float(last_bias.split("[")[1].rstrip("]"))
+
+    reference = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
+    with torch.no_grad():
+        for mine, theirs in zip(model.parameters(), reference.parameters(), strict=True):
+            theirs.copy_(torch.tensor(mine.detach().numpy()))
+    reference(torch.tensor(inputs.numpy())).pow(2).mean().backward()
+    assert drawn == pytest.approx(reference[2].bias.grad.item(), rel=2e-3)  # 3 digits drawn
+
+
+def test_grads_needs_the_graph_and_a_start_for_a_tensor_of_many_elements():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * x
+    with pytest.raises(RuntimeError, match="only for scalar outputs"):
+        mg.viz.to_dot(y, grads=True)
+    dot = mg.viz.to_dot(y, grads=True, gradient=mg.tensor([1.0, 10.0]))
+    assert dot.count('label=" grad [1, 20]"') == 2  # x * x: each use sends x times the start
+    y.sum().backward()  # frees what Mul saved
+    with pytest.raises(RuntimeError, match=r"retain_graph=True"):
+        mg.viz.to_dot(y, grads=True, gradient=mg.tensor([1.0, 1.0]))
+
+
+def test_constants_a_node_saved_are_labelled():
+    x = mg.tensor(2.0, requires_grad=True)
+    f = x**4 - 2 * x**2  # Newton's example: the two Pow nodes differ by their exponents
+    labels = sorted(mg.viz.to_dot(f).split("\n"))
+    assert any(r"PowBackward\nout ()\nconstant 4" in line for line in labels)
+    assert any(r"PowBackward\nout ()\nconstant 2" in line for line in labels)
+    assert any(r"MulBackward\nout ()\nconstant 2" in line for line in labels)
 
 
 def test_to_dot_of_a_leaf_and_of_a_tensor_without_graph():
@@ -259,9 +343,24 @@ def test_committed_picture_shows_the_tutorial_network():
     """docs/images/tutorial_graph.svg has every label that to_dot gives examples/tape.py's graph."""
     svg = (REPO / "docs" / "images" / "tutorial_graph.svg").read_text()
     model, loss = load_example("tape").tutorial_loss(64)
-    nodes, _ = nodes_and_edges(mg.viz.to_dot(loss, params=model))
-    assert len(nodes) == 6 + 6  # six ops, six parameters
-    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
-    for label in nodes.values():
-        for line in label.split("\\n"):
-            assert line in texts, f"{line!r} is not in the SVG: remake it (see docs/README.md)"
+    dot = mg.viz.to_dot(loss, params=model, grads=True)
+    nodes, _ = nodes_and_edges(dot)
+    assert len(nodes) == 6 + 6 + 2  # six ops, six parameters, the images and the labels
+    texts = {html.unescape(text).strip() for text in re.findall(r"<text[^>]*>([^<]*)</text>", svg)}
+    edge_labels = re.findall(r'label=" ([^"]*)"', dot)
+    for line in [line for label in nodes.values() for line in label.split("\\n")] + edge_labels:
+        assert line in texts, f"{line!r} is not in the SVG: remake it (see docs/README.md)"
+
+
+def test_figures_are_drawn_from_what_minigrad_computes(tmp_path):
+    """examples/figures.py draws each figure; the committed ones carry the same numbers."""
+    pytest.importorskip("matplotlib")
+    figures = load_example("figures")
+    names = ["broadcast_adjoint.svg", "views_share_buffer.svg", "linear_shapes.svg"]
+    figures.main([str(tmp_path), "--only", *names])
+    for name in names:
+        drawn = re.findall(r"<text[^>]*>([^<]*)</text>", (tmp_path / name).read_text())
+        committed = (REPO / "docs" / "images" / name).read_text()
+        assert drawn and all(text in committed for text in drawn), f"remake docs/images/{name}"
+    broadcast = (tmp_path / "broadcast_adjoint.svg").read_text()
+    assert all(f">{value}<" in broadcast for value in ("5", "7", "9"))  # b.grad: rows summed

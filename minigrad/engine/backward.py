@@ -79,7 +79,8 @@ def tape(*roots) -> Tape:
 class _Run:
     """The state of one backward pass: pending sums, where gradients end, what to capture."""
 
-    def __init__(self, inputs, capture: bool, create_graph: bool):
+    def __init__(self, inputs, capture: bool, create_graph: bool, on_send=None):
+        self.on_send = on_send  # None, or a function called with (node, number, grad) per edge
         self.pending = {}  # node -> [sum of the gradients sent to each of its outputs]
         self.create_graph = create_graph
         self.inputs = inputs  # None: every leaf; else only these get (or capture) gradients
@@ -132,13 +133,14 @@ class _Run:
 
 
 def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=None,
-                 capture=False):
+                 capture=False, on_send=None):
     """Send `grads` (Tensors shaped like the roots) back through the graph.
 
     Gradients go into the leaves' `.grad`; with `inputs`, only into those tensors' `.grad`, or,
     with `capture=True` (autograd.grad), into the returned list instead of any `.grad`.
+    `on_send(node, number, grad)` sees the gradient sent along each edge (mg.viz draws them).
     """
-    run = _Run(inputs, capture, create_graph)
+    run = _Run(inputs, capture, create_graph, on_send)
     previous = grad_mode.enabled
     grad_mode.enabled = create_graph  # backward's own operations are recorded only if asked
     try:
@@ -209,6 +211,8 @@ def _send(node: Context, grads: tuple, run: _Run, sums: list) -> None:
         if not (type(grad) is Tensor and grad.array.shape == shape
                 and grad.array.dtype is dtype and grad.device is device):
             grad = _check_gradient(node, number, grad, shape, dtype, device)
+        if run.on_send is not None:
+            run.on_send(node, number, grad)
         if type(target) is Context:
             run.add_pending(target, output_nr, grad)
         else:
