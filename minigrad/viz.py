@@ -232,13 +232,6 @@ def _edge_gradients(tensor, nodes, gradient) -> tuple:
     """{(node, input number): the gradient backward sends along that edge} and {id(leaf): the
     sum of its edges' gradients, what backward adds to its .grad}, from one more backward pass
     that captures instead of touching `.grad`, and keeps the graph."""
-    for node in nodes:
-        if node.released:
-            raise RuntimeError(
-                "draw(grads=True) runs backward once more to see the gradient on every edge, "
-                f"but an earlier backward already freed what {node.name()} saved. Draw before "
-                "backward(), or call backward(retain_graph=True)"
-            )
     leaves = []
     for node in nodes:
         for target, _ in node.next_functions:
@@ -251,8 +244,17 @@ def _edge_gradients(tensor, nodes, gradient) -> tuple:
         sent[(node, number)] = grad
 
     start = _root_gradient(tensor, gradient, "draw(grads=True)")
-    sums = run_backward([tensor], [start], retain_graph=True, inputs=leaves, capture=True,
-                        on_send=on_send)
+    try:
+        sums = run_backward([tensor], [start], retain_graph=True, inputs=leaves, capture=True,
+                            on_send=on_send)
+    except RuntimeError as error:
+        if "second time" not in str(error):
+            raise
+        raise RuntimeError(
+            "draw(grads=True) runs backward once more to see the gradient on every edge, but an "
+            f"earlier backward already freed what a node saved ({error}). Draw before "
+            "backward(), or call backward(retain_graph=True)"
+        ) from error
     return sent, {id(leaf): total for leaf, total in zip(leaves, sums, strict=True)}
 
 

@@ -182,3 +182,7 @@ def test_autograd_from_the_inside_notebook_runs(executed):
     assert "order: ['loss', 'b', 'a', 'x', 'w']" in printed([hooks])  # a leaf's hook: once
     (by_hand,) = tagged(notebook, "by-hand")
     assert "x: by hand [4.5, 0.0, 54.0], engine [4.5, 0.0, 54.0]" in printed([by_hand])
+    (grads,) = tagged(notebook, "grads")  # drawn after backward(retain_graph=True)
+    if "image/svg+xml" in kinds(grads):
+        picture = "".join(out["data"]["image/svg+xml"] for out in grads.outputs if "data" in out)
+        assert ".grad += [4.5, 0, 54]" in picture  # x's two edges, summed: its .grad
