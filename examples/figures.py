@@ -84,18 +84,18 @@ def views_share_buffer(path):
     for position in (1, 4):  # column's two elements are cells 1 and 4 of the buffer
         ax.annotate("", xy=(buffer_left + position + 0.5, 1.25),
                     xytext=(6.05, 4.8 - position // 3 - 0.5),
-                    arrowprops=dict(arrowstyle="->", color=RECEIVER, lw=1.2))
+                    arrowprops=dict(arrowstyle="->", color="#555555", lw=1.2))
     before = "[" + ", ".join(f"{v:g}" for v in before) + "]"
     ax.text(11.2, 4.2, f"before column.mul_(10):\n{before}", size=9, va="top")
     ax.text(11.2, 2.9, "after: cells 1 and 4 changed,\nand x and t see it", size=9, va="top")
     versions = (x._version, column._version, transposed._version)
     ax.text(buffer_left, -1.1, "one version counter: x._version, column._version, t._version = "
-            f"{versions}", size=10, color=RECEIVER)
+            f"{versions}", size=10)
     _save(fig, path)
 
 
 def linear_shapes(path):
-    """Y = X @ W.T + b with B=4, in=6, out=3, and the shapes of its three gradients."""
+    """Y = X @ weight.T + b with B=4, in=6, out=3, and the shapes of its three gradients."""
     batch, n_in, n_out = 4, 6, 3
     X = mg.randn(batch, n_in)
     layer = mg.nn.Linear(n_in, n_out)
@@ -106,24 +106,25 @@ def linear_shapes(path):
         return [[""] * cols for _ in range(rows)]
 
     fig, ax = _canvas(15, 12.5, bottom=-3.2)
-    ax.text(0, 12.0, f"the Linear layer with B = {batch} rows, in = {n_in}, out = {n_out} "
-            "(the tutorial's first layer: B = 64, in = 784, out = 128)", size=10)
-    ax.text(0, 10.6, "forward:  Y = X @ W.T + b", size=11, weight="bold")
+    ax.text(0, 12.3, f"nn.Linear with B = {batch} rows, in = {n_in}, out = {n_out}, its weight "
+            "stored (out, in)\n(the tutorial's first layer: B = 64, in = 784, out = 128)",
+            size=10, va="top")
+    ax.text(0, 10.6, "forward:  Y = X @ weight.T + b", size=11, weight="bold")
     grid(ax, 0, 9.5, cells(batch, n_out), "#e8e8e8", "Y (B, out)")
     ax.text(3.5, 7.5, "=", size=14)
     grid(ax, 4.3, 9.5, cells(batch, n_in), "#eeeeee", "X (B, in): data")
     ax.text(10.5, 7.5, "@", size=14)
-    grid(ax, 11.3, 10.5, cells(n_in, n_out), "#cfe2f3", "W.T (in, out)")
+    grid(ax, 11.3, 10.5, cells(n_in, n_out), "#cfe2f3", "weight.T (in, out)")
     ax.text(14.5, 7.5, "+ b (out,)", size=10)
 
     ax.text(0, 3.9, "backward, from dY = d loss / d Y (B, out):", size=11, weight="bold")
     grid(ax, 0, 3.0, cells(batch, n_in), "#dbe8f6", None, INTERMEDIATE)
-    ax.text(0, 3.2, "dX = dY @ W  (B, in)", size=10, color=INTERMEDIATE)
+    ax.text(0, 3.2, "dX = dY @ weight  (B, in)", size=10, color=INTERMEDIATE)
     ax.text(0, -1.3, "intermediate: goes on to\nthe layer below", size=9, color=INTERMEDIATE,
             va="top")
     grid(ax, 7.2, 3.0, cells(n_out, n_in), "#fbe3d6", None, RECEIVER)
-    ax.text(7.2, 3.2, "dW = dY.T @ X  (out, in)", size=10, color=RECEIVER)
-    ax.text(7.2, -0.3, "receiver: into weight.grad,\nthe shape of W", size=9, color=RECEIVER,
+    ax.text(7.2, 3.2, "d weight = dY.T @ X  (out, in)", size=10, color=RECEIVER)
+    ax.text(7.2, -0.3, "receiver: into weight.grad,\nthe shape of weight", size=9, color=RECEIVER,
             va="top")
     grid(ax, 14.0, 3.0, cells(1, n_out), "#fbe3d6", None, RECEIVER)
     ax.text(14.0, 3.2, "db = dY.sum(0)  (out,)", size=10, color=RECEIVER)

@@ -42,13 +42,15 @@ class NeuralNet(nn.Module):
         return self.fc3(x)
 
 
-def tutorial_loss(batch_size: int = 64):
-    """The model and the loss of one forward pass on a batch of random stand-in images."""
+def tutorial_loss(batch_size: int = 64, with_data: bool = False):
+    """The model and the loss of one forward pass on a batch of random stand-in images (and the
+    images and labels, with_data=True)."""
     mg.manual_seed(0)
     model = NeuralNet()
     images = mg.randn(batch_size, 784)  # stand-ins for MNIST: the tape depends on shapes only
     labels = mg.tensor([i % 10 for i in range(batch_size)])
-    return model, nn.CrossEntropyLoss()(model(images), labels)
+    loss = nn.CrossEntropyLoss()(model(images), labels)
+    return (model, loss, images, labels) if with_data else (model, loss)
 
 
 def main(argv=None) -> mg.autograd.Tape:
@@ -56,7 +58,7 @@ def main(argv=None) -> mg.autograd.Tape:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--svg", help="also draw the graph into this file (.svg or .png)")
     args = parser.parse_args(argv)
-    model, loss = tutorial_loss(args.batch_size)
+    model, loss, images, labels = tutorial_loss(args.batch_size, with_data=True)
 
     # Nothing has run backward yet: the forward pass only recorded a grad_fn on each result.
     steps = mg.autograd.tape(loss)
@@ -66,7 +68,8 @@ def main(argv=None) -> mg.autograd.Tape:
     print("\nleaves:", ", ".join(f"{name} {p.shape}" for name, p in model.named_parameters()))
 
     if args.svg:  # drawn before backward, which frees what the nodes saved (the data nodes)
-        mg.viz.render(loss, args.svg, params=model, grads=True)
+        names = {**dict(model.named_parameters()), "images": images, "labels": labels}
+        mg.viz.render(loss, args.svg, params=names, grads=True)
         print(f"graph drawn into {args.svg}, each edge labelled with the gradient it carries")
 
     # Now run it: each node sends gradients along its edges; the leaves' .grad fill up.

@@ -261,7 +261,7 @@ def _edge_gradients(tensor, nodes, gradient) -> tuple:
 def _gradient_text(grad) -> str:
     """A gradient as an edge label: its values when it has at most 4, else its shape."""
     if grad.array.size > 4:
-        return f"grad {_shape(grad.shape)}"
+        return f"grad of shape {_shape(grad.shape)}"
     values = backend.to_host(grad.array).tolist()
     return "grad " + _numbers_text(values)
 
@@ -270,7 +270,7 @@ def _numbers_text(values) -> str:
     """Nested lists of numbers, each printed with 3 significant digits: [[0.5, -1], [2, 3]]."""
     if isinstance(values, list):
         return "[" + ", ".join(_numbers_text(v) for v in values) + "]"
-    return f"{values:.3g}" if isinstance(values, float) else str(values)
+    return f"{values + 0.0:.3g}" if isinstance(values, float) else str(values)  # no "-0"
 
 
 def _saved_numbers(node) -> list:
@@ -355,11 +355,12 @@ def _target(target, names: dict) -> str:
 
 
 def _data_line(node_id: str, data, names: dict) -> str:
-    name = _escape(names.get(id(data), "data"))
+    small = data.array.size <= 4  # shown with its values: a constant such as a start gradient
+    name = _escape(names.get(id(data), "constant" if small else "data"))
     label = f"{name}\\n{_shape(data.shape)}"
     if data.dtype.kind != "f":  # labels and indices: say they are integers
         label += f" {data.dtype}"
-    if data.array.size <= 4:  # small data is shown: a constant such as a starting gradient
+    if small:
         label += "\\n" + _escape(_numbers_text(backend.to_host(data.array).tolist()))
     return (f'  {node_id} [label="{label}", style=filled, fillcolor="#eeeeee", '
             f'fontcolor="#555555", color="{_DATA}"];')
@@ -370,7 +371,7 @@ def _leaf_line(node_id: str, leaf, names: dict, is_root: bool = False, grad=None
     fill = "#c9e4a6" if is_root else "#cfe2f3"
     label = f"{name}\\n{_shape(leaf.shape)}"
     if grad is not None:  # grads=True: what this backward adds to .grad, the edges' sum
-        label += "\\n" + _escape(_gradient_text(grad).replace("grad ", ".grad += ", 1))
+        label += "\\n" + _escape(_gradient_text(grad).replace("grad", ".grad +=", 1))
     return f'  {node_id} [label="{label}", style=filled, fillcolor="{fill}"];'
 
 

@@ -136,7 +136,7 @@ def test_grads_agree_with_torch_and_show_shapes_of_large_gradients():
     loss = model(inputs).pow(2).mean()
     dot = mg.viz.to_dot(loss, params=model, grads=True)
     nodes, _ = nodes_and_edges(dot)
-    assert r"0.weight\n(3, 4)\n.grad += (3, 4)" in nodes.values()  # 12 numbers: the shape
+    assert r"0.weight\n(3, 4)\n.grad += of shape (3, 4)" in nodes.values()  # 12 numbers
     last_bias = next(label for label in nodes.values() if label.startswith(r"2.bias"))
     drawn = float(last_bias.split("[")[1].rstrip("]"))
 
@@ -342,8 +342,9 @@ def load_example(name: str):
 def test_committed_picture_shows_the_tutorial_network():
     """docs/images/tutorial_graph.svg has every label that to_dot gives examples/tape.py's graph."""
     svg = (REPO / "docs" / "images" / "tutorial_graph.svg").read_text()
-    model, loss = load_example("tape").tutorial_loss(64)
-    dot = mg.viz.to_dot(loss, params=model, grads=True)
+    model, loss, images, labels = load_example("tape").tutorial_loss(64, with_data=True)
+    names = {**dict(model.named_parameters()), "images": images, "labels": labels}
+    dot = mg.viz.to_dot(loss, params=names, grads=True)
     nodes, _ = nodes_and_edges(dot)
     assert len(nodes) == 6 + 6 + 2  # six ops, six parameters, the images and the labels
     texts = {html.unescape(text).strip() for text in re.findall(r"<text[^>]*>([^<]*)</text>", svg)}

@@ -7,7 +7,7 @@ f'(x) * h, so (f(x + h) - f(x - h)) / (2h) measures the slope without any calcul
 central difference, accurate to about h**2. Too large an h measures the curve's bend; too small
 an h drowns in rounding (float64 keeps about 16 digits). Autograd computes the exact slope; this
 is how we check it. In minigrad: `mg.gradcheck` (minigrad/autograd/gradcheck.py) does this for
-every element of every input of a Function.
+every element of every input of a function.
 """
 
 from __future__ import annotations
