@@ -49,6 +49,7 @@ from .backend import float64 as double
 from .backend import int16 as short
 from .backend import int32 as int  # noqa: A001, F401
 from .backend import int64 as long
+from .compiler import compile  # noqa: A004, F401  (torch.compile's name)
 from .factories import (
     arange,
     empty,

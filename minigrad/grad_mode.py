@@ -15,6 +15,7 @@ class _GradMode(threading.local):
     in_backward = False  # the engine is running a node's backward (anomaly.py checks it)
     anomaly = False  # detect_anomaly() (anomaly.py)
     anomaly_check_nan = True
+    tracer = None  # mg.compile's recorder while it traces a call (minigrad/compiler/trace.py)
 
 
 grad_mode = _GradMode()
@@ -139,3 +140,19 @@ class set_grad_enabled(_SetGradEnabled):
     def __call__(self, fn):
         grad_mode.enabled, _ = self.previous  # as a decorator, the call itself changes nothing
         return super().__call__(fn)
+
+
+def recorded_as_one_call(method):
+    """Mark a method that changes state outside the graph (an optimiser's step, zero_grad): while
+    mg.compile traces a function, a call of it is recorded as one instruction that the compiled
+    program makes again on every replay (minigrad/compiler/trace.py)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        tracer = grad_mode.tracer
+        if tracer is None:
+            return method(self, *args, **kwargs)
+        return tracer.record_call(method, self, args, kwargs)
+
+    return wrapper
+

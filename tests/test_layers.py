@@ -27,7 +27,8 @@ LAYERS = [
     ("library", ["minigrad.autograd", "minigrad.factories", "minigrad.factories_like",
                  "minigrad.tensor_functions", "minigrad.serialization"]),
     ("models and tools", ["minigrad.nn", "minigrad.optim", "minigrad.data", "minigrad.utils",
-                          "minigrad.cuda", "minigrad.viz", "minigrad.accelerator"]),
+                          "minigrad.cuda", "minigrad.viz", "minigrad.accelerator",
+                          "minigrad.compiler"]),
     ("the package", ["minigrad"]),
 ]
 SEAM_FILE = "minigrad.tensor"

@@ -174,7 +174,9 @@ def _run_node(node: Context, sums: list, run: _Run) -> None:
     if len(sums) > 1 and node.materialize_grads and any(g is None for g in sums):
         sums = [_zeros(meta) if g is None and meta else g for g, meta in
                 zip(sums, node.output_metadata, strict=True)]
-    if grad_mode.anomaly:  # the ops inside a backward are checked as that node's backward
+    if grad_mode.tracer is not None:  # mg.compile is writing this backward down (compiler/)
+        grads = grad_mode.tracer.record_backward(node, sums)
+    elif grad_mode.anomaly:  # the ops inside a backward are checked as that node's backward
         grad_mode.in_backward = True
         try:
             grads = node.function.backward(node, *sums)
@@ -316,6 +318,8 @@ def _zeros(metadata):
 def _accumulate(leaf, grad, owned: bool, create_graph: bool) -> None:
     """leaf.grad += grad: the first gradient becomes .grad (a copy unless `owned`), later ones are
     added into it in place; with create_graph, out of place, so .grad keeps its graph."""
+    if grad_mode.tracer is not None:  # mg.compile writes the accumulation down (compiler/)
+        grad_mode.tracer.record_accumulate(leaf, grad)
     with _grad_lock:
         if create_graph:  # keep the graph: .grad itself can be differentiated
             leaf._grad = grad.clone() if leaf._grad is None else leaf._grad + grad

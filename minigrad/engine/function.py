@@ -137,6 +137,8 @@ class Function:
     @classmethod
     def apply(cls, *args):
         """Run forward with grad mode off; record the node when some input requires grad."""
+        if grad_mode.tracer is not None:  # mg.compile is writing this call down (compiler/)
+            return grad_mode.tracer.record_apply(cls, args)
         device = None
         needs_input_grad = []
         for arg in args:

@@ -10,7 +10,7 @@ import warnings
 
 from .. import backend
 from ..grad_mode import is_grad_enabled
-from ..ops import activation, elementwise, loss
+from ..ops import activation, loss
 from ..tensor import Tensor
 
 
@@ -188,9 +188,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         return input
     if p == 1.0:
         return input * 0.0
-    keep = backend.generator(input.device).random(input.shape) >= p
-    mask = (keep / (1 - p)).astype(input.dtype)
-    return elementwise.Mul.apply(input, Tensor._wrap_no_copy_no_checks(mask, input.device))
+    return activation.Dropout.apply(input, p)
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:

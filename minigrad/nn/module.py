@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict, namedtuple
 
 from .. import backend
+from ..grad_mode import recorded_as_one_call
 from ..tensor import Tensor, reset_grad
 from .parameter import Parameter
 from .registration import Registration
@@ -154,6 +155,7 @@ class Module(Registration):
 
     # ---- training helpers ------------------------------------------------------------------
 
+    @recorded_as_one_call
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget every parameter's gradient: .grad = None (PyTorch's default), or detach it and
         fill it with zeros."""

@@ -154,3 +154,22 @@ class Softmax(Op):
 def _sum(t, axis):
     """Sum along the softmax axis, keeping it (all of a 0-d tensor)."""
     return t.sum(axis, keepdim=True) if axis is not None else t
+
+
+class Dropout(Op):
+    """y = x * m / (1 - p), with m ~ Bernoulli(1 - p) drawn anew on every call;  dy/dx = m / (1 - p)
+
+    The mask is drawn inside forward, so every run of the op (a replayed mg.compile program
+    too) draws its own; backward reuses the one forward drew."""
+
+    @staticmethod
+    def forward(ctx, x, p):
+        keep = backend.generator(x.device).random(x.array.shape) >= p
+        scale = (keep / (1 - p)).astype(x.array.dtype)
+        ctx.save_for_backward(scale)  # a constant to backward: no gradient flows into it
+        return x.array * scale
+
+    @staticmethod
+    def backward(ctx, grad):
+        (scale,) = ctx.saved_tensors
+        return grad * scale, None

@@ -13,6 +13,7 @@ As Adam's (see adam.py), float64 trajectories equal PyTorch's to ~1e-12, float32
 from __future__ import annotations
 
 from .. import backend
+from ..grad_mode import recorded_as_one_call
 from .optimizer import Optimizer, check_unsupported
 
 
@@ -36,6 +37,7 @@ class Adadelta(Optimizer):
                         foreach=foreach, capturable=capturable, differentiable=differentiable)
         super().__init__(params, defaults)
 
+    @recorded_as_one_call
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; return closure() if given."""
         loss = closure() if closure is not None else None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 from .. import backend
+from ..grad_mode import recorded_as_one_call
 from .optimizer import Optimizer, check_unsupported
 
 
@@ -47,6 +48,7 @@ class Adam(Optimizer):
                         capturable=capturable, differentiable=differentiable, fused=fused)
         super().__init__(params, defaults)
 
+    @recorded_as_one_call
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; return closure() if given."""
         loss = closure() if closure is not None else None

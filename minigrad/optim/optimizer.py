@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 from .. import backend
+from ..grad_mode import recorded_as_one_call
 from ..tensor import Tensor, reset_grad
 
 
@@ -78,6 +79,7 @@ class Optimizer:
                         f"group {index}"
                     )
 
+    @recorded_as_one_call
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Set every parameter's .grad to None (PyTorch's default), or detach it and fill it
         with zeros."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..fused import kernels
-from ..grad_mode import enable_grad
+from ..grad_mode import enable_grad, recorded_as_one_call
 from .optimizer import Optimizer, check_unsupported
 
 
@@ -42,6 +42,7 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
         self._scratch = {}  # param -> two arrays like it, for the update's intermediate values
 
+    @recorded_as_one_call
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; return closure() if given.
 

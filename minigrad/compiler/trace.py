@@ -1,0 +1,243 @@
+"""Tracing: run a function once, eagerly, and write down what it did as a flat program.
+
+While a Tracer is active (`grad_mode.tracer`), four places report to it instead of only doing
+their work:
+
+    Function.apply                  a top-level op call          -> Forward instruction
+    the engine, before a backward   one node's backward          -> Backward instruction
+    the engine, into a leaf's .grad one accumulation             -> Accumulate instruction
+    @recorded_as_one_call methods   an optimiser's step, zero_grad -> Call instruction
+
+Each reports from the outside: the Tracer switches itself off while the call runs, so the ops a
+forward or a backward performs inside are part of its one instruction, not instructions of their
+own. Every array the call reads is given a *slot*: an input of the function, a tensor read live
+at each replay (a parameter), a constant copied now, or the output of an earlier instruction.
+Arrays are known by identity, so the Tracer keeps each one alive until the trace ends (a freed
+array's id could be reused by a new one).
+
+What a trace cannot see it refuses, with a message saying why: backward with create_graph,
+tensor hooks (Python that a replay would skip), an optimiser step with a closure, a graph built
+before the call. Python control flow is frozen at trace time, as in jax.jit and CUDA graphs.
+"""
+
+from __future__ import annotations
+
+from .. import backend
+from ..engine.function import Context
+from ..grad_mode import grad_mode
+from ..tensor import Tensor
+from .program import Accumulate, Backward, Call, Forward, Program, Slot
+
+
+class TraceError(RuntimeError):
+    """What mg.compile cannot record, and why."""
+
+
+class Tracer:
+    """Records one eager run of a function as a Program (see the module docstring)."""
+
+    def __init__(self, name: str, names: dict | None = None):
+        self.program = Program(name)
+        self.slot_of = {}  # id(array) -> slot number
+        self.keep = []  # every array seen, alive until the trace ends (ids stay unique)
+        self.live = {}  # id(tensor) -> slot of a tensor read at each replay
+        self.forward_of = {}  # Context -> the Forward instruction that made it
+        self.names = names or {}  # id(tensor) -> a name to print (parameters)
+
+    # ---- slots ---------------------------------------------------------------------------
+
+    def input_slot(self, tensor: Tensor, position: int) -> int:
+        """The slot of the function's argument `position`."""
+        slot = self._new_slot(tensor.array, "input", f"input {position}")
+        self.program.inputs.append((position, slot))
+        return slot
+
+    def slot_for(self, value) -> int | None:
+        """The slot of a Tensor or array an instruction reads (made on first sight)."""
+        array = value.array if isinstance(value, Tensor) else value
+        slot = self.slot_of.get(id(array))
+        if slot is not None:
+            return slot
+        if isinstance(value, Tensor):  # a tensor from outside: read it live at each replay
+            name = self.names.get(id(value), "tensor")
+            slot = self._new_slot(array, "live", name)
+            self.live[id(value)] = slot
+            self.program.live.append((value, slot, value._version_counter[0]))
+            return slot
+        # an array made outside any op (the engine's starting ones, zeros): a constant
+        slot = self._new_slot(array.copy(), "const", "constant")
+        self.program.consts.append((slot, self.program.slots[slot].value))
+        self.slot_of[id(array)] = slot
+        self.keep.append(array)
+        return slot
+
+    def _new_slot(self, array, kind: str, label: str) -> int:
+        number = len(self.program.slots)
+        self.program.slots.append(Slot(number, kind, label, tuple(array.shape), array.dtype,
+                                       array if kind == "const" else None))
+        self.program.devices[number] = backend.device_of(array)
+        self.slot_of[id(array)] = number
+        self.keep.append(array)
+        return number
+
+    def output_slots(self, outputs, inputs_slots=()) -> tuple:
+        """Slots for what an instruction returned: a new one per new array; an input returned
+        as it is (an in-place op, a backward that passes its gradient on) keeps its slot."""
+        slots = []
+        for out in outputs:
+            if out is None or not (isinstance(out, Tensor) or hasattr(out, "shape")):
+                slots.append(None)
+                continue
+            array = out.array if isinstance(out, Tensor) else out
+            slot = self.slot_of.get(id(array))
+            if slot is None:
+                slot = self._new_slot(array, "value", "")
+            slots.append(slot)
+        return tuple(slots)
+
+    # ---- what the engine and the optimisers report ---------------------------------------
+
+    def record_apply(self, cls, args):
+        """A top-level Function.apply: run it with the tracer off, then write it down."""
+        arg_slots = tuple(self.slot_for(a) if isinstance(a, Tensor) else None for a in args)
+        consts = tuple(None if isinstance(a, Tensor) else a for a in args)
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        grad_mode.tracer = None
+        try:
+            result = cls.apply(*args)
+        finally:
+            grad_mode.tracer = self
+        outputs = result if type(result) is tuple else (result,)
+        ctx = None
+        for out in outputs:
+            if isinstance(out, Tensor) and isinstance(out.grad_fn, Context) \
+                    and out.grad_fn.function is cls:
+                ctx = out.grad_fn
+                break
+        instruction = Forward(cls, arg_slots, consts, needs, self.output_slots(outputs),
+                              tuple_result=type(result) is tuple, ctx=ctx)
+        self.program.instructions.append(instruction)
+        if ctx is not None:
+            self.forward_of[ctx] = instruction
+        return result
+
+    def record_backward(self, node, sums):
+        """One node's backward, as the engine runs it: with the tracer off, then written down."""
+        if grad_mode.enabled:
+            raise TraceError(
+                "mg.compile does not trace backward(create_graph=True): the gradients' own "
+                "graph is not part of a compiled program. Compile the first-order step, or run "
+                "this function eagerly"
+            )
+        forward = self.forward_of.get(node)
+        if forward is None:
+            raise TraceError(
+                f"mg.compile: backward reached {node.name()}, a node made outside the compiled "
+                "function (its graph was built before the call). Build the graph inside the "
+                "function you compile"
+            )
+        if node.hooks:
+            raise TraceError(
+                f"mg.compile: {node.name()}'s output has a hook (register_hook): a hook is Python "
+                "that a replay would skip. Remove the hook, or run this function eagerly"
+            )
+        in_slots = tuple(None if g is None else self.slot_for(g) for g in sums)
+        grad_mode.tracer = None
+        try:
+            grads = node.function.backward(node, *sums)
+        finally:
+            grad_mode.tracer = self
+        outputs = grads if type(grads) is tuple else (grads,)
+        forward.keeps_ctx = True
+        self.program.instructions.append(Backward(forward, in_slots, self.output_slots(outputs),
+                                                  tuple_result=type(grads) is tuple))
+        return grads
+
+    def record_accumulate(self, leaf, grad) -> None:
+        """The engine added `grad` into `leaf.grad` (it has already done so)."""
+        if leaf._hooks:
+            raise TraceError(
+                "mg.compile: a leaf of shape "
+                f"{tuple(leaf.shape)} has a hook (register_hook): a hook is Python that a replay "
+                "would skip. Remove the hook, or run this function eagerly"
+            )
+        self.program.instructions.append(
+            Accumulate(leaf, self.slot_for(grad), self.names.get(id(leaf), "leaf"))
+        )
+
+    def record_call(self, method, obj, args, kwargs):
+        """A method that changes state outside the graph (an optimiser's step): run it now, and
+        make the same call at every replay."""
+        if any(callable(a) for a in args) or any(callable(v) for v in kwargs.values()):
+            raise TraceError(
+                f"mg.compile: {type(obj).__name__}.{method.__name__} was given a function (a "
+                "closure): a replay would run it eagerly, outside the program. Do the closure's "
+                "work in the compiled function itself"
+            )
+        if any(isinstance(a, Tensor) for a in (*args, *kwargs.values())):
+            raise TraceError(
+                f"mg.compile: {type(obj).__name__}.{method.__name__} was given a Tensor; a "
+                "replay would pass the same one again. Pass numbers, or call it outside"
+            )
+        grad_mode.tracer = None
+        try:
+            result = method(obj, *args, **kwargs)
+        finally:
+            grad_mode.tracer = self
+        self.program.instructions.append(Call(method, obj, args, kwargs))
+        return result
+
+    # ---- the end of the trace ------------------------------------------------------------
+
+    def finish(self, result) -> Program:
+        """Write down where the function's result comes from, and check what the trace missed."""
+        self.program.output = self._output_spec(result)
+        explained = set()
+        for instruction in self.program.instructions:
+            if isinstance(instruction, Call):
+                explained.update(id(t) for t in _tensors_changed_by(instruction.obj))
+            elif isinstance(instruction, Forward) and instruction.ctx is not None \
+                    and instruction.ctx._dirty:
+                explained.update(id(t) for t in instruction.ctx._dirty)
+        for tensor, slot, version in self.program.live:
+            if tensor._version_counter[0] != version and id(tensor) not in explained \
+                    and not self._written_in_place(slot):
+                raise TraceError(
+                    f"mg.compile: a tensor the function reads ({self.program.slots[slot].label}, "
+                    f"shape {tuple(tensor.shape)}) was changed in place by something the trace "
+                    "cannot record (an optimiser or method without @recorded_as_one_call, or "
+                    "a write to .array). A replay would skip that change; run this function "
+                    "eagerly"
+                )
+        self.keep = []
+        return self.program
+
+    def _written_in_place(self, slot: int) -> bool:
+        return any(isinstance(i, Forward) and slot in i.out_slots and slot in i.arg_slots
+                   for i in self.program.instructions)
+
+    def _output_spec(self, value):
+        """The function's result as a structure whose Tensors are slots."""
+        if isinstance(value, Tensor):
+            return ("tensor", self.slot_for(value), value.device)
+        if isinstance(value, (tuple, list)):
+            return (type(value).__name__, [self._output_spec(v) for v in value])
+        if isinstance(value, dict):
+            return ("dict", {k: self._output_spec(v) for k, v in value.items()})
+        if value is None or isinstance(value, (bool, int, str)):
+            return ("constant", value)
+        raise TraceError(
+            f"mg.compile: the function returned a {type(value).__name__}; a compiled function "
+            "returns Tensors (or tuples, lists and dicts of them), because a replay does not run "
+            "the Python that computed anything else. Return the loss Tensor and call .item() "
+            "outside the compiled function"
+        )
+
+
+def _tensors_changed_by(obj):
+    """The tensors a recorded call may change: an optimiser's (or a module's) parameters."""
+    groups = getattr(obj, "param_groups", None)
+    if groups is not None:
+        return [p for group in groups for p in group["params"]]
+    parameters = getattr(obj, "parameters", None)
+    return list(parameters()) if callable(parameters) else []

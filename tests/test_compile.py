@@ -1,0 +1,277 @@
+"""mg.compile: a replayed program gives what the eager function gives, guards retrace, limits raise.
+
+Each test runs the same steps twice from the same start, eagerly and compiled, and compares the
+losses, the parameters and their gradients (to float32 rounding: a compiled program may add in
+another order).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import nn
+from minigrad.compiler import CompileCheckError, TraceError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class NeuralNet(nn.Module):
+    """The tutorial's network (not a Sequential): 784 -> 128 -> ReLU -> 64 -> ReLU -> 10."""
+
+    def __init__(self, sizes=(784, 128, 64, 10)):
+        super().__init__()
+        self.fc1 = nn.Linear(sizes[0], sizes[1])
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Linear(sizes[1], sizes[2])
+        self.fc3 = nn.Linear(sizes[2], sizes[3])
+
+    def forward(self, x):
+        return self.fc3(self.relu(self.fc2(self.relu(self.fc1(x)))))
+
+
+def training(model_fn, optimizer_fn, seed=0, scheduler_fn=None):
+    """A model, its optimiser (and scheduler) and the usual step, built from a seed."""
+    mg.manual_seed(seed)
+    model = model_fn()
+    optimizer = optimizer_fn(model.parameters())
+    scheduler = scheduler_fn(optimizer) if scheduler_fn else None
+    criterion = nn.CrossEntropyLoss()
+
+    def train_step(x, y):
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return model, optimizer, scheduler, train_step
+
+
+def batches(count, batch=16, features=784, classes=10, seed=1):
+    rng = np.random.default_rng(seed)
+    return [(mg.tensor(rng.standard_normal((batch, features)).astype(np.float32)),
+             mg.tensor(rng.integers(0, classes, batch))) for _ in range(count)]
+
+
+def assert_same_training(model_fn, optimizer_fn, scheduler_fn=None, steps=6, **batch_args):
+    """Train eagerly and compiled from the same start; every loss and parameter agrees."""
+    data = batches(steps, **batch_args)
+    runs = []
+    for compiled in (False, True):
+        model, _, scheduler, step = training(model_fn, optimizer_fn, scheduler_fn=scheduler_fn)
+        run = mg.compile(step) if compiled else step
+        losses = []
+        for x, y in data:
+            losses.append(run(x, y).item())
+            if scheduler is not None:
+                scheduler.step()
+        runs.append((losses, model))
+    (eager_losses, eager_model), (compiled_losses, compiled_model) = runs
+    np.testing.assert_allclose(compiled_losses, eager_losses, rtol=1e-5)
+    for (name, a), (_, b) in zip(eager_model.named_parameters(),
+                                 compiled_model.named_parameters(), strict=True):
+        np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
+        np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-4, atol=1e-6,
+                                   err_msg=f"{name}.grad")
+    return run
+
+
+def test_the_tutorial_network_trains_the_same_compiled():
+    step = assert_same_training(NeuralNet, lambda p: mg.optim.SGD(p, lr=0.05, momentum=0.9))
+    assert step.traces == 1  # one trace, five replays
+
+
+def test_a_sequential_model_with_adam_and_a_scheduler_trains_the_same_compiled():
+    def model():
+        return nn.Sequential(nn.Linear(20, 32), nn.Tanh(), nn.Linear(32, 5))
+
+    step = assert_same_training(
+        model, lambda p: mg.optim.Adam(p, lr=0.01),
+        scheduler_fn=lambda o: mg.optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.5),
+        features=20, classes=5)
+    assert step.traces == 1  # the learning rate is read live, not baked in
+
+
+def load_example(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class SeedNet(nn.Module):
+    """The seed tutorial's network of custom Functions: Linear_Layer.apply, three times."""
+
+    def __init__(self):
+        super().__init__()
+        linear_layer = load_example("custom_linear").Linear_Layer
+        self.apply_layer = linear_layer.apply
+        self.w1 = nn.Parameter(mg.randn(784, 32) * 0.05)
+        self.b1 = nn.Parameter(mg.zeros(32))
+        self.w2 = nn.Parameter(mg.randn(32, 10) * 0.1)
+        self.b2 = nn.Parameter(mg.zeros(10))
+
+    def forward(self, x):
+        return self.apply_layer(self.apply_layer(x, self.w1, self.b1).relu(), self.w2, self.b2)
+
+
+def test_the_seed_tutorials_function_network_trains_the_same_compiled():
+    assert_same_training(SeedNet, lambda p: mg.optim.SGD(p, lr=0.1))
+
+
+def test_a_compiled_model_evaluates_like_the_model():
+    mg.manual_seed(0)
+    model = NeuralNet().eval()
+    evaluate = mg.compile(model)
+    for x, _ in batches(3):
+        with mg.no_grad():
+            np.testing.assert_allclose(evaluate(x).numpy(), model(x).numpy(), rtol=1e-6)
+    assert evaluate.traces == 1
+
+
+def test_check_mode_passes_a_faithful_program_and_catches_frozen_control_flow():
+    _, _, _, step = training(NeuralNet, lambda p: mg.optim.SGD(p, lr=0.05, momentum=0.9))
+    checked = mg.compile(step, check=True)
+    for x, y in batches(4):
+        checked(x, y)  # the eager function and the program agree
+
+    mg.manual_seed(0)
+    weight = mg.randn(4, 3, requires_grad=True)
+
+    def branchy(x):
+        if x.sum().item() > 0:  # a Python branch on a value: frozen at trace time
+            return (x @ weight).sum()
+        return (x @ weight).sum() * -1.0
+
+    checked = mg.compile(branchy, check=True)
+    checked(mg.ones(2, 4))
+    with pytest.raises(CompileCheckError, match="differ"):
+        checked(-mg.ones(2, 4))
+    unchecked = mg.compile(branchy)
+    unchecked(mg.ones(2, 4))
+    assert unchecked(-mg.ones(2, 4)).item() != branchy(-mg.ones(2, 4)).item()  # why check exists
+
+
+def test_a_new_signature_traces_again():
+    _, _, _, step = training(NeuralNet, lambda p: mg.optim.SGD(p, lr=0.05))
+    compiled = mg.compile(step)
+    (x, y), (x2, y2) = batches(2)
+    compiled(x, y)
+    compiled(x2, y2)
+    assert compiled.traces == 1
+    compiled(x[:8], y[:8])  # another batch size: another program
+    assert compiled.traces == 2
+    compiled(x.double().float(), y)  # same signature as the first: replayed
+    assert compiled.traces == 2 and len(compiled.programs) == 2
+    compiled(x.requires_grad_(), y)  # requires_grad is part of the signature
+    assert compiled.traces == 3
+
+
+def test_train_and_eval_flags_and_grad_mode_are_part_of_the_signature():
+    mg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 6), nn.Dropout(0.5), nn.Linear(6, 2))
+    run = mg.compile(lambda x: model(x))
+    x = mg.randn(3, 6)
+    run(x)
+    model.eval()
+    np.testing.assert_allclose(run(x).detach().numpy(), model(x).detach().numpy(), rtol=1e-6)
+    assert run.traces == 2
+    with mg.no_grad():
+        run(x)
+    assert run.traces == 3
+
+
+def test_dropout_draws_new_masks_on_every_replay():
+    mg.manual_seed(0)
+    dropout = nn.Dropout(0.5)
+    run = mg.compile(dropout)
+    x = mg.ones(1000)
+    first, second = run(x), run(x)
+    assert not np.array_equal(first.numpy(), second.numpy())
+
+
+def test_a_replaced_or_reshaped_parameter_makes_the_program_trace_again():
+    mg.manual_seed(0)
+    model = nn.Linear(4, 3)
+    run = mg.compile(lambda x: model(x).sum())
+    x = mg.randn(2, 4)
+    run(x)
+    model.weight = nn.Parameter(mg.randn(3, 4))  # a new Parameter object: a new program
+    assert run(x).item() == pytest.approx(model(x).sum().item(), rel=1e-6)
+    assert run.traces == 2
+    model.weight.data = mg.randn(3, 4, dtype="float64")  # the same object, another dtype
+    with pytest.raises(RuntimeError, match="dtype"):
+        run(x)  # traced again, and the eager run itself refuses float32 against float64
+    assert run.traces == 2
+
+
+def test_what_a_trace_cannot_record_is_refused_with_the_reason():
+    w = mg.randn(3, requires_grad=True)
+
+    def second_order(x):
+        (g,) = mg.autograd.grad((x * w).pow(2).sum(), w, create_graph=True)
+        return g.sum()
+
+    with pytest.raises(TraceError, match="create_graph"):
+        mg.compile(second_order)(mg.randn(3))
+
+    def returns_a_float(x):
+        return (x * w).sum().item()
+
+    with pytest.raises(TraceError, match="returned a float"):
+        mg.compile(returns_a_float)(mg.randn(3))
+
+    def hooked(x):
+        y = x * w
+        y.register_hook(lambda g: g * 2)
+        y.sum().backward()
+        return y
+
+    with pytest.raises(TraceError, match="hook"):
+        mg.compile(hooked)(mg.randn(3))
+
+    optimizer = mg.optim.SGD([w], lr=0.1)
+
+    def with_closure(x):
+        return optimizer.step(lambda: (x * w).sum())
+
+    with pytest.raises(TraceError, match="closure"):
+        mg.compile(with_closure)(mg.randn(3))
+
+    def writes_behind_the_tracer(x):
+        loss = (x * w).sum()
+        loss.backward()
+        w.array -= 0.1 * w.grad.array  # not an op, not a recorded call
+        w._bump_version()
+        return loss
+
+    with pytest.raises(TraceError, match="changed in place"):
+        mg.compile(writes_behind_the_tracer)(mg.randn(3))
+
+
+def test_the_program_prints_one_line_per_instruction():
+    _, _, _, step = training(NeuralNet, lambda p: mg.optim.SGD(p, lr=0.05))
+    compiled = mg.compile(step)
+    compiled(*batches(1)[0])
+    text = str(compiled.program)
+    assert text.startswith("program train_step: 2 inputs")
+    for line in ("fc1.weight", "= Linear(%0", "call SGD.zero_grad()", "call SGD.step()",
+                 "fc1.weight.grad += %", "return %"):
+        assert line in text, line
+    assert "LinearBackward" in compiled.program.before_passes
+
+
+def test_a_compiled_step_returns_results_that_later_replays_do_not_overwrite():
+    _, _, _, step = training(NeuralNet, lambda p: mg.optim.SGD(p, lr=0.05))
+    compiled = mg.compile(step)
+    data = batches(3)
+    losses = [compiled(x, y) for x, y in data]
+    values = [loss.item() for loss in losses]
+    assert len(set(values)) == 3
+    assert [loss.item() for loss in losses] == values
