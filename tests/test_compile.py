@@ -211,6 +211,18 @@ def test_a_replaced_or_reshaped_parameter_makes_the_program_trace_again():
     assert run.traces == 2
 
 
+def test_freezing_a_parameter_makes_the_program_trace_again():
+    model, _, _, step = training(NeuralNet, lambda p: mg.optim.SGD(p, lr=0.05))
+    compiled = mg.compile(step)
+    (x, y), (x2, y2) = batches(2)
+    compiled(x, y)
+    model.fc1.weight.requires_grad_(False)
+    before = model.fc1.weight.detach().numpy().copy()
+    compiled(x2, y2)
+    assert compiled.traces == 2 and model.fc1.weight.grad is None
+    np.testing.assert_array_equal(model.fc1.weight.detach().numpy(), before)
+
+
 def test_what_a_trace_cannot_record_is_refused_with_the_reason():
     w = mg.randn(3, requires_grad=True)
 
@@ -261,10 +273,12 @@ def test_the_program_prints_one_line_per_instruction():
     compiled(*batches(1)[0])
     text = str(compiled.program)
     assert text.startswith("program train_step: 2 inputs")
-    for line in ("fc1.weight", "= Linear(%0", "call SGD.zero_grad()", "call SGD.step()",
-                 "fc1.weight.grad += %", "return %"):
+    for line in ("fc1.weight", "= linear(%0", "relu(%4)  (in place)", "call SGD.zero_grad()",
+                 "call SGD.step()", "fc1.weight.grad += %", "return %"):
         assert line in text, line
-    assert "LinearBackward" in compiled.program.before_passes
+    traced = compiled.program.before_passes  # as traced: the ops and their Backwards
+    assert "= Linear(%0" in traced and "LinearBackward" in traced and "linear(" not in traced
+    assert compiled.program.passes_run == ["dead_code", "lower"]
 
 
 def test_a_compiled_step_returns_results_that_later_replays_do_not_overwrite():

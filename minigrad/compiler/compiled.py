@@ -24,6 +24,7 @@ from collections import OrderedDict
 
 from .. import backend
 from ..grad_mode import grad_mode
+from ..nn import registration
 from ..nn.module import Module
 from ..tensor import Tensor
 from . import passes
@@ -63,6 +64,7 @@ class Compiled:
         self.traces = 0  # how many times a call was traced
         self.modules = _modules_used_by(fn)
         self._checked = {}  # signature -> replays compared so far
+        self._modules_seen, self._modules_parts = None, ()
 
     def __call__(self, *args, **kwargs):
         key = self._signature(args, kwargs)
@@ -124,11 +126,21 @@ class Compiled:
                         "are part of its signature"
                     ) from None
                 parts.append(value)
-        for module in self.modules:  # a replaced parameter or layer needs a new trace
-            parts.append(tuple(m.training for m in module.modules()))
-            parts.append(tuple(id(p) for p in module.parameters()))
-            parts.append(tuple(id(b) for _, b in module.named_buffers()))
+        parts.append(self._modules_signature())
         return tuple(parts)
+
+    def _modules_signature(self) -> tuple:
+        """The train flags and parameter identities of the modules the function uses (looked at
+        again only when some module changed: registration.changes counts the changes)."""
+        if self._modules_seen != registration.changes[0]:
+            parts = []
+            for module in self.modules:  # a replaced parameter or layer needs a new trace
+                parts.append(tuple(m.training for m in module.modules()))
+                parts.append(tuple(id(p) for p in module.parameters()))
+                parts.append(tuple(id(b) for _, b in module.named_buffers()))
+            self._modules_parts = tuple(parts)
+            self._modules_seen = registration.changes[0]
+        return self._modules_parts
 
     # ---- check=True --------------------------------------------------------------------------
 

@@ -1,6 +1,9 @@
 """Passes: small functions that rewrite a traced program, each printed in its name.
 
     dead_code   drop instructions whose results nothing reads
+    lower       put NumPy kernels (kernels.py) in place of the ops a training step is made of:
+                Linear, ReLU and cross-entropy, forward and backward, in place where an
+                input is dead
 
 run_all runs them in order and notes their names in program.passes_run; `print(step.program)`
 shows the result, and `step.program.before_passes` the program as traced.
@@ -8,11 +11,16 @@ shows the result, and `step.program.before_passes` the program as traced.
 
 from __future__ import annotations
 
-from .program import Backward, Forward, _output_slots, _reads
+from .. import backend
+from ..ops.activation import ReLU
+from ..ops.loss import CrossEntropy
+from ..ops.matmul import Linear
+from . import kernels
+from .program import Accumulate, Backward, Forward, _output_slots, _reads
 
 
 def run_all(program) -> None:
-    for rewrite in (dead_code,):
+    for rewrite in (dead_code, lower):
         rewrite(program)
         program.passes_run.append(rewrite.__name__)
     program.finalize()
@@ -49,3 +57,106 @@ def _removable(instruction, needed: set) -> bool:
             return False
     return not any(s in needed for s in instruction.out_slots if s is not None)
 
+
+def lower(program) -> None:
+    """Replace each Linear, ReLU and CrossEntropy (with its Backward) by kernels, where the
+    arrays are NumPy's and the shapes the common ones; anything else stays as traced."""
+    backwards = {}  # Forward -> its Backward instructions
+    for instruction in program.instructions:
+        if isinstance(instruction, Backward):
+            backwards.setdefault(id(instruction.forward), []).append(instruction)
+    replaced = {}  # id(instruction) -> its kernel
+    for instruction in program.instructions:
+        if isinstance(instruction, Forward) and instruction.cls in _LOWERINGS:
+            pair = _LOWERINGS[instruction.cls](instruction, backwards.get(id(instruction), []),
+                                               program)
+            if pair is not None:
+                forward_kernel, backward_kernels = pair
+                replaced[id(instruction)] = forward_kernel
+                for backward, kernel in zip(backwards.get(id(instruction), []),
+                                            backward_kernels, strict=True):
+                    replaced[id(backward)] = kernel
+    program.instructions[:] = [replaced.get(id(i), i) for i in program.instructions]
+    _choose_in_place(program)
+
+
+def _on_cpu(program, *slots) -> bool:
+    return all(s is None or (program.devices.get(s) is backend.CPU
+                             and program.slots[s].dtype.kind in "fiub") for s in slots)
+
+
+def _lower_linear(forward, backwards, program):
+    x, weight, bias = forward.arg_slots
+    if not _on_cpu(program, x, weight, bias) or len(program.slots[x].shape) != 2 \
+            or program.slots[x].dtype.kind != "f" or len(backwards) > 1:
+        return None
+    (out,) = forward.out_slots
+    kernel = kernels.LinearKernel(x, weight, bias, out, program.slots)
+    grads = []
+    for backward in backwards:
+        (g,) = backward.in_slots
+        outs = tuple(backward.out_slots) + (None,) * (3 - len(backward.out_slots))
+        fresh = [s for s in outs if s is not None and _escapes(program, s)]
+        grads.append(kernels.LinearGrad(g, x if outs[1] is not None else None,
+                                        weight if outs[0] is not None else None, outs, fresh,
+                                        program.slots))
+    return kernel, grads
+
+
+def _lower_relu(forward, backwards, program):
+    (x,) = forward.arg_slots
+    (z,) = forward.out_slots
+    if not _on_cpu(program, x) or program.slots[x].dtype.kind != "f" or len(backwards) > 1:
+        return None
+    grads = [kernels.ReLUGrad(b.in_slots[0], z, b.out_slots[0], False, program.slots)
+             for b in backwards]
+    return kernels.ReLUKernel(x, z, program.slots, False), grads
+
+
+def _lower_cross_entropy(forward, backwards, program):
+    logits, target = forward.arg_slots[:2]
+    reduction = forward.consts[2] if len(forward.consts) > 2 else "mean"
+    if not _on_cpu(program, logits, target) or reduction not in ("mean", "sum") \
+            or len(program.slots[logits].shape) != 2 or len(backwards) > 1 \
+            or any(b.in_slots[1] is not None for b in backwards):
+        return None
+    batch = program.slots[logits].shape[0]
+    scale = (1.0 / batch if batch else float("nan")) if reduction == "mean" else 1.0
+    loss, probs = forward.out_slots
+    grads = [kernels.CrossEntropyGrad(b.in_slots[0], probs, target, scale, b.out_slots[0], False,
+                                      program.slots) for b in backwards]
+    return kernels.CrossEntropyKernel(logits, target, scale, loss, probs, program.slots), grads
+
+
+_LOWERINGS = {Linear: _lower_linear, ReLU: _lower_relu, CrossEntropy: _lower_cross_entropy}
+
+
+def _escapes(program, slot) -> bool:
+    """Whether a slot's array outlives the replay: it becomes a .grad or is returned."""
+    if slot in set(_output_slots(program.output)):
+        return True
+    return any(isinstance(i, Accumulate) and i.slot == slot for i in program.instructions)
+
+
+def _choose_in_place(program) -> None:
+    """A kernel may write over an input that a kernel of this program made (a buffer, not an
+    input or a view) and that nothing else reads, now or later."""
+    readers = {}
+    for instruction in program.instructions:
+        for slot in _reads(instruction):
+            readers[slot] = readers.get(slot, 0) + 1
+    returned = set(_output_slots(program.output))
+    buffers = {s for i in program.instructions if isinstance(i, kernels.Kernel)
+               for s in i.out_slots if s is not None and s not in i.fresh}
+    for instruction in program.instructions:
+        candidate = None
+        if isinstance(instruction, kernels.ReLUKernel):
+            candidate = instruction.x
+        elif isinstance(instruction, kernels.CrossEntropyGrad):
+            candidate = instruction.probs
+        elif isinstance(instruction, kernels.ReLUGrad):
+            candidate = instruction.grad
+        if candidate is not None and candidate in buffers and readers.get(candidate) == 1 \
+                and candidate not in returned:
+            (out,) = instruction.out_slots
+            instruction.in_place = {out: candidate}

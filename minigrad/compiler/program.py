@@ -155,10 +155,12 @@ class Program:
         self.inputs: list = []  # (argument position, slot)
         self.live: list = []  # (tensor, slot, its version when the trace first read it)
         self.consts: list = []  # (slot, array)
+        self.live_requires_grad: dict = {}  # slot -> requires_grad when traced
         self.output = ("constant", None)
         self.n_contexts = 0
         self.devices = {}  # slot -> device
         self.passes_run: list = []  # the names of the passes that rewrote this program
+        self.buffer_slots: set = set()  # kept from replay to replay: a result is copied out
         self.before_passes = ""  # the printed program as traced
 
     def finalize(self) -> None:
@@ -172,6 +174,8 @@ class Program:
                 instruction.devices = tuple(self.devices.get(s) for s in instruction.arg_slots)
             elif isinstance(instruction, Backward):
                 instruction.devices = tuple(self.devices.get(s) for s in instruction.in_slots)
+        self.buffer_slots = {s for i in self.instructions if hasattr(i, "buffers")
+                             for s in i.out_slots if s is not None and s not in i.fresh}
         self._mark_owned()
 
     def _mark_owned(self) -> None:
@@ -190,6 +194,8 @@ class Program:
                 for slot in instruction.out_slots:
                     if slot is not None and slot not in reads and cls.built_in:
                         made_by[slot] = index
+            for slot in getattr(instruction, "fresh", ()):  # a kernel's new arrays
+                made_by[slot] = index
         returned = set(_output_slots(self.output))
         for instruction in self.instructions:
             if isinstance(instruction, Accumulate):
@@ -224,7 +230,8 @@ class Program:
             if check:
                 known = self.slots[slot]
                 if array.shape != known.shape or array.dtype != known.dtype \
-                        or tensor.device is not self.devices.get(slot, tensor.device):
+                        or tensor.device is not self.devices.get(slot, tensor.device) \
+                        or tensor._requires_grad != self.live_requires_grad[slot]:
                     raise Stale(known.label)
             env[slot] = array
 
@@ -304,6 +311,8 @@ def _build(spec, env, args, program):
             return next(t for t, s, _ in program.live if s == slot)
         if known.kind == "input":
             return next(args[p] for p, s in program.inputs if s == slot)
+        if slot in program.buffer_slots:  # the next replay overwrites it: hand out a copy
+            return _wrap(env[slot].copy(), device)
         return _wrap(env[slot], device)
     if kind in ("tuple", "list"):
         items = [_build(item, env, args, program) for item in spec[1]]

@@ -63,6 +63,7 @@ class Tracer:
             slot = self._new_slot(array, "live", name)
             self.live[id(value)] = slot
             self.program.live.append((value, slot, value._version_counter[0]))
+            self.program.live_requires_grad[slot] = value.requires_grad
             return slot
         # an array made outside any op (the engine's starting ones, zeros): a constant
         slot = self._new_slot(array.copy(), "const", "constant")

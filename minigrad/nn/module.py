@@ -12,7 +12,7 @@ from .. import backend
 from ..grad_mode import recorded_as_one_call
 from ..tensor import Tensor, reset_grad
 from .parameter import Parameter
-from .registration import Registration
+from .registration import Registration, changes
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -35,6 +35,7 @@ class Module(Registration):
         return self.forward(*args, **kwargs)
 
     def __setattr__(self, name: str, value) -> None:
+        changes[0] += 1  # (any attribute: a compiled function looks at its modules again)
         if isinstance(value, (Parameter, Module)) and "_parameters" not in self.__dict__:
             raise AttributeError(
                 f"cannot assign {name!r} before Module.__init__() has run: "
@@ -74,6 +75,7 @@ class Module(Registration):
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
+        changes[0] += 1
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         self._buffers.pop(name, None)
@@ -166,6 +168,7 @@ class Module(Registration):
         """Set the training flag on this module and every submodule; return self."""
         for module in self.modules():
             object.__setattr__(module, "training", mode)
+        changes[0] += 1
         return self
 
     def eval(self) -> Module:

@@ -6,6 +6,10 @@ from __future__ import annotations
 from ..tensor import Tensor
 from .parameter import Parameter
 
+# How many times any module's parameters, buffers, submodules or train flag were set: a
+# compiled function (minigrad/compiler) looks again at the modules it uses only when it moved.
+changes = [0]
+
 
 class Registration:
     """register_parameter, register_buffer and add_module, with PyTorch's checks."""
@@ -34,6 +38,7 @@ class Registration:
         self._modules.pop(name, None)
         self._parameters[name] = param
         object.__setattr__(self, name, param)
+        changes[0] += 1
 
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
         """Add a tensor that is state but not a parameter (in state_dict when persistent)."""
@@ -46,6 +51,7 @@ class Registration:
         self._buffers[name] = tensor
         (self._non_persistent.discard if persistent else self._non_persistent.add)(name)
         object.__setattr__(self, name, tensor)
+        changes[0] += 1
 
     def add_module(self, name: str, module) -> None:
         """Add a child module (or None) under `name`."""
@@ -56,5 +62,6 @@ class Registration:
         self._buffers.pop(name, None)
         self._modules[name] = module
         object.__setattr__(self, name, module)
+        changes[0] += 1
 
     register_module = add_module

@@ -1,0 +1,166 @@
+"""Kernels: the instructions the `lower` pass puts where a training step spends its time.
+
+Each does on NumPy arrays what an op's forward or backward does, with the same formula, into
+arrays the program keeps from one replay to the next (no Tensor, no Context, no new array), and
+in place where the pass found the input dead:
+
+    LinearKernel          y = x @ W.T + b
+    ReLUKernel            z = max(y, 0)                       (in place on y when y is dead)
+    CrossEntropyKernel    loss = mean(-log softmax(x)[t]), p = softmax(x)
+    CrossEntropyGrad      dL/dx = (p - onehot(t)) * g * s     (in place on p)
+    ReLUGrad              g' = g where z > 0, else 0          (in place on g)
+    LinearGrad            dX = G @ W, dW = G^T @ X, db = sum of G over the batch
+
+A gradient that goes into a leaf's .grad is a new array each replay (it becomes .grad, as in
+eager); every other output lives in a buffer that the next replay overwrites.
+"""
+
+from __future__ import annotations
+
+import numpy
+
+from ..ops.loss import check_targets
+
+
+class Kernel:
+    """An instruction: reads some slots, writes out_slots (see Program.run)."""
+
+    name = "kernel"
+    reads: tuple = ()
+    out_slots: tuple = ()
+    fresh: tuple = ()  # outputs made new on every replay (they may become a leaf's .grad)
+    in_place: dict = {}  # output slot -> the input slot whose array it overwrites
+
+    def buffer(self, slot, program_slots):
+        """The array kept for an output slot, made on first use."""
+        array = self.buffers.get(slot)
+        if array is None:
+            known = program_slots[slot]
+            array = self.buffers[slot] = numpy.empty(known.shape, known.dtype)
+        return array
+
+    def describe(self, program) -> str:
+        outs = ", ".join("_" if s is None else f"%{s}" for s in self.out_slots)
+        args = ", ".join(f"%{s}" for s in self.reads)
+        note = "  (in place)" if self.in_place else ""
+        return f"{outs} = {self.name}({args}){note}"
+
+
+class LinearKernel(Kernel):
+    name = "linear"
+
+    def __init__(self, x, weight, bias, out, slots):
+        self.x, self.weight, self.bias, self.out = x, weight, bias, out
+        self.reads = tuple(s for s in (x, weight, bias) if s is not None)
+        self.out_slots, self.slots, self.buffers = (out,), slots, {}
+
+    def run(self, env, contexts) -> None:
+        y = self.buffer(self.out, self.slots)
+        numpy.matmul(env[self.x], env[self.weight].T, out=y)
+        if self.bias is not None:
+            y += env[self.bias]
+        env[self.out] = y
+
+
+class ReLUKernel(Kernel):
+    name = "relu"
+
+    def __init__(self, x, out, slots, in_place: bool):
+        self.x, self.out, self.reads, self.out_slots = x, out, (x,), (out,)
+        self.slots, self.buffers = slots, {}
+        self.in_place = {out: x} if in_place else {}
+
+    def run(self, env, contexts) -> None:
+        x = env[self.x]
+        z = x if self.in_place else self.buffer(self.out, self.slots)
+        numpy.maximum(x, 0, out=z)
+        env[self.out] = z
+
+
+class CrossEntropyKernel(Kernel):
+    name = "cross_entropy"
+
+    def __init__(self, logits, target, scale, loss, probs, slots):
+        self.logits, self.target, self.scale = logits, target, scale
+        self.loss, self.probs = loss, probs
+        self.reads, self.out_slots = (logits, target), (loss, probs)
+        self.slots, self.buffers = slots, {}
+
+    def run(self, env, contexts) -> None:
+        x, t = env[self.logits], env[self.target]
+        check_targets(x, t, check_range=True)
+        p = self.buffer(self.probs, self.slots)
+        numpy.subtract(x, x.max(axis=1, keepdims=True), out=p)  # shifted
+        rows = numpy.arange(x.shape[0])
+        picked = p[rows, t]
+        numpy.exp(p, out=p)
+        total = p.sum(axis=1, keepdims=True)
+        losses = numpy.log(total[:, 0]) - picked  # -log softmax(x)[t], no one-hot built
+        p /= total  # now the softmax
+        loss = self.buffer(self.loss, self.slots)
+        loss[...] = losses.sum() * x.dtype.type(self.scale)
+        env[self.loss], env[self.probs] = loss, p
+
+
+class CrossEntropyGrad(Kernel):
+    name = "cross_entropy_grad"
+
+    def __init__(self, grad, probs, target, scale, out, in_place: bool, slots):
+        self.grad, self.probs, self.target, self.scale, self.out = grad, probs, target, scale, out
+        self.reads, self.out_slots = (grad, probs, target), (out,)
+        self.in_place = {out: probs} if in_place else {}
+        self.slots, self.buffers = slots, {}
+
+    def run(self, env, contexts) -> None:
+        p, t = env[self.probs], env[self.target]
+        out = p if self.in_place else self.buffer(self.out, self.slots)
+        if out is not p:
+            numpy.copyto(out, p)
+        out[numpy.arange(t.shape[0]), t] -= 1
+        out *= env[self.grad] * self.scale
+        env[self.out] = out
+
+
+class ReLUGrad(Kernel):
+    name = "relu_grad"
+
+    def __init__(self, grad, z, out, in_place: bool, slots):
+        self.grad, self.z, self.out = grad, z, out
+        self.reads, self.out_slots = (grad, z), (out,)
+        self.in_place = {out: grad} if in_place else {}
+        self.slots, self.buffers = slots, {}
+
+    def run(self, env, contexts) -> None:
+        g, z = env[self.grad], env[self.z]
+        out = g if self.in_place else self.buffer(self.out, self.slots)
+        kept = ~(z <= 0)  # PyTorch's threshold rule: a NaN z passes the gradient
+        if numpy.isfinite(g).all():
+            numpy.multiply(g, kept, out=out)
+        else:  # inf or NaN where ReLU is flat must give 0, not inf * 0
+            numpy.copyto(out, numpy.where(kept, g, g.dtype.type(0)))
+        env[self.out] = out
+
+
+class LinearGrad(Kernel):
+    name = "linear_grad"
+
+    def __init__(self, grad, x, weight, outs, fresh, slots):
+        self.grad, self.x, self.weight = grad, x, weight
+        self.out_x, self.out_w, self.out_b = outs
+        self.reads = tuple(s for s in (grad, x, weight) if s is not None)
+        self.out_slots, self.fresh = outs, tuple(fresh)
+        self.slots, self.buffers = slots, {}
+
+    def run(self, env, contexts) -> None:
+        g = env[self.grad]
+        if self.out_x is not None:
+            env[self.out_x] = self._into(self.out_x, numpy.matmul, g, env[self.weight])
+        if self.out_w is not None:
+            env[self.out_w] = self._into(self.out_w, numpy.matmul, g.T, env[self.x])
+        if self.out_b is not None:
+            env[self.out_b] = self._into(self.out_b, numpy.sum, g, axis=0)
+
+    def _into(self, slot, function, *args, **kwargs):
+        if slot in self.fresh:  # it becomes a leaf's .grad: a new array, as eager makes
+            return function(*args, **kwargs)
+        return function(*args, out=self.buffer(slot, self.slots), **kwargs)
