@@ -1,4 +1,4 @@
-"""Training speed on MNIST: minigrad against PyTorch (CPU) and a hand-written NumPy floor.
+"""Training speed on MNIST: minigrad against PyTorch and JAX (CPU) and a hand-written NumPy floor.
 
 Every implementation trains Linear(784, W) -> ReLU -> Linear(W, W/2) -> ReLU -> Linear(W/2, 10)
 (W = 128 is the tutorial's network) with cross-entropy and SGD (lr 0.05, momentum 0.9,
@@ -6,7 +6,9 @@ nesterov), from the same initial weights, on the same batches in the same order,
 batch by index from arrays already in memory. They take turns of a few steps in one process, so
 that they share the machine's noise; medians of epoch times and of per-epoch ratios are
 reported, with the percent of the sgemm peak measured in the same run, the time of each phase
-of a step, and each one's peak memory (measured alone, in a fresh process). See README.md.
+of a step, and each one's peak memory (measured alone, in a fresh process). With one thread the
+run is pinned to one core. Trainers whose library is missing (jax_jit without JAX,
+minigrad_compiled without mg.compile) are skipped with a note. See README.md.
 
     python benchmarks/bench_mnist.py                        # 1 thread, the whole grid
     python benchmarks/bench_mnist.py --threads 1 2          # one table per thread count
@@ -29,7 +31,7 @@ from pathlib import Path
 import harness
 import mnist_report
 import roofline
-from trainers import PHASES, TRAINERS, sizes_for_width
+from trainers import COMPILED, PHASES, TRAINERS, sizes_for_width, unavailable
 from turns import Participant, RemoteParticipant
 
 
@@ -121,15 +123,27 @@ def main(argv=None) -> dict:
         {
             "threads_requested": threads,
             "threads": part["threads"],
+            "pinned_cpu": part["pinned_cpu"],
+            "xla_flags": part["environment"].get("XLA_FLAGS"),
             "sgemm": part["sgemm"],
             "load_average": part["load_average"],
+            "skipped": part["skipped"],
         }
         for threads, part in zip(args.threads, parts, strict=True)
     ]
-    for key in ("threads", "load_average", "sgemm"):  # per run, in "runs"
+    for key in ("threads", "load_average", "sgemm", "pinned_cpu", "skipped"):  # per run
         del document[key]
     path = harness.write_json(args.json, document)
+    for run in document["runs"]:
+        print(pinning_line(run))
     print(mnist_report.format_tables(document, markdown=args.markdown))
+    impls = {name: impl for r in document["results"] for name, impl in r["impls"].items()}
+    compiled = [name for name, impl in impls.items() if COMPILED in impl["step_us"]]
+    if compiled:
+        print(
+            f"{', '.join(compiled)}: forward, backward and optimiser are one compiled call, "
+            f"timed whole (step_us['{COMPILED}'] in the JSON); their columns for those read 0.\n"
+        )
     if args.chart:
         print(f"chart written to {mnist_report.plot(document, args.chart)}")
     print(f"results written to {path}")
@@ -140,14 +154,19 @@ def main(argv=None) -> dict:
 
 
 def measure(args) -> dict:
+    threads = args.threads[0]
+    # One thread: one core, before any library starts its threads (the workers inherit it).
+    pinned = harness.pin_to_one_core() if threads == 1 else None
     import torch  # for the trainers and PyTorch's sgemm; thread counts are already in force
 
-    threads = args.threads[0]
     if args.chunk_steps is None:
         args.chunk_steps = 10 if threads == 1 else 10**9
     if args.turn_gap is None:
         args.turn_gap = 0.0 if threads == 1 else 0.3
     counts = harness.limit_threads(threads, torch)
+    args.impls, skipped = available(args.impls)  # after limit_threads: jax reads XLA_FLAGS
+    if not args.impls:
+        sys.exit("bench_mnist: none of the requested trainers can run here")
     load_before = harness.warn_if_busy(threads)
     data, test = harness.load_mnist(args.data_root)
     results, sgemm = [], []
@@ -167,9 +186,35 @@ def measure(args) -> dict:
     settings = {key: value for key, value in vars(args).items() if key not in ("json", "chart")}
     document = harness.report("bench_mnist", settings, counts, load_before, torch, results)
     document["sgemm"] = dict(peak, threads=threads, measured=sgemm)
+    document["pinned_cpu"] = pinned
+    document["skipped"] = skipped
     document["checkouts"] = {path: checkout_label(path) for path in args.compare_with}
     harness.write_json(args.json, document)
     return document
+
+
+def available(impls) -> tuple[list, dict]:
+    """The trainers that can run here, and why each other one cannot (a note line for each)."""
+    runnable, skipped = [], {}
+    for impl in impls:
+        reason = unavailable(impl)
+        if reason is None:
+            runnable.append(impl)
+        else:
+            skipped[impl] = reason
+            print(f"note: skipping {impl}: {reason}", file=sys.stderr, flush=True)
+    return runnable, skipped
+
+
+def pinning_line(run) -> str:
+    """The header line that says how the run with this thread count was confined."""
+    threads = run["threads_requested"]
+    if run.get("pinned_cpu") is None:
+        return f"{threads} thread(s): not pinned to a core"
+    return (
+        f"{threads} thread(s): this process and its workers pinned to CPU {run['pinned_cpu']} "
+        f"(os.sched_setaffinity); XLA_FLAGS={run.get('xla_flags')!r}"
+    )
 
 
 def _config(batch_size, width, args, warmup_steps=None) -> dict:
@@ -258,14 +303,19 @@ def add_roofline(result: dict, peak_gflops: float) -> None:
 
 
 def step_breakdown(epochs) -> dict:
-    """Microseconds per step in each phase (median over epochs); overhead is the rest."""
+    """Microseconds per step in each phase (median over epochs); overhead is the rest.
+
+    Every trainer gets the four PHASES (0 where it has no such phase); a phase of its own, the
+    COMPILED call of a compiled step, is added under its name.
+    """
 
     def per_step(seconds, epoch):
         return 1e6 * seconds / epoch["steps"]
 
+    own = sorted({phase for e in epochs for phase in e["phases"]} - set(PHASES))
     breakdown = {
         phase: statistics.median(per_step(e["phases"].get(phase, 0.0), e) for e in epochs)
-        for phase in PHASES
+        for phase in (*PHASES, *own)
     }
     breakdown["overhead"] = statistics.median(
         per_step(e["seconds"] - sum(e["phases"].values()), e) for e in epochs

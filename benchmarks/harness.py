@@ -28,7 +28,12 @@ DEFAULT_DATA_ROOT = Path(os.environ.get("MINIGRAD_DATA_ROOT", REPO.parent / "sha
 # Thread-count variables only. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE may be set in the
 # environment on purpose (they pick OpenBLAS kernels); they are never touched here.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-RECORDED_VARIABLES = THREAD_VARIABLES + ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+RECORDED_VARIABLES = THREAD_VARIABLES + ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "XLA_FLAGS")
+# XLA (the JAX trainer) with one thread, read when jax is first imported. Measured with jaxlib
+# 0.10.2, these flags alone do not stop a large matmul from using two cores (XLA ignores the
+# second word, and its thunk runtime the first): pinning the process to one core (pin_to_one_core)
+# is what holds it to one, since XLA sizes its thread pool by the cores the process may use.
+XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
 # ---- threads --------------------------------------------------------------------------------
@@ -46,6 +51,8 @@ def thread_environment(threads: int) -> dict:
     this script rather than one that an editable install points at.
     """
     env = dict(os.environ, **{name: str(threads) for name in THREAD_VARIABLES})
+    if threads == 1:
+        env["XLA_FLAGS"] = _xla_one_thread(env.get("XLA_FLAGS"))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env[CHILD_MARK] = str(threads)
     return env
@@ -70,12 +77,47 @@ def limit_threads(threads: int, torch=None) -> dict:
     """
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
+    if threads == 1:  # before jax is imported (the JAX trainer imports it when it is built)
+        os.environ["XLA_FLAGS"] = _xla_one_thread(os.environ.get("XLA_FLAGS"))
     _openblas_call("set_num_threads", threads)
     counts = {"numpy_openblas": _openblas_call("get_num_threads")}
     if torch is not None:
         torch.set_num_threads(threads)
         counts["torch"] = torch.get_num_threads()
     return counts
+
+
+def _xla_one_thread(flags: str | None) -> str:
+    """XLA_FLAGS with XLA_ONE_THREAD added to what the user set (once)."""
+    if flags and XLA_ONE_THREAD in flags:
+        return flags
+    return " ".join(filter(None, [flags, XLA_ONE_THREAD]))
+
+
+# The cores this process could use before pin_to_one_core: what machine() reports, so that a
+# pinned run still describes the machine it ran on (and warn_if_busy counts its cores).
+_CORES_BEFORE_PINNING: int | None = None
+
+
+def pin_to_one_core() -> int | None:
+    """Let this process (and the processes it starts later) run on one core only; which one.
+
+    The first of the cores it may use now (os.sched_setaffinity, Linux; child processes inherit
+    it). Libraries that size their thread pools by the usable cores (XLA) then make one thread,
+    and none can spread its work over a second core. None where the OS has no affinity call or
+    refuses it.
+    """
+    global _CORES_BEFORE_PINNING
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cores = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(cores)})
+    except OSError:
+        return None
+    if _CORES_BEFORE_PINNING is None:
+        _CORES_BEFORE_PINNING = len(cores)
+    return min(cores)
 
 
 def _openblas_call(function: str, *args):
@@ -164,6 +206,7 @@ def machine() -> dict:
     except OSError:
         pass
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    affinity = _CORES_BEFORE_PINNING or affinity
     return {
         "cpu": cpu.get("model name") or platform.processor() or platform.machine(),
         "cpu_family": cpu.get("cpu family"),

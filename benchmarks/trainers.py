@@ -1,13 +1,21 @@
-"""The implementations that bench_mnist.py races: minigrad, PyTorch (three ways), the NumPy floor.
+"""The implementations that bench_mnist.py races: minigrad (eager, and its step through
+mg.compile), PyTorch (three ways), JAX (jax.jit of the whole step), the NumPy floor.
 
 Each trainer's `step(index, tick)` is the usual training step on the batch of rows `index`,
 written as that library's users write it; it returns the loss as a float. `tick(phase)` is
 called after each phase (gather, forward, optimiser, backward, optimiser) and charges the time
 since the previous tick to that phase; the timed loop passes a PhaseClock, so the breakdown comes
-from the very steps that are timed (a tick costs well under a microsecond).
+from the very steps that are timed (a tick costs well under a microsecond). A compiled step
+(jax_jit, minigrad_compiled) is one call that cannot be split: after the gather it ticks once,
+COMPILED, for forward, backward and optimiser together.
 
-PyTorch is imported only by the trainers that need it, so that a worker process running
-minigrad alone (bench_mnist.py --compare-with) neither loads it nor counts its memory.
+A trainer that needs what may be missing (JAX, mg.compile) says why in `unavailable()` (None
+when it can run); bench_mnist.py skips it with that note. A trainer with `restart(layers)` keeps
+what it compiled: the warm-up runs on it, and restart puts back the initial weights and empties
+the momentum, so that the timed steps never compile.
+
+PyTorch and JAX are imported only by the trainers that need them, so that a worker process
+running minigrad alone (bench_mnist.py --compare-with) neither loads them nor counts their memory.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import numpy as np
 from numpy_floor import NumpyMLP
 
 PHASES = ("gather", "forward", "backward", "optimiser")
+COMPILED = "compiled"  # the phase of a compiled step: forward, backward and optimiser in one call
 
 
 def sizes_for_width(width: int) -> tuple[int, ...]:
@@ -87,11 +96,15 @@ def _with_relus(linears, relu):
 class MinigradTrainer:
     name = "minigrad"
 
+    @staticmethod
+    def unavailable() -> str | None:
+        return None
+
     def __init__(self, layers, data, settings):
         import minigrad as mg
 
         self.mg = mg
-        linears = [mg.nn.Linear(w.shape[1], w.shape[0]) for w, _ in layers]
+        self.linears = linears = [mg.nn.Linear(w.shape[1], w.shape[0]) for w, _ in layers]
         self.model = mg.nn.Sequential(*_with_relus(linears, mg.nn.ReLU))
         for linear, (w, b) in zip(linears, layers, strict=True):
             linear.weight.array[...] = w
@@ -123,11 +136,68 @@ class MinigradTrainer:
         return float((predicted == targets).mean())
 
 
+class MinigradCompiledTrainer(MinigradTrainer):
+    """The minigrad trainer with its whole step traced and compiled by mg.compile.
+
+    step_fn is the usual step as one function (zero_grad first, as a compiled step is written);
+    the call cannot be split into phases, so it is timed whole (COMPILED).
+    """
+
+    name = "minigrad_compiled"
+
+    @staticmethod
+    def unavailable() -> str | None:
+        import minigrad
+
+        return None if hasattr(minigrad, "compile") else "this minigrad has no mg.compile"
+
+    def __init__(self, layers, data, settings):
+        super().__init__(layers, data, settings)
+        model, criterion, optimizer = self.model, self.loss_fn, self.opt
+
+        def step_fn(x, y):
+            optimizer.zero_grad()
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        self.compiled_step = self.mg.compile(step_fn)
+
+    def step(self, index, tick=no_tick) -> float:
+        x = self.mg.from_numpy(self.inputs[index])
+        y = self.mg.from_numpy(self.targets[index])
+        tick("gather")
+        loss = self.compiled_step(x, y).item()
+        tick(COMPILED)
+        return loss
+
+    def restart(self, layers) -> None:
+        """The initial weights again, in place, and zero momentum: the next step is a first one.
+
+        b = momentum * 0 + d is the first step's b = d exactly. The parameters' and buffers'
+        arrays stay the same objects, in case the compiled step holds on to them.
+        """
+        with self.mg.no_grad():
+            for linear, (w, b) in zip(self.linears, layers, strict=True):
+                linear.weight.copy_(self.mg.from_numpy(w))
+                linear.bias.copy_(self.mg.from_numpy(b))
+        for state in self.opt.state.values():
+            buffer = state.get("momentum_buffer")
+            if buffer is not None:
+                getattr(buffer, "array", buffer)[...] = 0
+        self.opt.zero_grad()
+
+
 class TorchTrainer:
     """PyTorch eager with its default SGD (a loop over the parameters on the CPU)."""
 
     name = "pytorch"
     sgd_options: dict = {}
+
+    @staticmethod
+    def unavailable() -> str | None:
+        return None
 
     def __init__(self, layers, data, settings):
         import torch
@@ -186,8 +256,95 @@ class TorchCompiledTrainer(TorchTrainer):
         return self.torch.compile(model)
 
 
+class JaxTrainer:
+    """jax.jit of the whole step: value_and_grad of the loss, then torch.optim.SGD's update.
+
+    The step takes the parameters and the momentum buffers and returns new ones (donated, so
+    XLA may update them in place). The batch is gathered with NumPy from the same arrays as
+    the others and handed to the step as it is; the step's call returns before XLA has finished
+    (JAX dispatches asynchronously), and float(loss) waits for it.
+    """
+
+    name = "jax_jit"
+
+    @staticmethod
+    def unavailable() -> str | None:
+        try:
+            import jax  # noqa: F401
+        except Exception as error:  # not installed, or a jaxlib that does not load
+            return f"import jax failed ({type(error).__name__}); pip install -e '.[bench]'"
+        return None
+
+    def __init__(self, layers, data, settings):
+        import jax
+
+        self.jax = jax
+        train_step, forward = _jax_functions(jax, **settings)
+        self.train_step = jax.jit(train_step, donate_argnums=(0, 1))
+        self.forward = jax.jit(forward)
+        self.inputs, targets = data
+        self.targets = targets.astype(np.int32)  # JAX's integers are 32-bit: converted once
+        self.restart(layers)
+
+    def restart(self, layers) -> None:
+        """Start again from `layers` (copied) with zero momentum; the compiled step is kept."""
+        jnp = self.jax.numpy
+        self.params = [jnp.array(a) for pair in layers for a in pair]  # w0, b0, w1, b1, ...
+        self.buffers = [jnp.zeros_like(p) for p in self.params]
+
+    def indices(self, order):
+        return order
+
+    def step(self, index, tick=no_tick) -> float:
+        x, y = self.inputs[index], self.targets[index]
+        tick("gather")
+        self.params, self.buffers, loss = self.train_step(self.params, self.buffers, x, y)
+        loss = float(loss)  # waits for the step
+        tick(COMPILED)
+        return loss
+
+    def accuracy(self, inputs, targets) -> float:
+        predicted = np.asarray(self.forward(self.params, inputs)).argmax(1)
+        return float((predicted == targets).mean())
+
+
+def _jax_functions(jax, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    """The training step and the forward of the MLP, for jax.jit; params is [w0, b0, w1, ...]."""
+    jnp = jax.numpy
+
+    def forward(params, x):
+        last = len(params) // 2 - 1
+        for i in range(last + 1):
+            x = x @ params[2 * i].T + params[2 * i + 1]
+            if i < last:
+                x = jax.nn.relu(x)
+        return x
+
+    def loss_fn(params, x, y):  # mean cross-entropy
+        log_probs = jax.nn.log_softmax(forward(params, x))
+        return -jnp.take_along_axis(log_probs, y[:, None], axis=1).mean()
+
+    def update(p, g, b):  # torch.optim.SGD's update, in torch's order (dampening 0)
+        if weight_decay:
+            g = g + weight_decay * p
+        b = momentum * b + g  # from a zero buffer this is torch's first b = g exactly
+        d = g + momentum * b if nesterov else b
+        return p - lr * d, b
+
+    def train_step(params, buffers, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        updated = [update(p, g, b) for p, g, b in zip(params, grads, buffers, strict=True)]
+        return [p for p, _ in updated], [b for _, b in updated], loss
+
+    return train_step, forward
+
+
 class NumpyTrainer:
     name = "numpy_floor"
+
+    @staticmethod
+    def unavailable() -> str | None:
+        return None
 
     def __init__(self, layers, data, settings):
         from numpy_floor import cross_entropy
@@ -219,9 +376,16 @@ TRAINERS = {
     make.name: make
     for make in (
         MinigradTrainer,
+        MinigradCompiledTrainer,
         TorchTrainer,
         TorchFusedTrainer,
         TorchCompiledTrainer,
+        JaxTrainer,
         NumpyTrainer,
     )
 }
+
+
+def unavailable(impl: str) -> str | None:
+    """Why trainer `impl` cannot run here (a missing optional library), or None if it can."""
+    return TRAINERS[impl].unavailable()

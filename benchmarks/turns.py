@@ -53,7 +53,9 @@ class Participant:
     `config` holds sizes, batch_size, seed, settings (the SGD keywords), warmup_steps and
     max_steps. Building it warms up on a throwaway copy: `warmup_steps` steps, then the epoch's
     short last batch if it has one (torch.compile compiles again for a new shape). The trainer
-    that is timed then starts from the untouched initial weights.
+    that is timed then starts from the untouched initial weights. A trainer with `restart`
+    (a compiled step: jax_jit, minigrad_compiled) warms up itself instead, keeping what it
+    compiled, and restarts from the initial weights.
     """
 
     def __init__(self, impl: str, config: dict, data, test):
@@ -71,8 +73,12 @@ class Participant:
         self.first_loss = warm.step(steps[0])
         for index in steps[1 : max(1, config["warmup_steps"])] + steps[-1:]:
             warm.step(index)
-        del warm
-        self.trainer = make(layers, data, config["settings"])
+        if hasattr(warm, "restart"):
+            warm.restart(layers)
+            self.trainer = warm
+        else:
+            del warm
+            self.trainer = make(layers, data, config["settings"])
         self.pending = iter(())
 
     def start_epoch(self, epoch: int) -> None:
@@ -155,7 +161,15 @@ class RemoteParticipant:
 
 
 def serve() -> None:
-    """The worker: answer one JSON command per line until stdin closes."""
+    """The worker: answer one JSON command per line until stdin closes.
+
+    With one thread (the environment bench_mnist.py's child passes on), the worker runs on one
+    core, as the child does: it inherits the child's core, and pins itself if started otherwise.
+    """
+    import harness
+
+    if harness.in_threads(1):
+        harness.pin_to_one_core()
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the replies
     participant = None

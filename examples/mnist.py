@@ -4,6 +4,10 @@
     python examples/mnist.py --data-root ../shared/datasets --device cpu --out runs/cpu
     python examples/mnist.py --resume               # after Ctrl-C or a crash: finish the run
     python examples/mnist.py --evaluate runs/mnist/best.npz
+    python examples/mnist.py --no-compile           # every step through the eager engine
+
+Each training step runs through mg.compile: the first step of each batch size is traced, the
+rest replay its program (docs/compile.md); --no-compile runs the same step eagerly.
 
 The --out folder gets checkpoint.npz (everything --resume needs, written first each epoch),
 best.npz (the model's state dict at the lowest test loss so far), stats.csv and stats.json (one
@@ -49,18 +53,29 @@ class Diverged(Exception):
     """The loss stopped being a finite number; training cannot recover from that."""
 
 
-def train_epoch(model, loader, loss_fn, optimizer, bar, max_steps=None, log_interval=20):
+def make_train_step(model, loss_fn, optimizer, compiled: bool = True):
+    """One training step on a batch (forward, loss, backward, SGD's update), returning the loss
+    and the logits; through mg.compile unless compiled=False."""
+
+    def train_step(x, y):
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss, logits
+
+    return mg.compile(train_step) if compiled else train_step
+
+
+def train_epoch(model, loader, train_step, bar, max_steps=None, log_interval=20):
     """One pass over the training set; returns the running mean loss and accuracy."""
     model.train()
     # Sums stay tensors on the device: reading a number back (.item()) makes the CPU wait for
     # the GPU, so it happens only every log_interval steps (for the bar and the NaN check).
     total_loss, correct, seen = 0.0, 0, 0
     for step, (x, y) in enumerate(loader, start=1):
-        logits = model(x)
-        loss = loss_fn(logits, y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        loss, logits = train_step(x, y)
         with mg.no_grad():
             total_loss = total_loss + loss * len(y)
             correct = correct + (logits.argmax(dim=1) == y).sum()
@@ -175,6 +190,7 @@ def train(parser, args, run, state, settings, notes, restart: bool) -> int:
         history, best, best_model = state["history"], state["best"], state["best_model"]
         start = state["epoch"]
     steps = min(settings["steps_per_epoch"] or len(train_loader), len(train_loader))
+    train_step = make_train_step(model, loss_fn, optimizer, compiled=not args.no_compile)
 
     print(model)
     for note in [*notes, threads_note] if threads_note else notes:
@@ -182,7 +198,8 @@ def train(parser, args, run, state, settings, notes, restart: bool) -> int:
     if start:
         print(f"resuming from epoch {start} of {run.file('checkpoint.npz')}")
     blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
-    print(f"training on {device} ({blas} BLAS threads): {len(train_set)} train / "
+    how = "eager steps" if args.no_compile else "compiled steps (mg.compile)"
+    print(f"training on {device} ({blas} BLAS threads, {how}): {len(train_set)} train / "
           f"{len(test_set)} test images, "
           f"{steps} batches of {settings['batch_size']} per epoch; writing to {run.path}")
     epochs, epoch = settings["epochs"], start
@@ -195,8 +212,8 @@ def train(parser, args, run, state, settings, notes, restart: bool) -> int:
             with tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False,
                       disable=args.no_progress, dynamic_ncols=True) as bar, \
                     mg.backend.numpy.errstate(all="ignore"):
-                train_loss, train_acc = train_epoch(model, train_loader, loss_fn, optimizer, bar,
-                                                    steps, settings["log_interval"])
+                train_loss, train_acc = train_epoch(model, train_loader, train_step, bar, steps,
+                                                    settings["log_interval"])
                 train_time = time.perf_counter() - began
                 test_loss, test_acc = evaluate(model, test_loader)
             if not math.isfinite(test_loss):

@@ -146,6 +146,8 @@ def build_parser():
         help="BLAS threads on the CPU (default: BLAS's own choice, usually one per core)")
     add("--out", default="runs/mnist", help="run folder (default: runs/mnist)")
     add("--no-progress", action="store_true", help="no progress bar")
+    add("--no-compile", action="store_true",
+        help="run each training step through the eager engine instead of mg.compile's program")
     add("--resume", action="store_true",
         help="continue the run in --out from its checkpoint.npz, with its settings")
     add("--overwrite", action="store_true",
