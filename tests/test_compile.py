@@ -131,7 +131,8 @@ def test_a_compiled_model_evaluates_like_the_model():
     evaluate = mg.compile(model)
     for x, _ in batches(3):
         with mg.no_grad():
-            np.testing.assert_allclose(evaluate(x).numpy(), model(x).numpy(), rtol=1e-6)
+            np.testing.assert_allclose(evaluate(x).numpy(), model(x).numpy(), rtol=1e-5,
+                                       atol=1e-6)  # another layout: another rounding
     assert evaluate.traces == 1
 
 
@@ -278,7 +279,7 @@ def test_the_program_prints_one_line_per_instruction():
         assert line in text, line
     traced = compiled.program.before_passes  # as traced: the ops and their Backwards
     assert "= Linear(%0" in traced and "LinearBackward" in traced and "linear(" not in traced
-    assert compiled.program.passes_run == ["dead_code", "lower"]
+    assert compiled.program.passes_run == ["dead_code", "lower", "relayout"]
 
 
 def test_a_compiled_step_returns_results_that_later_replays_do_not_overwrite():

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy
 
-from ..ops.loss import check_targets
+from ..ops.loss import check_targets, labels_in_range
 
 
 class Kernel:
@@ -31,12 +31,14 @@ class Kernel:
     fresh: tuple = ()  # outputs made new on every replay (they may become a leaf's .grad)
     in_place: dict = {}  # output slot -> the input slot whose array it overwrites
 
-    def buffer(self, slot, program_slots):
-        """The array kept for an output slot, made on first use."""
+    def buffer(self, slot, program_slots, like=None, dtype=None):
+        """The array kept for an output slot (or a scratch array shaped like `like`), made on
+        first use."""
         array = self.buffers.get(slot)
         if array is None:
-            known = program_slots[slot]
-            array = self.buffers[slot] = numpy.empty(known.shape, known.dtype)
+            shape, kind = (like.shape, dtype) if like is not None else \
+                (program_slots[slot].shape, program_slots[slot].dtype)
+            array = self.buffers[slot] = numpy.empty(shape, kind)
         return array
 
     def describe(self, program) -> str:
@@ -84,21 +86,24 @@ class CrossEntropyKernel(Kernel):
         self.logits, self.target, self.scale = logits, target, scale
         self.loss, self.probs = loss, probs
         self.reads, self.out_slots = (logits, target), (loss, probs)
-        self.slots, self.buffers = slots, {}
+        self.slots, self.buffers, self.rows = slots, {}, None
 
     def run(self, env, contexts) -> None:
         x, t = env[self.logits], env[self.target]
-        check_targets(x, t, check_range=True)
+        if not labels_in_range(t, x.shape[1]):  # (the shapes and dtypes are the trace's)
+            check_targets(x, t)  # raises, naming the bad label
         p = self.buffer(self.probs, self.slots)
+        if self.rows is None or self.rows.shape[0] != x.shape[0]:
+            self.rows = numpy.arange(x.shape[0])
         numpy.subtract(x, x.max(axis=1, keepdims=True), out=p)  # shifted
-        rows = numpy.arange(x.shape[0])
-        picked = p[rows, t]
+        picked = p[self.rows, t].sum()
         numpy.exp(p, out=p)
         total = p.sum(axis=1, keepdims=True)
-        losses = numpy.log(total[:, 0]) - picked  # -log softmax(x)[t], no one-hot built
+        # the sum of -log softmax(x)[t] = log(sum(exp(shifted))) - shifted[t], no one-hot built
+        losses = numpy.log(total).sum() - picked
         p /= total  # now the softmax
         loss = self.buffer(self.loss, self.slots)
-        loss[...] = losses.sum() * x.dtype.type(self.scale)
+        loss[...] = losses * x.dtype.type(self.scale)
         env[self.loss], env[self.probs] = loss, p
 
 
@@ -133,7 +138,9 @@ class ReLUGrad(Kernel):
     def run(self, env, contexts) -> None:
         g, z = env[self.grad], env[self.z]
         out = g if self.in_place else self.buffer(self.out, self.slots)
-        kept = ~(z <= 0)  # PyTorch's threshold rule: a NaN z passes the gradient
+        kept = self.buffer(("kept", self.out), self.slots, like=z, dtype=bool)
+        numpy.less_equal(z, 0, out=kept)  # PyTorch's threshold rule: 0 where z <= 0, the
+        numpy.logical_not(kept, out=kept)  # gradient elsewhere (a NaN z passes it)
         if numpy.isfinite(g).all():
             numpy.multiply(g, kept, out=out)
         else:  # inf or NaN where ReLU is flat must give 0, not inf * 0
@@ -144,8 +151,9 @@ class ReLUGrad(Kernel):
 class LinearGrad(Kernel):
     name = "linear_grad"
 
-    def __init__(self, grad, x, weight, outs, fresh, slots):
+    def __init__(self, grad, x, weight, outs, fresh, slots, weight_layout=None):
         self.grad, self.x, self.weight = grad, x, weight
+        self.weight_layout = weight if weight_layout is None else weight_layout
         self.out_x, self.out_w, self.out_b = outs
         self.reads = tuple(s for s in (grad, x, weight) if s is not None)
         self.out_slots, self.fresh = outs, tuple(fresh)
@@ -156,11 +164,20 @@ class LinearGrad(Kernel):
         if self.out_x is not None:
             env[self.out_x] = self._into(self.out_x, numpy.matmul, g, env[self.weight])
         if self.out_w is not None:
-            env[self.out_w] = self._into(self.out_w, numpy.matmul, g.T, env[self.x])
+            weight = env[self.weight_layout]
+            if weight.flags.f_contiguous and not weight.flags.c_contiguous:
+                # W kept as (in, out) memory (the relayout in passes.py): dW in the same layout
+                env[self.out_w] = self._into(self.out_w, numpy.matmul, env[self.x].T, g,
+                                             transposed=True)
+            else:
+                env[self.out_w] = self._into(self.out_w, numpy.matmul, g.T, env[self.x])
         if self.out_b is not None:
             env[self.out_b] = self._into(self.out_b, numpy.sum, g, axis=0)
 
-    def _into(self, slot, function, *args, **kwargs):
+    def _into(self, slot, function, *args, transposed=False, **kwargs):
         if slot in self.fresh:  # it becomes a leaf's .grad: a new array, as eager makes
-            return function(*args, **kwargs)
-        return function(*args, out=self.buffer(slot, self.slots), **kwargs)
+            result = function(*args, **kwargs)
+            return result.T if transposed else result
+        out = self.buffer(slot, self.slots)
+        function(*args, out=out.T if transposed else out, **kwargs)
+        return out

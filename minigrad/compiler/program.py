@@ -111,12 +111,13 @@ class Accumulate:
     def __init__(self, leaf, slot: int, name: str):
         self.leaf, self.slot, self.name = leaf, slot, name
         self.owned = False  # the slot's array is new on each replay and read nowhere else
+        self.owned_view = False  # ... even when it is a view (a kernel's transposed result)
 
     def run(self, env, contexts) -> None:
         array = env[self.slot]
         leaf = self.leaf
         if leaf._grad is None:
-            owned = self.owned and array.base is None
+            owned = self.owned and (array.base is None or self.owned_view)
             leaf._grad = _wrap(array if owned else array.copy(), leaf.device)
             return
         total = leaf._grad.array
@@ -183,6 +184,7 @@ class Program:
         or backward makes it new on every replay and nothing else reads it (the engine's rule,
         docs/architecture.md)."""
         made_by = {}
+        kernel_made = set()
         readers = {}
         for index, instruction in enumerate(self.instructions):
             for slot in _reads(instruction):
@@ -196,6 +198,7 @@ class Program:
                         made_by[slot] = index
             for slot in getattr(instruction, "fresh", ()):  # a kernel's new arrays
                 made_by[slot] = index
+                kernel_made.add(slot)
         returned = set(_output_slots(self.output))
         for instruction in self.instructions:
             if isinstance(instruction, Accumulate):
@@ -203,6 +206,7 @@ class Program:
                 instruction.owned = (slot in made_by and slot not in returned
                                      and len(readers.get(slot, ())) == 1
                                      and self.slots[slot].kind == "value")
+                instruction.owned_view = instruction.owned and slot in kernel_made
 
     def run(self, args):
         """Replay: fill the slots, run every instruction, return the result as Tensors."""

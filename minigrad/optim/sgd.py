@@ -84,7 +84,7 @@ class SGD(Optimizer):
         array = param.array
         scratch = self._scratch.get(param)  # two arrays like the parameter, made once
         if (scratch is None or scratch[0].shape != array.shape
-                or scratch[0].dtype is not array.dtype):
+                or scratch[0].dtype is not array.dtype or scratch[0].strides != array.strides):
             xp = backend.array_module(array)
             scratch = self._scratch[param] = (xp.empty_like(array), xp.empty_like(array))
         if not settings[1]:  # no momentum: no state
@@ -127,7 +127,7 @@ def _update(p, grad, buffer, scratch, settings, numbers):
         d = xp.add(d, second, first)
     if momentum:
         if buffer is None:
-            buffer = d.copy()  # b = d on the first step
+            buffer = d.copy(order="K")  # b = d on the first step (in the parameter's layout)
         else:
             xp.multiply(buffer, momentum_, buffer)  # b = momentum * b + (1 - dampening) * d
             buffer += d if dampening == 0 else xp.multiply(d, undamped_, second)
