@@ -198,8 +198,8 @@ def train(parser, args, run, state, settings, notes, restart: bool) -> int:
     if start:
         print(f"resuming from epoch {start} of {run.file('checkpoint.npz')}")
     blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
-    how = "eager steps" if args.no_compile else "compiled steps (mg.compile)"
-    print(f"training on {device} ({blas} BLAS threads, {how}): {len(train_set)} train / "
+    how = "eager steps" if args.no_compile else "steps compiled by mg.compile"
+    print(f"training on {device} ({blas} BLAS threads) with {how}: {len(train_set)} train / "
           f"{len(test_set)} test images, "
           f"{steps} batches of {settings['batch_size']} per epoch; writing to {run.path}")
     epochs, epoch = settings["epochs"], start

@@ -19,7 +19,6 @@ beside the program for the first calls and raises on any difference.
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 
 from .. import backend
@@ -29,7 +28,7 @@ from ..nn.module import Module
 from ..tensor import Tensor
 from . import passes
 from .program import Stale
-from .trace import TraceError, Tracer
+from .trace import TraceError, Tracer, copy_state
 
 CHECKED_CALLS = 3  # replays that check=True compares with the eager function
 
@@ -90,6 +89,7 @@ class Compiled:
         for position, arg in enumerate(args):
             if isinstance(arg, Tensor):
                 tracer.input_slot(arg, position)
+                tracer.snapshot.add_tensor(arg)
         grad_mode.tracer = tracer
         try:
             result = self.fn(*args, **kwargs)
@@ -98,6 +98,9 @@ class Compiled:
         program = tracer.finish(result)
         program.finalize()
         program.before_passes = str(program)
+        # Undo the traced run and let the program make this call too: every call's result then
+        # comes from the program, whichever call happened to trace it.
+        tracer.snapshot.restore()
         if self.optimize:
             passes.run_all(program)
         self.traces += 1
@@ -105,7 +108,7 @@ class Compiled:
         self.program = program
         while len(self.programs) > self.cache_size:
             self.programs.popitem(last=False)
-        return result
+        return program.run(args)
 
     def _signature(self, args, kwargs) -> tuple:
         parts = [grad_mode.enabled, grad_mode.inference]
@@ -168,7 +171,7 @@ class _State:
         self.program = program
         self.tensors = [(t, t.array.copy(), None if t._grad is None else t._grad.array.copy())
                         for t, _, _ in program.live]
-        self.objects = [(i.obj, _copy_state(i.obj.state)) for i in program.instructions
+        self.objects = [(i.obj, copy_state(i.obj.state)) for i in program.instructions
                         if hasattr(getattr(i, "obj", None), "state")]
 
     def restore(self) -> None:
@@ -179,7 +182,7 @@ class _State:
                 grad.copy(), tensor.device)
         for obj, state in self.objects:
             obj.state.clear()
-            obj.state.update(_copy_state(state))
+            obj.state.update(copy_state(state))
 
     def compare(self, other, where: str) -> None:
         for (tensor, array, grad), (_, array2, grad2) in zip(self.tensors, other.tensors,
@@ -192,11 +195,6 @@ class _State:
                                         f"but {'None' if grad2 is None else 'set'} after eager")
             if grad is not None:
                 _close(grad, grad2, f"{where}: {name}.grad")
-
-
-def _copy_state(state: dict) -> dict:
-    """An optimiser's state with its arrays copied; the keys stay the parameters themselves."""
-    return {key: copy.deepcopy(value) for key, value in state.items()}
 
 
 def _slot_of(program, tensor) -> int:

@@ -13,8 +13,6 @@ shows the result, and `step.program.before_passes` the program as traced.
 
 from __future__ import annotations
 
-import numpy
-
 from .. import backend
 from ..ops.activation import ReLU
 from ..ops.loss import CrossEntropy
@@ -192,4 +190,4 @@ def relayout(program) -> None:
 
 def _transposed_layout(array):
     """The same values and shape, stored as the C-ordered transpose."""
-    return numpy.ascontiguousarray(array.T).T
+    return backend.numpy.ascontiguousarray(array.T).T

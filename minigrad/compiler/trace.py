@@ -22,6 +22,8 @@ before the call. Python control flow is frozen at trace time, as in jax.jit and 
 
 from __future__ import annotations
 
+import copy
+
 from .. import backend
 from ..engine.function import Context
 from ..grad_mode import grad_mode
@@ -38,6 +40,7 @@ class Tracer:
 
     def __init__(self, name: str, names: dict | None = None):
         self.program = Program(name)
+        self.snapshot = Snapshot()  # the state before the trace changed it (see Snapshot)
         self.slot_of = {}  # id(array) -> slot number
         self.keep = []  # every array seen, alive until the trace ends (ids stay unique)
         self.live = {}  # id(tensor) -> slot of a tensor read at each replay
@@ -59,6 +62,7 @@ class Tracer:
         if slot is not None:
             return slot
         if isinstance(value, Tensor):  # a tensor from outside: read it live at each replay
+            self.snapshot.add_tensor(value)
             name = self.names.get(id(value), "tensor")
             slot = self._new_slot(array, "live", name)
             self.live[id(value)] = slot
@@ -156,6 +160,7 @@ class Tracer:
 
     def record_accumulate(self, leaf, grad) -> None:
         """The engine added `grad` into `leaf.grad` (it has already done so)."""
+        self.snapshot.add_tensor(leaf)
         if leaf._hooks:
             raise TraceError(
                 "mg.compile: a leaf of shape "
@@ -180,6 +185,7 @@ class Tracer:
                 f"mg.compile: {type(obj).__name__}.{method.__name__} was given a Tensor; a "
                 "replay would pass the same one again. Pass numbers, or call it outside"
             )
+        self.snapshot.add_object(obj)
         grad_mode.tracer = None
         try:
             result = method(obj, *args, **kwargs)
@@ -242,3 +248,45 @@ def _tensors_changed_by(obj):
         return [p for group in groups for p in group["params"]]
     parameters = getattr(obj, "parameters", None)
     return list(parameters()) if callable(parameters) else []
+
+
+class Snapshot:
+    """What a traced call changes, as it was before: tensors' values and gradients, objects'
+    state (an optimiser's momentum buffers), the CPU generator. mg.compile puts it back after
+    the trace and lets the program make the call, so that every call's result comes from the
+    same program, whichever call traced it (a resumed run repeats an uninterrupted one bit for
+    bit)."""
+
+    def __init__(self):
+        self.tensors = {}  # id -> (tensor, array copy, grad array copy or None)
+        self.objects = {}  # id -> (object, copy of its state)
+        self.rng = backend.get_rng_state(backend.CPU)
+
+    def add_tensor(self, tensor) -> None:
+        if id(tensor) not in self.tensors:
+            grad = tensor._grad
+            self.tensors[id(tensor)] = (tensor, tensor.array.copy(order="K"),
+                                        None if grad is None else grad.array.copy(order="K"))
+
+    def add_object(self, obj) -> None:
+        """An optimiser (or module) about to change: its parameters and its state."""
+        for tensor in _tensors_changed_by(obj):
+            self.add_tensor(tensor)
+        state = getattr(obj, "state", None)
+        if isinstance(state, dict) and id(obj) not in self.objects:
+            self.objects[id(obj)] = (obj, copy_state(state))
+
+    def restore(self) -> None:
+        for tensor, array, grad in self.tensors.values():
+            backend.module_for(tensor.device).copyto(tensor.array, array)
+            tensor._grad = None if grad is None else Tensor._wrap_no_copy_no_checks(
+                grad, tensor.device)
+        for obj, state in self.objects.values():
+            obj.state.clear()
+            obj.state.update(state)
+        backend.set_rng_state(backend.CPU, self.rng)
+
+
+def copy_state(state: dict) -> dict:
+    """An optimiser's state with its arrays copied; the keys stay the parameters themselves."""
+    return {key: copy.deepcopy(value) for key, value in state.items()}
