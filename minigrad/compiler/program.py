@@ -44,7 +44,7 @@ class Slot:
     value: object = None  # a constant's array
 
     def describe(self) -> str:
-        return f"{backend.scalar_name(self.dtype)} {self.shape}"
+        return f"{self.dtype} {self.shape}"
 
 
 class Stale(Exception):
@@ -240,15 +240,18 @@ class Program:
             env[slot] = array
 
     def __str__(self) -> str:
-        lines = [f"program {self.name}: {len(self.inputs)} inputs, {len(self.live)} live "
-                 f"tensors, {len(self.consts)} constants, {len(self.instructions)} instructions"]
+        counts = [_count(len(self.inputs), "input"), _count(len(self.live), "live tensor"),
+                  _count(len(self.consts), "constant"),
+                  _count(len(self.instructions), "instruction")]
+        lines = [f"program {self.name}: " + ", ".join(counts)]
         for slot in self.slots:
             if slot.kind == "input":
                 lines.append(f"  %{slot.number:<3} {slot.label:<24} {slot.describe()}")
             elif slot.kind == "live":
                 lines.append(f"  %{slot.number:<3} {slot.label:<24} {slot.describe()}  read live")
             elif slot.kind == "const":
-                lines.append(f"  %{slot.number:<3} {slot.label:<24} {slot.describe()}")
+                value = f" = {slot.value.tolist()}" if slot.value.size <= 4 else ""
+                lines.append(f"  %{slot.number:<3} {slot.label:<24} {slot.describe()}{value}")
         for instruction in self.instructions:
             text = instruction.describe(self)
             shapes = [self.slots[s].describe() for s in getattr(instruction, "out_slots", ())
@@ -288,6 +291,10 @@ def _reads(instruction) -> list:
     if isinstance(instruction, Accumulate):
         return [instruction.slot]
     return list(getattr(instruction, "reads", ()))
+
+
+def _count(number: int, what: str) -> str:
+    return f"{number} {what}{'' if number == 1 else 's'}"
 
 
 def _results(slots) -> str:

@@ -158,6 +158,17 @@ class Tracer:
                                                   tuple_result=type(grads) is tuple))
         return grads
 
+    def record_start(self, grads) -> None:
+        """backward's starting gradients: made by the engine (ones) they are constants; given
+        by the function (an input, a computed tensor) they keep the slot they have."""
+        for grad in grads:
+            if id(grad.array) not in self.slot_of and grad.grad_fn is None \
+                    and not grad.requires_grad:
+                slot = self._new_slot(grad.array.copy(), "const", "start gradient")
+                self.slot_of[id(grad.array)] = slot
+                self.keep.append(grad.array)
+                self.program.consts.append((slot, self.program.slots[slot].value))
+
     def record_accumulate(self, leaf, grad) -> None:
         """The engine added `grad` into `leaf.grad` (it has already done so)."""
         self.snapshot.add_tensor(leaf)

@@ -141,6 +141,8 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
     `on_send(node, number, grad)` sees the gradient sent along each edge (mg.viz draws them).
     """
     run = _Run(inputs, capture, create_graph, on_send)
+    if grad_mode.tracer is not None:  # mg.compile: the starting gradients (compiler/trace.py)
+        grad_mode.tracer.record_start(grads)
     previous = grad_mode.enabled
     grad_mode.enabled = create_graph  # backward's own operations are recorded only if asked
     try:

@@ -79,7 +79,7 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100,
     if fast and not kernels.applies(input.array):
         if (t.dtype.kind in "iu" and t.ndim == 1 and input.ndim == 2
                 and loss.labels_in_range(t, input.shape[1])):  # the one pass over the labels
-            return loss.CrossEntropy.apply(input, target, reduction, True)[0]
+            return loss.CrossEntropy.apply(input, target, reduction)[0]
         # An ignored -100 takes the general path; anything else, the fused one, which names
         # what is wrong (a bad label, a shape).
         fast = not bool((t == -100).any())

@@ -53,11 +53,11 @@ class CrossEntropy(Op):
     higher derivatives reach the logits through p (dp/dx = softmax's Jacobian)."""
 
     @staticmethod
-    def forward(ctx, logits, target, reduction="mean", range_checked=False):
+    def forward(ctx, logits, target, reduction="mean"):
         x, t = logits.array, target.array
         fused = kernels.applies(x)  # CUDA: one kernel, which gives a bad target a NaN loss
         # (on a GPU, checking the range would wait for the device)
-        check_targets(x, t, check_range=not (fused or range_checked))
+        check_targets(x, t, check_range=not fused)
         batch = x.shape[0]
         ctx.scale = (1.0 / batch if batch else float("nan")) if reduction == "mean" else 1.0
         ctx.set_materialize_grads(False)  # p's gradient is None unless something used p
@@ -80,14 +80,14 @@ class CrossEntropy(Op):
     @staticmethod
     def backward(ctx, grad, grad_probs):
         target, probs = ctx.saved_tensors
-        # (the target, reduction and range_checked have no gradient)
+        # (the target and the reduction have no gradient)
         grad_logits = None
         if grad is not None:
             grad_logits = CrossEntropyBackward.apply(grad, probs, target, ctx.scale)
         if grad_probs is not None:  # only a higher derivative sends one: softmax's Jacobian
             through_probs = probs * (grad_probs - (grad_probs * probs).sum(1, keepdim=True))
             grad_logits = through_probs if grad_logits is None else grad_logits + through_probs
-        return grad_logits, None, None, None
+        return grad_logits, None, None
 
 
 class CrossEntropyBackward(Op):
