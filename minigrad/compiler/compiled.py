@@ -235,9 +235,13 @@ def _close(a, b, where: str) -> None:
 
 
 def _modules_used_by(fn) -> list:
-    """The Modules a function can reach by name: itself, its self, its globals and closure."""
+    """The Modules a function can reach by name: itself, its self (and its self's attributes),
+    its globals, closure and default arguments."""
     found = []
-    candidates = [fn, getattr(fn, "__self__", None)]
+    owner = getattr(fn, "__self__", None)
+    candidates = [fn, owner, *getattr(fn, "__defaults__", None) or ()]
+    if owner is not None and not isinstance(owner, Module):
+        candidates += list(getattr(owner, "__dict__", {}).values())
     code = getattr(fn, "__code__", None)
     if code is not None:
         scope = getattr(fn, "__globals__", {})
