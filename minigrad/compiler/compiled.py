@@ -239,7 +239,7 @@ def _modules_used_by(fn) -> list:
     its globals, closure and default arguments."""
     found = []
     owner = getattr(fn, "__self__", None)
-    candidates = [fn, owner, *getattr(fn, "__defaults__", None) or ()]
+    candidates = [fn, owner, *(getattr(fn, "__defaults__", None) or ())]
     if owner is not None and not isinstance(owner, Module):
         candidates += list(getattr(owner, "__dict__", {}).values())
     code = getattr(fn, "__code__", None)
