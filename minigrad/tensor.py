@@ -727,15 +727,13 @@ class Tensor:
             if self.array.size == 0:
                 raise RuntimeError(f"{op}(): Expected reduction dim to be specified for "
                                    "input.numel() == 0.")
-            index = getattr(self.array, op)()
-        else:
-            (axis,) = reduce.normalize_dims(dim, self.ndim, op) or (None,)
-            if axis is not None and self.array.shape[axis] == 0:
-                raise IndexError(f"{op}(): Expected reduction dim {dim} to have non-zero size "
-                                 f"(shape {self.shape})")
-            index = getattr(self.array, op)(axis=axis, keepdims=keepdim)
-        xp = backend.array_module(self.array)  # NumPy gives a scalar when no dims are left
-        return Tensor._wrap_no_copy_no_checks(backend.ensure_array(index, xp), self.device)
+            return selection.NoGradient.apply(lambda a: getattr(a, op)(), self)
+        (axis,) = reduce.normalize_dims(dim, self.ndim, op) or (None,)
+        if axis is not None and self.array.shape[axis] == 0:
+            raise IndexError(f"{op}(): Expected reduction dim {dim} to have non-zero size "
+                             f"(shape {self.shape})")
+        return selection.NoGradient.apply(
+            lambda a: getattr(a, op)(axis=axis, keepdims=keepdim), self)
 
     def amax(self, dim=None, keepdim: bool = False):
         """The largest values over `dim` (an int or a tuple; all dims when None); ties share the
@@ -1012,10 +1010,7 @@ class Tensor:
     # ---- comparisons and tests (bool results, no gradient) -------------------------------
 
     def _compare(self, other, op) -> Tensor:
-        other = other.array if isinstance(other, Tensor) else other
-        xp = backend.array_module(self.array)  # NumPy gives a scalar for 0-d tensors
-        result = backend.ensure_array(op(self.array, other), xp)
-        return Tensor._wrap_no_copy_no_checks(result, self.device)
+        return selection.NoGradient.apply(op, self, other)
 
     def __eq__(self, other):
         return self._compare(other, lambda a, b: a == b)
@@ -1061,27 +1056,21 @@ class Tensor:
 
     def isnan(self):
         """True where an element is NaN."""
-        return Tensor._wrap_no_copy_no_checks(
-            backend.array_module(self.array).isnan(self.array), self.device)
+        return selection.NoGradient.apply(backend.array_module(self.array).isnan, self)
 
     def isfinite(self):
         """True where an element is neither infinite nor NaN."""
-        return Tensor._wrap_no_copy_no_checks(
-            backend.array_module(self.array).isfinite(self.array), self.device)
+        return selection.NoGradient.apply(backend.array_module(self.array).isfinite, self)
 
     def any(self, dim=None, keepdim: bool = False):
         """True where any element (along dim, or of all) is nonzero (a bool tensor)."""
         axes = reduce.normalize_dims(dim, self.ndim, "any") if dim is not None else None
-        xp = backend.array_module(self.array)
-        return Tensor._wrap_no_copy_no_checks(
-            backend.ensure_array(self.array.any(axis=axes, keepdims=keepdim), xp), self.device)
+        return selection.NoGradient.apply(lambda a: a.any(axis=axes, keepdims=keepdim), self)
 
     def all(self, dim=None, keepdim: bool = False):
         """True where every element (along dim, or of all) is nonzero (a bool tensor)."""
         axes = reduce.normalize_dims(dim, self.ndim, "all") if dim is not None else None
-        xp = backend.array_module(self.array)
-        return Tensor._wrap_no_copy_no_checks(
-            backend.ensure_array(self.array.all(axis=axes, keepdims=keepdim), xp), self.device)
+        return selection.NoGradient.apply(lambda a: a.all(axis=axes, keepdims=keepdim), self)
 
     def allclose(self, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan=False) -> bool:
         """Whether |self - other| <= atol + rtol * |other| everywhere (shapes broadcast)."""

@@ -318,3 +318,53 @@ def test_every_result_comes_from_the_program_whichever_call_traced_it():
     assert again == losses[3:]
     for a, b in zip(model.parameters(), model2.parameters(), strict=True):
         assert a.detach().numpy().tobytes() == b.detach().numpy().tobytes()
+
+
+def test_in_place_writes_masks_gradient_reads_and_accuracy_replay_as_eager():
+    """What a training step often holds besides forward and backward: in-place ops on
+    activations and views, a mask computed from a tensor, gradient clipping (it reads .grad),
+    a hand-written SGD step through .data, an accuracy from argmax and ==. check=True compares
+    each replay with the eager function; it raises on any difference."""
+    mg.manual_seed(0)
+    layer = nn.Linear(4, 3)
+    optimizer = mg.optim.SGD(layer.parameters(), lr=0.1)
+
+    def with_writes(x, y):
+        optimizer.zero_grad()
+        h = layer(x)
+        h[0] = h[0] * 2  # an in-place op on a view: recorded on its base
+        h.mul_(3)
+        h[h < 0] = 0.0  # the mask comes from h: computed again on every replay
+        loss = nn.functional.cross_entropy(h, y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(layer.parameters(), 0.5)  # reads and scales each .grad
+        optimizer.step()
+        accuracy = (h.argmax(dim=1) == y).float().mean()
+        return loss, accuracy
+
+    def by_hand(x, y):
+        loss = layer(x).pow(2).mean()
+        loss.backward()
+        with mg.no_grad():
+            for p in layer.parameters():
+                p.data.add_(p.grad, alpha=-0.1)  # the seed tutorial's step
+                p.grad.zero_()
+        return loss
+
+    for function in (with_writes, by_hand):
+        checked = mg.compile(function, check=True)
+        for x, y in batches(5, batch=6, features=4, classes=3):
+            checked(x, y)
+        assert checked.traces == 1
+
+
+def test_reading_gradients_left_by_an_earlier_call():
+    mg.manual_seed(0)
+    layer = nn.Linear(4, 3)
+    squared_norm = mg.compile(lambda: sum((p.grad * p.grad).sum() for p in layer.parameters()))
+    for x, _ in batches(3, batch=5, features=4):
+        layer.zero_grad()
+        layer(x).sum().backward()
+        expected = sum((p.grad * p.grad).sum().item() for p in layer.parameters())
+        assert squared_norm().item() == pytest.approx(expected, rel=1e-6)
+    assert squared_norm.traces == 1

@@ -22,9 +22,10 @@ from tests.test_cuda_kernels import emulated_kernels, fake_gpu  # noqa: F401 (fi
 
 BATCH = 64
 EAGER_FUSED = 19  # the eager step with the fused kernels (docs/gpu.md)
-# The same step with minigrad.cuda.kernels.enabled = False (2 check the labels; ReLU's backward
-# is PyTorch's threshold rule, where(z <= 0, 0, grad): 2 launches on a GPU).
-EAGER_UNFUSED = 79
+# The same step with minigrad.cuda.kernels.enabled = False (4 check the labels: cross_entropy's
+# look for ignored targets, and the op's own range check, which a compiled replay relies on;
+# ReLU's backward is PyTorch's threshold rule, where(z <= 0, 0, grad): 2 launches on a GPU).
+EAGER_UNFUSED = 81
 GRAPHED = 5  # the loader's gather kernel, 2 copies into the static batch, the graph, the loss copy
 
 

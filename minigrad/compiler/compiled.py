@@ -85,7 +85,8 @@ class Compiled:
             raise TraceError("mg.compile: a compiled function called inside another one's trace "
                              "is not supported; compile the outer function only")
         names = {id(p): n for m in self.modules for n, p in m.named_parameters()}
-        tracer = Tracer(self.name, names)
+        leaves = [p for m in self.modules for p in m.parameters()]
+        tracer = Tracer(self.name, names, leaves)
         for position, arg in enumerate(args):
             if isinstance(arg, Tensor):
                 tracer.input_slot(arg, position)

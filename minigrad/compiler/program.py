@@ -47,6 +47,31 @@ class Slot:
         return f"{self.dtype} {self.shape}"
 
 
+@dataclass(frozen=True)
+class SlotRef:
+    """Inside a constant argument (an index), the array of a slot."""
+
+    slot: int
+
+
+def _fill(value, env):
+    """A constant argument with its SlotRefs replaced by their slots' arrays."""
+    if isinstance(value, SlotRef):
+        return env[value.slot]
+    if type(value) in (tuple, list):
+        return type(value)(_fill(v, env) for v in value)
+    return value
+
+
+def _refs(value):
+    """The slots a constant argument refers to."""
+    if isinstance(value, SlotRef):
+        yield value.slot
+    elif type(value) in (tuple, list):
+        for item in value:
+            yield from _refs(item)
+
+
 class Stale(Exception):
     """A replay found a live tensor changed (shape, dtype, device or requires_grad): retrace."""
 
@@ -61,10 +86,12 @@ class Forward:
         self.keeps_ctx = False  # a Backward reads this op's Context
         self.ctx_index = None  # where the replay keeps it (Program.finalize numbers them)
         self.devices = ()  # per argument, the device its Tensor is made on
+        self.refs = tuple(s for c in consts for s in _refs(c))  # slots inside constant args
 
     def run(self, env, contexts) -> None:
+        consts = [_fill(c, env) for c in self.consts] if self.refs else self.consts
         args = [const if slot is None else _wrap(env[slot], device) for slot, const, device
-                in zip(self.arg_slots, self.consts, self.devices, strict=True)]
+                in zip(self.arg_slots, consts, self.devices, strict=True)]
         ctx = Context(self.cls, self.needs)
         raw = self.cls.forward(ctx, *args)
         outputs = raw if type(raw) is tuple else (raw,)
@@ -77,7 +104,7 @@ class Forward:
             contexts[self.ctx_index] = ctx
 
     def describe(self, program) -> str:
-        args = ", ".join(f"%{s}" if s is not None else repr(c)
+        args = ", ".join(f"%{s}" if s is not None else _describe_const(c)
                          for s, c in zip(self.arg_slots, self.consts, strict=True))
         return f"{_results(self.out_slots)} = {self.cls.__name__}({args})"
 
@@ -106,10 +133,12 @@ class Backward:
 
 
 class Accumulate:
-    """leaf.grad += env[slot]: the first gradient becomes .grad, later ones add in place."""
+    """leaf.grad += env[slot]: the first gradient becomes .grad, later ones add in place; the
+    .grad's array is then out_slots[0] (for a function that reads .grad afterwards)."""
 
     def __init__(self, leaf, slot: int, name: str):
         self.leaf, self.slot, self.name = leaf, slot, name
+        self.out_slots = ()
         self.owned = False  # the slot's array is new on each replay and read nowhere else
         self.owned_view = False  # ... even when it is a view (a kernel's transposed result)
 
@@ -119,16 +148,55 @@ class Accumulate:
         if leaf._grad is None:
             owned = self.owned and (array.base is None or self.owned_view)
             leaf._grad = _wrap(array if owned else array.copy(), leaf.device)
-            return
-        total = leaf._grad.array
-        if getattr(total.flags, "writeable", True) and total.dtype == array.dtype:
-            total += array
-            leaf._grad._bump_version()
         else:
-            leaf._grad = _wrap(total + array, leaf.device)
+            total = leaf._grad.array
+            if getattr(total.flags, "writeable", True) and total.dtype == array.dtype:
+                total += array
+                leaf._grad._bump_version()
+            else:
+                leaf._grad = _wrap(total + array, leaf.device)
+        if self.out_slots:
+            env[self.out_slots[0]] = leaf._grad.array
 
     def describe(self, program) -> str:
         return f"{self.name}.grad += %{self.slot}"
+
+
+class CopyArray:
+    """env[out] = a copy of env[slot] (an in-place op keeping the old values)."""
+
+    def __init__(self, slot: int, out: int):
+        self.slot, self.out_slots, self.reads = slot, (out,), (slot,)
+
+    def run(self, env, contexts) -> None:
+        env[self.out_slots[0]] = env[self.slot].copy()
+
+    def describe(self, program) -> str:
+        return f"%{self.out_slots[0]} = copy(%{self.slot})"
+
+
+class Write:
+    """env[target][index] = source: an in-place op writing into a tensor's memory."""
+
+    def __init__(self, target: int, index, is_tuple: bool, source, live_tensor=None):
+        self.target, self.index, self.is_tuple, self.source = target, index, is_tuple, source
+        self.live_tensor = live_tensor  # a parameter written: its version moves, as in eager
+        self.reads = tuple([target] + [v for k, v in (*index, source) if k == "slot"])
+        self.out_slots = ()
+
+    def run(self, env, contexts) -> None:
+        parts = tuple(env[v] if k == "slot" else v for k, v in self.index)
+        index = parts if self.is_tuple else parts[0]
+        kind, value = self.source
+        env[self.target][index] = env[value] if kind == "slot" else value
+        if self.live_tensor is not None:
+            self.live_tensor._bump_version()
+
+    def describe(self, program) -> str:
+        parts = ", ".join(f"%{v}" if k == "slot" else ("..." if v is Ellipsis else repr(v))
+                          for k, v in self.index)
+        kind, value = self.source
+        return f"%{self.target}[{parts}] = " + (f"%{value}" if kind == "slot" else repr(value))
 
 
 class Call:
@@ -157,6 +225,7 @@ class Program:
         self.live: list = []  # (tensor, slot, its version when the trace first read it)
         self.consts: list = []  # (slot, array)
         self.live_requires_grad: dict = {}  # slot -> requires_grad when traced
+        self.live_grads: list = []  # (parameter, slot): its .grad as the call begins
         self.output = ("constant", None)
         self.n_contexts = 0
         self.devices = {}  # slot -> device
@@ -229,6 +298,14 @@ class Program:
         return _build(self.output, env, args, self)
 
     def _read_live(self, env, check: bool) -> None:
+        for leaf, slot in self.live_grads:
+            if leaf._grad is None:
+                if check:
+                    raise RuntimeError(
+                        f"mg.compile: the function read {self.slots[slot].label}, which is None "
+                        "now (it was set when the function was traced)")
+                continue
+            env[slot] = leaf._grad.array
         for tensor, slot, _ in self.live:
             array = tensor.array
             if check:
@@ -254,8 +331,9 @@ class Program:
                 lines.append(f"  %{slot.number:<3} {slot.label:<24} {slot.describe()}{value}")
         for instruction in self.instructions:
             text = instruction.describe(self)
-            shapes = [self.slots[s].describe() for s in getattr(instruction, "out_slots", ())
-                      if s is not None]
+            outputs = () if isinstance(instruction, Accumulate) else \
+                getattr(instruction, "out_slots", ())
+            shapes = [self.slots[s].describe() for s in outputs if s is not None]
             lines.append(f"  {text:<56} {', '.join(shapes)}".rstrip())
         lines.append(f"  return {_describe_output(self.output)}")
         return "\n".join(lines)
@@ -283,9 +361,20 @@ def _saved(value):
     return _wrap(array, backend.device_of(array))
 
 
+def _describe_const(value) -> str:
+    if isinstance(value, SlotRef):
+        return f"%{value.slot}"
+    if type(value) in (tuple, list):
+        inner = ", ".join(_describe_const(v) for v in value)
+        return f"({inner})" if type(value) is tuple else f"[{inner}]"
+    if backend.is_array(value):
+        return f"<{value.dtype} array {tuple(value.shape)}>"
+    return repr(value)
+
+
 def _reads(instruction) -> list:
     if isinstance(instruction, Forward):
-        return [s for s in instruction.arg_slots if s is not None]
+        return [s for s in instruction.arg_slots if s is not None] + list(instruction.refs)
     if isinstance(instruction, Backward):
         return [s for s in instruction.in_slots if s is not None]
     if isinstance(instruction, Accumulate):
@@ -319,7 +408,10 @@ def _build(spec, env, args, program):
         slot, device = spec[1], spec[2]
         known = program.slots[slot]
         if known.kind == "live":  # the function returned a tensor it read: that same tensor
-            return next(t for t, s, _ in program.live if s == slot)
+            for tensor, live_slot, _ in program.live:
+                if live_slot == slot:
+                    return tensor
+            return next(leaf._grad for leaf, s in program.live_grads if s == slot)
         if known.kind == "input":
             return next(args[p] for p, s in program.inputs if s == slot)
         if slot in program.buffer_slots:  # the next replay overwrites it: hand out a copy

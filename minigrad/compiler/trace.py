@@ -28,7 +28,17 @@ from .. import backend
 from ..engine.function import Context
 from ..grad_mode import grad_mode
 from ..tensor import Tensor
-from .program import Accumulate, Backward, Call, Forward, Program, Slot
+from .program import (
+    Accumulate,
+    Backward,
+    Call,
+    CopyArray,
+    Forward,
+    Program,
+    Slot,
+    SlotRef,
+    Write,
+)
 
 
 class TraceError(RuntimeError):
@@ -38,8 +48,9 @@ class TraceError(RuntimeError):
 class Tracer:
     """Records one eager run of a function as a Program (see the module docstring)."""
 
-    def __init__(self, name: str, names: dict | None = None):
+    def __init__(self, name: str, names: dict | None = None, leaves=()):
         self.program = Program(name)
+        self.leaves = list(leaves)  # parameters whose .grad the function may read
         self.snapshot = Snapshot()  # the state before the trace changed it (see Snapshot)
         self.slot_of = {}  # id(array) -> slot number
         self.keep = []  # every array seen, alive until the trace ends (ids stay unique)
@@ -62,6 +73,21 @@ class Tracer:
         if slot is not None:
             return slot
         if isinstance(value, Tensor):  # a tensor from outside: read it live at each replay
+            owner = self._grad_owner(value)
+            if owner is not None:  # a parameter's .grad, as it was when the call began
+                return self._live_grad_slot(owner)
+            if value.grad_fn is not None:
+                raise TraceError(
+                    f"mg.compile: the function used a tensor made by {value.grad_fn.name()} "
+                    "outside it (a graph built before the call, or a result of a write the "
+                    "trace cannot see). Compute it inside the compiled function"
+                )
+            if id(value) in self.live:
+                raise TraceError(
+                    f"mg.compile: the array of a tensor of shape {tuple(value.shape)} was replaced "
+                    "during the call (`.data = ...`?), which a replay cannot repeat. Write into "
+                    "it instead (`.copy_()` under mg.no_grad())"
+                )
             self.snapshot.add_tensor(value)
             name = self.names.get(id(value), "tensor")
             slot = self._new_slot(array, "live", name)
@@ -105,7 +131,7 @@ class Tracer:
     def record_apply(self, cls, args):
         """A top-level Function.apply: run it with the tracer off, then write it down."""
         arg_slots = tuple(self.slot_for(a) if isinstance(a, Tensor) else None for a in args)
-        consts = tuple(None if isinstance(a, Tensor) else a for a in args)
+        consts = tuple(None if isinstance(a, Tensor) else self._template(a) for a in args)
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         grad_mode.tracer = None
         try:
@@ -169,8 +195,51 @@ class Tracer:
                 self.keep.append(grad.array)
                 self.program.consts.append((slot, self.program.slots[slot].value))
 
+    def _template(self, value):
+        """A non-Tensor argument, with every array an earlier instruction made replaced by a
+        reference to its slot (an index computed from a tensor, such as x[x < 0] = 0's mask)."""
+        if backend.is_array(value) and id(value) in self.slot_of:
+            return SlotRef(self.slot_of[id(value)])
+        if type(value) in (tuple, list):
+            items = [self._template(v) for v in value]
+            if any(isinstance(i, (SlotRef, tuple, list)) for i in items):
+                return type(value)(items)
+        return value
+
+    def _grad_owner(self, tensor):
+        """The parameter whose .grad `tensor` is, if any."""
+        for leaf in self.leaves:
+            if leaf._grad is tensor:
+                return leaf
+        return None
+
+    def _live_grad_slot(self, leaf) -> int:
+        array = leaf._grad.array
+        self.snapshot.add_tensor(leaf)
+        slot = self._new_slot(array, "live", f"{self.names.get(id(leaf), 'leaf')}.grad")
+        self.program.live_grads.append((leaf, slot))
+        return slot
+
+    def record_copy(self, source, copy) -> None:
+        """An in-place op copied a tensor's old values (ops/inplace.py's snapshot)."""
+        slot = self.slot_for(source)
+        out = self._new_slot(copy, "value", "")
+        self.program.instructions.append(CopyArray(slot, out))
+
+    def record_write(self, tensor, index, value) -> None:
+        """An in-place op wrote into a tensor's memory: tensor.array[index] = value."""
+        target = self.slot_for(tensor)
+        parts = index if isinstance(index, tuple) else (index,)
+        index_spec = tuple(("slot", self.slot_for(p)) if hasattr(p, "shape") else ("value", p)
+                           for p in parts)
+        source = ("slot", self.slot_for(value)) if isinstance(value, Tensor) or \
+            hasattr(value, "shape") else ("value", value)
+        live = next((t for t, s, _ in self.program.live if s == target), None)
+        self.program.instructions.append(
+            Write(target, index_spec, type(index) is tuple, source, live))
+
     def record_accumulate(self, leaf, grad) -> None:
-        """The engine added `grad` into `leaf.grad` (it has already done so)."""
+        """The engine is about to add `grad` into `leaf.grad`."""
         self.snapshot.add_tensor(leaf)
         if leaf._hooks:
             raise TraceError(
@@ -181,6 +250,17 @@ class Tracer:
         self.program.instructions.append(
             Accumulate(leaf, self.slot_for(grad), self.names.get(id(leaf), "leaf"))
         )
+        if not any(leaf is known for known in self.leaves):
+            self.leaves.append(leaf)
+
+    def accumulated(self, leaf) -> None:
+        """The engine has added into `leaf.grad`: the .grad array gets a slot of its own."""
+        accumulate = self.program.instructions[-1]
+        array = leaf._grad.array
+        slot = self.slot_of.get(id(array))
+        if slot is None:
+            slot = self._new_slot(array, "value", "")
+        accumulate.out_slots = (slot,)
 
     def record_call(self, method, obj, args, kwargs):
         """A method that changes state outside the graph (an optimiser's step): run it now, and
@@ -203,6 +283,9 @@ class Tracer:
         finally:
             grad_mode.tracer = self
         self.program.instructions.append(Call(method, obj, args, kwargs))
+        for tensor, slot, _ in self.program.live:  # a replay reads them again after a call
+            self.slot_of[id(tensor.array)] = slot
+            self.keep.append(tensor.array)
         return result
 
     # ---- the end of the trace ------------------------------------------------------------

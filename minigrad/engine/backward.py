@@ -320,8 +320,15 @@ def _zeros(metadata):
 def _accumulate(leaf, grad, owned: bool, create_graph: bool) -> None:
     """leaf.grad += grad: the first gradient becomes .grad (a copy unless `owned`), later ones are
     added into it in place; with create_graph, out of place, so .grad keeps its graph."""
-    if grad_mode.tracer is not None:  # mg.compile writes the accumulation down (compiler/)
-        grad_mode.tracer.record_accumulate(leaf, grad)
+    tracer = grad_mode.tracer
+    if tracer is not None:  # mg.compile writes the accumulation down (compiler/trace.py)
+        tracer.record_accumulate(leaf, grad)
+    _add_into_grad(leaf, grad, owned, create_graph)
+    if tracer is not None:
+        tracer.accumulated(leaf)
+
+
+def _add_into_grad(leaf, grad, owned: bool, create_graph: bool) -> None:
     with _grad_lock:
         if create_graph:  # keep the graph: .grad itself can be differentiated
             leaf._grad = grad.clone() if leaf._grad is None else leaf._grad + grad

@@ -9,8 +9,8 @@ from __future__ import annotations
 import warnings
 
 from .. import backend
-from ..grad_mode import is_grad_enabled
-from ..ops import activation, loss
+from ..grad_mode import grad_mode, is_grad_enabled
+from ..ops import activation, loss, selection
 from ..tensor import Tensor
 
 
@@ -106,6 +106,12 @@ def _not_differentiable(tensor, name: str, who: str) -> None:
 
 def _kept(target: Tensor, ignore_index: int):
     """(rows, classes) of the targets that are not ignored, as integer arrays."""
+    if grad_mode.tracer is not None:
+        raise RuntimeError(
+            "mg.compile: cross_entropy with label_smoothing and ignored targets keeps the rows "
+            "whose targets are not ignored, a selection by value that a compiled program "
+            "cannot repeat; run this loss eagerly"
+        )
     t = target.array.reshape(-1)
     xp = backend.array_module(t)
     rows = xp.nonzero(t != ignore_index)[0]
@@ -135,7 +141,7 @@ def cross_entropy_options(input: Tensor, target, weight=None, ignore_index: int 
     target = _class_targets(input, target, "cross_entropy")
     weighted = log_probs if weight is None else log_probs * weight
     if reduction == "none":
-        keep = Tensor._wrap_no_copy_no_checks(target.array != ignore_index, input.device)
+        keep = target != ignore_index
         smooth = (-weighted.sum(-1)).where(keep, 0.0)  # a select, as PyTorch's masked_fill
     else:  # only the kept targets, as in nll_loss
         rows, kept = _kept(target, ignore_index)
@@ -203,5 +209,6 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     elif t.size and int(t.max()) >= num_classes:
         raise RuntimeError("Class values must be smaller than num_classes.")
     xp = backend.array_module(t)
-    result = (t[..., None] == xp.arange(num_classes)).astype(backend.int64)
-    return Tensor._wrap_no_copy_no_checks(result, tensor.device)
+    classes = xp.arange(num_classes)
+    return selection.NoGradient.apply(lambda a: (a[..., None] == classes).astype(backend.int64),
+                                      tensor)

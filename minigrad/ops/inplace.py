@@ -79,6 +79,8 @@ def setitem(tensor: Tensor, index, value) -> None:
                 f"setitem: value is on {value.device}, the tensor on {tensor.device}")
         tensor.array[index] = value.array if isinstance(value, Tensor) else value
         tensor._bump_version()
+        if grad_mode.tracer is not None:  # mg.compile writes the write down (compiler/trace.py)
+            grad_mode.tracer.record_write(tensor, index, value)
         return
     modify(tensor, "setitem", lambda s: movement.SetItem.apply(s, value, index), value,
            written=(index, value))
@@ -208,6 +210,8 @@ _PARTLY_OVERLAPS = (
 def _snapshot(tensor):
     """The tensor's current values and history, on memory of their own."""
     old = Tensor._wrap_no_copy_no_checks(tensor.array.copy(), tensor.device)
+    if grad_mode.tracer is not None:  # mg.compile writes the copy down (compiler/trace.py)
+        grad_mode.tracer.record_copy(tensor.array, old.array)
     _take_history(old, tensor)
     return old
 
@@ -285,6 +289,8 @@ def _write(tensor, op: str, result) -> Tensor:
     result = _conform(tensor, op, result)
     tensor.array[...] = result.array
     tensor._bump_version()
+    if grad_mode.tracer is not None:  # mg.compile writes the write down (compiler/trace.py)
+        grad_mode.tracer.record_write(tensor, Ellipsis, result)
     return result
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .. import backend, promotion
 from ..engine.function import Op
+from ..grad_mode import grad_mode
 from .elementwise import array_of, shape_of
 from .reduce import expand_grad, normalize_dims, unbroadcast
 
@@ -278,3 +279,31 @@ class MaxDim(Op):
         (mask,) = ctx.saved_tensors  # a select, as PyTorch's scatter: 0 off the max, even for NaN
         grad = expand_grad(grad, ctx.input_shape, (ctx.axis,), ctx.keepdim)
         return Where.apply(mask.array, grad, 0.0), None, None, None
+
+
+class NoGradient(Op):
+    """y = f(x, ...) for an f without a derivative (a comparison, an argmax, isnan, any): y holds
+    bools or indices, data to backward, so no gradient flows back through it
+
+    An op all the same, so that mg.compile's trace sees it (and a replay computes it again); it
+    runs with grad mode off, as nothing of it is recorded (a split piece changed in place may be
+    compared, as in PyTorch)."""
+
+    @classmethod
+    def apply(cls, *args):
+        previous = grad_mode.enabled
+        grad_mode.enabled = False
+        try:
+            return super().apply(*args)
+        finally:
+            grad_mode.enabled = previous
+
+    @staticmethod
+    def forward(ctx, fn, *args):
+        arrays = [array_of(a) for a in args]
+        xp = backend.array_module(next(a for a in arrays if backend.is_array(a)))
+        return backend.ensure_array(fn(*arrays), xp)  # NumPy gives scalars for 0-d results
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (None,) * len(ctx.needs_input_grad)
