@@ -80,26 +80,23 @@ def _check_loss_and_optimizer(loss_fn, optimizer, params) -> None:
                              f"arrays of one dtype; got {param.dtype} on {param.device}")
 
 
-class GraphedStep:
-    """One training step (forward, backward, SGD) of an MLP, captured once and replayed."""
+class CapturedMLP:
+    """The kernels of one MLP training step and the CUDA graph that records them.
 
-    def __init__(self, model, loss_fn, optimizer, batch_size: int, layers=None):
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"graphed_step: batch_size must be a positive int, got {batch_size!r}")
-        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
-        self.layers = _linear_layers(model, layers)
-        self.params = [p for layer in self.layers for p in (layer.weight, layer.bias)]
-        _check_loss_and_optimizer(loss_fn, optimizer, self.params)
+    Linear layers (weights, biases) with ReLU between them, mean cross-entropy and one SGD
+    group: every array the graph touches is made here, before the capture. GraphedStep (below)
+    and mg.compile's capture pass (minigrad/compiler/passes.py) both run a step through it:
+    put the batch in, `launch()`, read `loss`, `outputs[-1]` (the logits) and `grads`.
+    """
+
+    def __init__(self, weights, biases, optimizer, batch_size: int):
+        self.weights, self.biases, self.optimizer = list(weights), list(biases), optimizer
+        self.params = [p for pair in zip(self.weights, self.biases, strict=True) for p in pair]
         self.batch_size, self.dtype = batch_size, self.params[0].dtype
         self.device = self.params[0].device
         self.graph, self._captured_for = None, None
-        self.replays = 0  # steps run by the graph (the others ran eagerly)
-        self._allocate()
-
-    def _allocate(self) -> None:
-        """Every array the graph touches, made before the capture (nothing is allocated in it)."""
-        xp, b, dt = backend.module_for(self.device), self.batch_size, self.dtype
-        sizes = [self.layers[0].weight.shape[1]] + [layer.weight.shape[0] for layer in self.layers]
+        xp, b, dt = backend.module_for(self.device), batch_size, self.dtype
+        sizes = [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
         with xp.cuda.Device(self.device.index):
             self.x = xp.empty((b, sizes[0]), dtype=dt)
             self.y = xp.empty(b, dtype=backend.int64)
@@ -111,15 +108,14 @@ class GraphedStep:
             self.space = (xp.zeros(1, dtype=backend.uint64), xp.empty(MAX_BLOCKS, dtype=dt))
         self._lr_value = None
 
-    # ---- the step ------------------------------------------------------------------------------
-
-    def __call__(self, x, y):
-        """Train on one batch; returns the loss (a 0-d Tensor of its own)."""
-        if not self._fits(x, y):
-            return self._eager_step(x, y)  # the last, smaller batch, or another dtype
+    def set_batch(self, x, y) -> None:
+        """Copy a batch (arrays) into the graph's input buffers."""
         xp = backend.module_for(self.device)
-        xp.copyto(self.x, x.array)
-        xp.copyto(self.y, y.array)
+        xp.copyto(self.x, x)
+        xp.copyto(self.y, y)
+
+    def set_lr(self) -> None:
+        """The learning rate lives on the device, so a scheduler's change reaches the graph."""
         group = self.optimizer.param_groups[0]
         if group["maximize"]:  # set after the graph was made: the kernels do not know it
             raise ValueError("graphed_step: SGD(maximize=True) is not supported; use the eager "
@@ -127,32 +123,16 @@ class GraphedStep:
         if group["lr"] != self._lr_value:
             self.lr.fill(group["lr"])
             self._lr_value = group["lr"]
-        if self.graph is None or self._captured_for != self._signature():
-            return self._first_step(x, y)
+
+    def captured(self) -> bool:
+        """Whether the graph is there and still fits the arrays and settings it baked in."""
+        return self.graph is not None and self._captured_for == self.signature()
+
+    def launch(self) -> None:
+        xp = backend.module_for(self.device)
         self.graph.launch(stream=xp.cuda.get_current_stream())
-        self.replays += 1
-        return self._loss_tensor(self.loss.copy())
 
-    def _fits(self, x, y) -> bool:
-        return (tuple(x.shape) == self.x.shape and tuple(y.shape) == self.y.shape
-                and x.dtype == self.dtype and x.device == self.device
-                and y.device == self.device and y.dtype.kind in "iu")
-
-    def _eager_step(self, x, y):
-        self.optimizer.zero_grad()
-        loss = self.loss_fn(self.model(x), y)
-        loss.backward()
-        self.optimizer.step()
-        return loss
-
-    def _first_step(self, x, y):
-        """Check the kernels against the model, run this step eagerly, then capture the graph."""
-        self._check_forward(x)
-        loss = self._eager_step(x, y)  # SGD makes the momentum buffers, as on any first step
-        self._capture()
-        return loss
-
-    def _signature(self) -> tuple:
+    def signature(self) -> tuple:
         """What the graph has baked in: the arrays' addresses and the optimizer's settings."""
         group = self.optimizer.param_groups[0]
         settings = tuple(group[k] for k in ("momentum", "dampening", "weight_decay", "nesterov"))
@@ -175,39 +155,27 @@ class GraphedStep:
             found += [param.array, grad, buffer]
         return found
 
-    def _check_forward(self, x) -> None:
-        """Refuse a model whose forward is not the MLP these kernels compute (checked once)."""
-        self._forward()
-        with no_grad():
-            expected = self.model(x).array
-        tolerance = 1e-4 if self.dtype == backend.float32 else 1e-10
-        scale = float(abs(expected).max()) + 1.0
-        gap = float(abs(expected - self.outputs[-1]).max())
-        if not gap <= tolerance * scale:
-            raise ValueError(f"graphed_step: the model's forward differs from Linear layers with "
-                             f"ReLU between them (largest gap {gap:.3g}); pass the right layers=")
-
-    def _forward(self) -> None:
+    def forward(self) -> None:
         inputs = self.x
-        for index, layer in enumerate(self.layers):
-            hidden = index < len(self.layers) - 1
-            gemm.matmul(inputs, layer.weight.array, self.outputs[index], transpose_b=True,
-                        bias=layer.bias.array, relu=hidden)
+        for index, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
+            hidden = index < len(self.weights) - 1
+            gemm.matmul(inputs, weight.array, self.outputs[index], transpose_b=True,
+                        bias=bias.array, relu=hidden)
             inputs = self.outputs[index]
 
     def _launch_step(self) -> None:
         """Every kernel of one step, on the current stream (what the graph records)."""
-        self._forward()
+        self.forward()
         kernels.cross_entropy_forward(self.outputs[-1], self.y, 1.0 / self.batch_size,
                                       out=self.output_grads[-1], as_gradient=True,
                                       space=self.space, loss=self.loss)
-        for index in reversed(range(len(self.layers))):
-            grad, layer = self.output_grads[index], self.layers[index]
+        for index in reversed(range(len(self.weights))):
+            grad = self.output_grads[index]
             inputs = self.x if index == 0 else self.outputs[index - 1]
             gemm.matmul(grad, inputs, self.grads[2 * index], transpose_a=True,
                         row_sum=self.grads[2 * index + 1])
             if index:  # the input gradient, times the earlier ReLU's mask
-                gemm.matmul(grad, layer.weight.array, self.output_grads[index - 1],
+                gemm.matmul(grad, self.weights[index].array, self.output_grads[index - 1],
                             mask=self.outputs[index - 1])
         group = self.optimizer.param_groups[0]
         table, total = self._table
@@ -217,7 +185,9 @@ class GraphedStep:
             real(group["dampening"]), real(group["weight_decay"]), flag(bool(group["nesterov"])),
             flag(0)))
 
-    def _capture(self) -> None:
+    def capture(self) -> None:
+        """Record the step's kernels as a CUDA graph (after a real step made the momentum
+        buffers)."""
         xp = backend.module_for(self.device)
         arrays = self._sgd_arrays()
         self._table = kernels.pointer_table(arrays[0::3], arrays[1::3], arrays[2::3])
@@ -236,8 +206,66 @@ class GraphedStep:
                 self._launch_step()
             finally:
                 graph = stream.end_capture()
-        self.graph, self._captured_for = graph, self._signature()
+        self.graph, self._captured_for = graph, self.signature()
 
-    def _loss_tensor(self, array):
-        return Tensor._wrap_no_copy_no_checks(array, self.device)
 
+class GraphedStep:
+    """One training step (forward, backward, SGD) of an MLP, captured once and replayed."""
+
+    def __init__(self, model, loss_fn, optimizer, batch_size: int, layers=None):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"graphed_step: batch_size must be a positive int, got {batch_size!r}")
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.layers = _linear_layers(model, layers)
+        self.params = [p for layer in self.layers for p in (layer.weight, layer.bias)]
+        _check_loss_and_optimizer(loss_fn, optimizer, self.params)
+        self.batch_size, self.dtype = batch_size, self.params[0].dtype
+        self.device = self.params[0].device
+        self.replays = 0  # steps run by the graph (the others ran eagerly)
+        self.mlp = CapturedMLP([layer.weight for layer in self.layers],
+                               [layer.bias for layer in self.layers], optimizer, batch_size)
+
+    # ---- the step ------------------------------------------------------------------------------
+
+    def __call__(self, x, y):
+        """Train on one batch; returns the loss (a 0-d Tensor of its own)."""
+        if not self._fits(x, y):
+            return self._eager_step(x, y)  # the last, smaller batch, or another dtype
+        self.mlp.set_batch(x.array, y.array)
+        self.mlp.set_lr()
+        if not self.mlp.captured():
+            return self._first_step(x, y)
+        self.mlp.launch()
+        self.replays += 1
+        return Tensor._wrap_no_copy_no_checks(self.mlp.loss.copy(), self.device)
+
+    def _fits(self, x, y) -> bool:
+        return (tuple(x.shape) == self.mlp.x.shape and tuple(y.shape) == self.mlp.y.shape
+                and x.dtype == self.dtype and x.device == self.device
+                and y.device == self.device and y.dtype.kind in "iu")
+
+    def _eager_step(self, x, y):
+        self.optimizer.zero_grad()
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def _first_step(self, x, y):
+        """Check the kernels against the model, run this step eagerly, then capture the graph."""
+        self._check_forward(x)
+        loss = self._eager_step(x, y)  # SGD makes the momentum buffers, as on any first step
+        self.mlp.capture()
+        return loss
+
+    def _check_forward(self, x) -> None:
+        """Refuse a model whose forward is not the MLP these kernels compute (checked once)."""
+        self.mlp.forward()
+        with no_grad():
+            expected = self.model(x).array
+        tolerance = 1e-4 if self.dtype == backend.float32 else 1e-10
+        scale = float(abs(expected).max()) + 1.0
+        gap = float(abs(expected - self.mlp.outputs[-1]).max())
+        if not gap <= tolerance * scale:
+            raise ValueError(f"graphed_step: the model's forward differs from Linear layers with "
+                             f"ReLU between them (largest gap {gap:.3g}); pass the right layers=")
