@@ -279,7 +279,7 @@ def test_the_program_prints_one_line_per_instruction():
         assert line in text, line
     traced = compiled.program.before_passes  # as traced: the ops and their Backwards
     assert "= Linear(%0" in traced and "LinearBackward" in traced and "linear(" not in traced
-    assert compiled.program.passes_run == ["dead_code", "lower", "relayout"]
+    assert compiled.program.passes_run == ["dead_code", "capture", "lower", "relayout"]
 
 
 def test_a_compiled_step_returns_results_that_later_replays_do_not_overwrite():

@@ -123,3 +123,55 @@ def test_graphed_step_checks_the_model_forward_once():
     x = mg.tensor(inputs.astype(np.float32), device="cuda")
     with pytest.raises(ValueError, match="differs from Linear layers"):
         step(x, mg.tensor(targets, device="cuda"))
+
+
+@pytest.mark.parametrize("sequential", [True, False])
+def test_a_compiled_mlp_step_becomes_one_cuda_graph_with_the_eager_results(sequential):
+    """mg.compile's capture pass: the tutorial's kind of step (here a Sequential, which uses
+    LinearReLU on a GPU, and a network written with F.relu) replays as one graph launch, and
+    trains to the eager CPU step's weights; each .grad is the graph's gradient."""
+    F = mg.nn.functional
+
+    class Net(mg.nn.Module):
+        def __init__(self, dtype):
+            super().__init__()
+            self.layers = _model(dtype)
+
+        def forward(self, x):
+            fc1, _, fc2, _, fc3 = self.layers
+            return fc3(F.relu(fc2(F.relu(fc1(x)))))
+
+    def train(device):
+        model = (_model(np.float32) if sequential else Net(np.float32)).to(device)
+        optimizer = mg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+        scheduler = mg.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+        inputs, targets = _data(40)
+        loader = mg.data.DataLoader((inputs.astype(np.float32), targets), 8, device=device)
+
+        def train_step(x, y):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        step = mg.compile(train_step)
+        losses = []
+        for _ in range(2):
+            for x, y in loader:
+                losses.append(step(x, y).item())
+            scheduler.step()
+        grads = [p.grad.numpy() for p in model.parameters()]
+        return losses, [p.detach().numpy() for p in model.parameters()], grads, step
+
+    losses, params, grads, step = train("cuda")
+    expected_losses, expected_params, expected_grads, eager = train("cpu")
+    (captured,) = step.program.instructions
+    assert captured.name == "captured_mlp_step" and "CUDA graph" in str(step.program)
+    # The first call traces, and the program makes it through the traced instructions (which
+    # make the momentum buffers) before capturing; every later call is one graph launch.
+    assert captured.launches == 2 * 5 - 1
+    tolerance = dict(rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(losses, expected_losses, **tolerance)
+    for ours, expected in zip(params + grads, expected_params + expected_grads, strict=True):
+        np.testing.assert_allclose(ours, expected, **tolerance)

@@ -6,6 +6,8 @@
                 input is dead
     relayout    keep each Linear weight as (in, out) memory, the layout x @ W.T reads fastest;
                 the weight's shape stays (out, in), as PyTorch's
+    capture     on a GPU, a whole MLP training step (Linear and ReLU layers, mean
+                cross-entropy, SGD) becomes one CUDA graph, replayed with one launch
 
 run_all runs them in order and notes their names in program.passes_run; `print(step.program)`
 shows the result, and `step.program.before_passes` the program as traced.
@@ -14,15 +16,19 @@ shows the result, and `step.program.before_passes` the program as traced.
 from __future__ import annotations
 
 from .. import backend
+from ..cuda.graphed import CapturedMLP
+from ..fused import kernels as cuda_kernels
 from ..ops.activation import ReLU
 from ..ops.loss import CrossEntropy
-from ..ops.matmul import Linear
+from ..ops.matmul import Linear, LinearReLU
+from ..optim import SGD
+from ..tensor import Tensor
 from . import kernels
-from .program import Accumulate, Backward, Forward, _output_slots, _reads
+from .program import Accumulate, Backward, Call, Forward, _output_slots, _reads
 
 
 def run_all(program) -> None:
-    for rewrite in (dead_code, lower, relayout):
+    for rewrite in (dead_code, capture, lower, relayout):
         rewrite(program)
         program.passes_run.append(rewrite.__name__)
     program.finalize()
@@ -191,3 +197,136 @@ def relayout(program) -> None:
 def _transposed_layout(array):
     """The same values and shape, stored as the C-ordered transpose."""
     return backend.numpy.ascontiguousarray(array.T).T
+
+
+def capture(program) -> None:
+    """On a GPU, replace a whole MLP training step by one CapturedStep: Linear layers with ReLU
+    between them, mean cross-entropy on the logits, backward, each gradient into .grad, and one
+    SGD group's step, with zero_grad before the backward. Anything else stays as traced."""
+    step = _mlp_step(program)
+    if step is None:
+        return
+    program.finalize()  # (numbers the Contexts the traced instructions use when they run)
+    program.instructions[:] = [CapturedStep(step, list(program.instructions),
+                                            program.n_contexts)]
+
+
+def _mlp_step(program):
+    """The pieces of an MLP training step, when the program is exactly one (else None)."""
+    forwards = [i for i in program.instructions if isinstance(i, Forward)]
+    backwards = [i for i in program.instructions if isinstance(i, Backward)]
+    accumulates = [i for i in program.instructions if isinstance(i, Accumulate)]
+    calls = [i for i in program.instructions if isinstance(i, Call)]
+    if len(forwards) < 2 or not cuda_kernels.enabled:
+        return None
+    if len(forwards) + len(backwards) + len(accumulates) + len(calls) != \
+            len(program.instructions):
+        return None
+    *layers, loss = forwards
+    if loss.cls is not CrossEntropy or loss.consts[2:3] not in (("mean",), ()):
+        return None
+    linears = _mlp_layers(layers)  # the Linear (or LinearReLU) forwards, when it is an MLP
+    if linears is None or loss.arg_slots[0] != linears[-1].out_slots[0]:
+        return None
+    x = linears[0].arg_slots[0]
+    if program.devices.get(x) is backend.CPU or \
+            any(a is None for f in linears for a in f.arg_slots):
+        return None
+    live = {slot: tensor for tensor, slot, _ in program.live}
+    weights = [live.get(f.arg_slots[1]) for f in linears]
+    biases = [live.get(f.arg_slots[2]) for f in linears]
+    params = weights + biases
+    if any(p is None or p.grad_fn is not None or not p.requires_grad for p in params):
+        return None
+    steps = [c for c in calls if c.method.__name__ == "step"]
+    zeroes = [c for c in calls if c.method.__name__ == "zero_grad"]
+    if len(steps) != 1 or len(zeroes) != 1 or len(calls) != 2:
+        return None
+    optimizer = steps[0].obj
+    if type(optimizer) is not SGD or len(optimizer.param_groups) != 1 \
+            or {id(p) for p in optimizer.param_groups[0]["params"]} != {id(p) for p in params}:
+        return None
+    order = program.instructions
+    if not (order.index(zeroes[0]) < order.index(backwards[0]) and order[-1] is steps[0]):
+        return None
+    if {id(a.leaf) for a in accumulates} != {id(p) for p in params} \
+            or len(accumulates) != len(params):
+        return None
+    returned = set(_output_slots(program.output))
+    if not returned <= {loss.out_slots[0], linears[-1].out_slots[0]}:
+        return None
+    batch = program.slots[x].shape[0]
+    target = loss.arg_slots[1]
+    return dict(weights=weights, biases=biases, optimizer=optimizer, batch=batch, x=x,
+                y=target, loss=loss.out_slots[0], logits=linears[-1].out_slots[0])
+
+
+def _mlp_layers(forwards):
+    """The forwards of Linear layers with ReLU between them, each fed by the one before (a
+    Linear then a ReLU, or one LinearReLU, per hidden layer), or None."""
+    linears, index, previous = [], 0, None
+    while index < len(forwards):
+        node = forwards[index]
+        if previous is not None and node.arg_slots[0] != previous:
+            return None
+        last = index == len(forwards) - 1
+        if node.cls is LinearReLU and not last:
+            linears.append(node)
+            previous, index = node.out_slots[0], index + 1
+        elif node.cls is Linear and last:
+            linears.append(node)
+            index += 1
+        elif node.cls is Linear and index + 1 < len(forwards) and forwards[index + 1].cls is ReLU \
+                and forwards[index + 1].arg_slots[0] == node.out_slots[0]:
+            linears.append(node)
+            previous, index = forwards[index + 1].out_slots[0], index + 2
+        else:
+            return None
+    return linears
+
+
+class CapturedStep:
+    """A whole MLP training step as one CUDA graph (cuda/graphed.py's CapturedMLP).
+
+    Its first replay (and any after the arrays or settings the graph baked in changed) runs the
+    traced instructions, which make the optimizer's momentum buffers, then captures the graph;
+    later replays copy the batch in and launch it. Each parameter's .grad is then a copy of the
+    graph's gradient, as the eager step leaves it."""
+
+    name = "captured_mlp_step"
+
+    def __init__(self, step: dict, traced: list, n_contexts: int):
+        self.step, self.traced, self.n_contexts = step, traced, n_contexts
+        self.mlp = None
+        self.buffers = {}  # (the loss and the logits are the graph's buffers: copied out)
+        self.out_slots, self.fresh = (step["loss"], step["logits"]), ()
+        self.reads = (step["x"], step["y"])
+        self.launches = 0
+
+    def run(self, env, contexts) -> None:
+        step = self.step
+        if self.mlp is None:
+            self.mlp = CapturedMLP(step["weights"], step["biases"], step["optimizer"],
+                                   step["batch"])
+        mlp = self.mlp
+        if not mlp.captured():
+            own = [None] * self.n_contexts
+            for instruction in self.traced:  # the step as traced, once
+                instruction.run(env, own)
+            mlp.set_batch(env[step["x"]], env[step["y"]])
+            mlp.set_lr()
+            mlp.capture()  # for the next replay (the momentum buffers exist now)
+            return
+        mlp.set_batch(env[step["x"]], env[step["y"]])
+        mlp.set_lr()
+        mlp.launch()
+        self.launches += 1
+        env[step["loss"]], env[step["logits"]] = mlp.loss, mlp.outputs[-1]
+        for param, grad in zip(mlp.params, mlp.grads, strict=True):
+            param._grad = Tensor._wrap_no_copy_no_checks(grad.copy(), param.device)
+
+    def describe(self, program) -> str:
+        layers = len(self.step["weights"])
+        return (f"%{self.step['loss']}, %{self.step['logits']} = captured_mlp_step("
+                f"%{self.step['x']}, %{self.step['y']}): {layers} Linear layers, cross-entropy, "
+                "SGD, as one CUDA graph")
