@@ -78,6 +78,8 @@ class Tensor:
         self.device = dev
         self._grad_fn = self._grad = self._view_of = self._hooks = None
         self._requires_grad, self._output_nr, self._version_counter = False, 0, [0]
+        if grad_mode.tracer is not None:  # mg.compile: a tensor made in the traced call
+            grad_mode.tracer.made(self)
         if requires_grad:
             self.requires_grad = True
 
@@ -87,6 +89,8 @@ class Tensor:
         t = _new_tensor(Tensor)
         t.array, t.device, t._grad_fn, t._grad, t._view_of, t._hooks = array, device, *_NONES
         t._requires_grad, t._output_nr, t._version_counter = False, 0, [0]
+        if grad_mode.tracer is not None:  # mg.compile: a tensor made in the traced call
+            grad_mode.tracer.made(t)
         return t
 
     # ---- attributes ----------------------------------------------------------------------
@@ -113,6 +117,8 @@ class Tensor:
                 "the .grad field to be populated for a non-leaf Tensor, use .retain_grad() on the "
                 "non-leaf Tensor. (Backward fills .grad only for leaves: tensors no recorded "
                 "operation made.)", UserWarning, stacklevel=2)
+        if grad_mode.tracer is not None and self._grad is not None:  # mg.compile: whose .grad
+            grad_mode.tracer.grad_read(self)
         return self._grad
 
     @grad.setter

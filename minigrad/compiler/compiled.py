@@ -37,26 +37,36 @@ class CompileCheckError(AssertionError):
     """check=True found the program and the eager function disagreeing."""
 
 
-def compile(fn=None, *, check: bool = False, cache_size: int = 8, optimize: bool = True):  # noqa: A001
+MODES = ("default", "max-autotune")
+
+
+def compile(fn=None, *, mode: str = "default", check: bool = False, cache_size: int = 8,  # noqa: A001
+            optimize: bool = True):
     """Compile `fn` (a training step, a model, any function of Tensors) into a replayed program.
 
     As torch.compile: use it on a function or as a decorator (`@mg.compile` or
     `@mg.compile(check=True)`). `optimize=False` replays the program as traced, without passes.
+    `mode="max-autotune"` also lets the program store Linear weights in the layout its products
+    read fastest (the relayout pass): their shapes and values stay, but `weight.view(-1)` then
+    needs `reshape`, and an alias of `weight.data` taken before no longer follows the weight.
     """
+    if mode not in MODES:
+        raise ValueError(f"mg.compile: mode must be one of {', '.join(MODES)}, got {mode!r}")
     if fn is None:
-        return lambda f: Compiled(f, check, cache_size, optimize)
-    return Compiled(fn, check, cache_size, optimize)
+        return lambda f: Compiled(f, check, cache_size, optimize, mode)
+    return Compiled(fn, check, cache_size, optimize, mode)
 
 
 class Compiled:
     """A compiled function: call it like the function; `.program` is the latest program."""
 
-    def __init__(self, fn, check: bool, cache_size: int, optimize: bool):
+    def __init__(self, fn, check: bool, cache_size: int, optimize: bool, mode: str = "default"):
         if not callable(fn):
             raise TypeError(f"mg.compile expects a function or a Module, got {type(fn).__name__}")
         if cache_size < 1:
             raise ValueError(f"mg.compile: cache_size must be at least 1, got {cache_size}")
         self.fn, self.check, self.cache_size, self.optimize = fn, check, cache_size, optimize
+        self.mode = mode
         self.name = getattr(fn, "__name__", type(fn).__name__)
         self.programs = OrderedDict()  # signature -> Program
         self.program = None
@@ -64,6 +74,10 @@ class Compiled:
         self.modules = _modules_used_by(fn)
         self._checked = {}  # signature -> replays compared so far
         self._modules_seen, self._modules_parts = None, ()
+        self._global_scope = getattr(fn, "__globals__", {})
+        code = getattr(fn, "__code__", None)
+        self._global_tensors = [name for name in (code.co_names if code else ())
+                                if isinstance(self._global_scope.get(name), (Tensor, Module))]
 
     def __call__(self, *args, **kwargs):
         key = self._signature(args, kwargs)
@@ -85,8 +99,7 @@ class Compiled:
             raise TraceError("mg.compile: a compiled function called inside another one's trace "
                              "is not supported; compile the outer function only")
         names = {id(p): n for m in self.modules for n, p in m.named_parameters()}
-        leaves = [p for m in self.modules for p in m.parameters()]
-        tracer = Tracer(self.name, names, leaves)
+        tracer = Tracer(self.name, names)
         for position, arg in enumerate(args):
             if isinstance(arg, Tensor):
                 tracer.input_slot(arg, position)
@@ -103,7 +116,7 @@ class Compiled:
         # comes from the program, whichever call happened to trace it.
         tracer.snapshot.restore()
         if self.optimize:
-            passes.run_all(program)
+            passes.run_all(program, relayout=self.mode == "max-autotune")
         self.traces += 1
         self.programs[key] = program
         self.program = program
@@ -113,6 +126,12 @@ class Compiled:
 
     def _signature(self, args, kwargs) -> tuple:
         parts = [grad_mode.enabled, grad_mode.inference]
+        arrays = {}  # id(array) -> the first argument holding it: f(x, x) is not f(a, b)
+        for position, value in enumerate(args):
+            if isinstance(value, Tensor):
+                parts.append(arrays.setdefault(id(value.array), position))
+            elif isinstance(value, Module):  # a model passed in: its flags and parameters too
+                parts.append(_module_signature(value))
         for value in (*args, *kwargs.items()):
             if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], Tensor):
                 raise TypeError("mg.compile: pass Tensors as positional arguments "
@@ -131,18 +150,16 @@ class Compiled:
                     ) from None
                 parts.append(value)
         parts.append(self._modules_signature())
+        scope = self._global_scope
+        for name in self._global_tensors:  # a global tensor or module rebound: a new trace
+            parts.append(id(scope.get(name)))
         return tuple(parts)
 
     def _modules_signature(self) -> tuple:
         """The train flags and parameter identities of the modules the function uses (looked at
         again only when some module changed: registration.changes counts the changes)."""
         if self._modules_seen != registration.changes[0]:
-            parts = []
-            for module in self.modules:  # a replaced parameter or layer needs a new trace
-                parts.append(tuple(m.training for m in module.modules()))
-                parts.append(tuple(id(p) for p in module.parameters()))
-                parts.append(tuple(id(b) for _, b in module.named_buffers()))
-            self._modules_parts = tuple(parts)
+            self._modules_parts = tuple(_module_signature(m) for m in self.modules)
             self._modules_seen = registration.changes[0]
         return self._modules_parts
 
@@ -154,12 +171,12 @@ class Compiled:
         replayed = program.run(args)
         after_replay = _State(program)
         state.restore()
-        eager = self.fn(*args, **kwargs)
+        eager = self.fn(*args, **kwargs)  # (the same random numbers: the generator was put back)
         after_eager = _State(program)
         where = f"mg.compile(check=True): {self.name}, call {self._checked_count()}"
         _compare(replayed, eager, f"{where}: the result", program)
         after_replay.compare(after_eager, where)
-        return eager
+        return replayed  # every result comes from the program, checked or not
 
     def _checked_count(self) -> int:
         return self.traces + sum(self._checked.values())
@@ -174,6 +191,7 @@ class _State:
                         for t, _, _ in program.live]
         self.objects = [(i.obj, copy_state(i.obj.state)) for i in program.instructions
                         if hasattr(getattr(i, "obj", None), "state")]
+        self.rng = backend.get_rng_state(backend.CPU)
 
     def restore(self) -> None:
         xp_copy = backend.module_for
@@ -184,6 +202,7 @@ class _State:
         for obj, state in self.objects:
             obj.state.clear()
             obj.state.update(copy_state(state))
+        backend.set_rng_state(backend.CPU, self.rng)
 
     def compare(self, other, where: str) -> None:
         for (tensor, array, grad), (_, array2, grad2) in zip(self.tensors, other.tensors,
@@ -233,6 +252,13 @@ def _close(a, b, where: str) -> None:
             f"{where}: the program and the eager function differ by up to {worst:.3g} "
             "(Python control flow or a tensor made inside the function, frozen at trace time?)"
         )
+
+
+def _module_signature(module) -> tuple:
+    """A module's train flags and the identities of its parameters and buffers."""
+    return (tuple(m.training for m in module.modules()),
+            tuple(id(p) for p in module.parameters()),
+            tuple(id(b) for _, b in module.named_buffers()))
 
 
 def _modules_used_by(fn) -> list:

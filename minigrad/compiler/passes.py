@@ -4,8 +4,8 @@
     lower       put NumPy kernels (kernels.py) in place of the ops a training step is made of:
                 Linear, ReLU and cross-entropy, forward and backward, in place where an
                 input is dead
-    relayout    keep each Linear weight as (in, out) memory, the layout x @ W.T reads fastest;
-                the weight's shape stays (out, in), as PyTorch's
+    relayout_weights  with mode="max-autotune": keep each Linear weight as (in, out) memory,
+                the layout x @ W.T reads fastest; the weight's shape stays (out, in)
     capture     on a GPU, a whole MLP training step (Linear and ReLU layers, mean
                 cross-entropy, SGD) becomes one CUDA graph, replayed with one launch
 
@@ -27,8 +27,11 @@ from . import kernels
 from .program import Accumulate, Backward, Call, Forward, _output_slots, _reads
 
 
-def run_all(program) -> None:
-    for rewrite in (dead_code, capture, lower, relayout):
+def run_all(program, relayout: bool = False) -> None:
+    """The passes in order; relayout only when asked (mg.compile(mode="max-autotune"))."""
+    rewrites = (dead_code, capture, lower, relayout_weights) if relayout else \
+        (dead_code, capture, lower)
+    for rewrite in rewrites:
         rewrite(program)
         program.passes_run.append(rewrite.__name__)
     program.finalize()
@@ -170,7 +173,7 @@ def _choose_in_place(program) -> None:
             instruction.in_place = {out: candidate}
 
 
-def relayout(program) -> None:
+def relayout_weights(program) -> None:
     """Store each Linear weight that the program reads live as (in, out) memory: its array
     becomes the transpose of a C-ordered (in, out) array, so `x @ W.T` reads contiguous rows
     (measured about 1.4x faster at batch 64 on AVX-512 OpenBLAS) and dW is made in the same

@@ -139,6 +139,8 @@ class Accumulate:
     def __init__(self, leaf, slot: int, name: str):
         self.leaf, self.slot, self.name = leaf, slot, name
         self.out_slots = ()
+        self.input_position = None  # the leaf is this argument of the call
+        self.fresh_leaf = False  # the leaf was made in the traced call: its .grad starts empty
         self.owned = False  # the slot's array is new on each replay and read nowhere else
         self.owned_view = False  # ... even when it is a view (a kernel's transposed result)
 
@@ -224,12 +226,14 @@ class Program:
         self.inputs: list = []  # (argument position, slot)
         self.live: list = []  # (tensor, slot, its version when the trace first read it)
         self.consts: list = []  # (slot, array)
+        self.copied_consts: set = set()  # constants a replay writes into: copied each call
         self.live_requires_grad: dict = {}  # slot -> requires_grad when traced
         self.live_grads: list = []  # (parameter, slot): its .grad as the call begins
         self.output = ("constant", None)
         self.n_contexts = 0
         self.devices = {}  # slot -> device
         self.passes_run: list = []  # the names of the passes that rewrote this program
+        self.accumulates: list = []  # (finalize) the Accumulate instructions
         self.buffer_slots: set = set()  # kept from replay to replay: a result is copied out
         self.before_passes = ""  # the printed program as traced
 
@@ -246,6 +250,7 @@ class Program:
                 instruction.devices = tuple(self.devices.get(s) for s in instruction.in_slots)
         self.buffer_slots = {s for i in self.instructions if hasattr(i, "buffers")
                              for s in i.out_slots if s is not None and s not in i.fresh}
+        self.accumulates = [i for i in self.instructions if isinstance(i, Accumulate)]
         self._mark_owned()
 
     def _mark_owned(self) -> None:
@@ -284,7 +289,12 @@ class Program:
             env[slot] = args[position].array
         self._read_live(env, check=True)
         for slot, value in self.consts:
-            env[slot] = value
+            env[slot] = value.copy() if slot in self.copied_consts else value
+        for instruction in self.accumulates:
+            if instruction.input_position is not None:
+                instruction.leaf = args[instruction.input_position]
+            elif instruction.fresh_leaf:  # a leaf made in the call starts each call empty
+                instruction.leaf._grad = None
         contexts = [None] * self.n_contexts
         previous = grad_mode.enabled
         grad_mode.enabled = False  # nothing a replay does is recorded
@@ -414,9 +424,12 @@ def _build(spec, env, args, program):
             return next(leaf._grad for leaf, s in program.live_grads if s == slot)
         if known.kind == "input":
             return next(args[p] for p, s in program.inputs if s == slot)
-        if slot in program.buffer_slots:  # the next replay overwrites it: hand out a copy
-            return _wrap(env[slot].copy(), device)
-        return _wrap(env[slot], device)
+        array = env[slot]
+        # A buffer the next replay overwrites, a view (of one, perhaps), a constant the next
+        # call would hand out again: the caller gets an array of its own, as eager gives.
+        if slot in program.buffer_slots or array.base is not None or known.kind == "const":
+            array = array.copy()
+        return _wrap(array, device)
     if kind in ("tuple", "list"):
         items = [_build(item, env, args, program) for item in spec[1]]
         return tuple(items) if kind == "tuple" else items

@@ -48,10 +48,13 @@ class TraceError(RuntimeError):
 class Tracer:
     """Records one eager run of a function as a Program (see the module docstring)."""
 
-    def __init__(self, name: str, names: dict | None = None, leaves=()):
+    def __init__(self, name: str, names: dict | None = None):
         self.program = Program(name)
-        self.leaves = list(leaves)  # parameters whose .grad the function may read
+        self.made_here = {}  # id -> tensor made during the call (a factory, the engine)
+        self.grad_owners = {}  # id(.grad tensor) -> the tensor whose .grad it is
+        self.inputs = {}  # id(argument tensor) -> its position
         self.snapshot = Snapshot()  # the state before the trace changed it (see Snapshot)
+        self.live_arrays = {}  # slot -> the array a live tensor held when first read
         self.slot_of = {}  # id(array) -> slot number
         self.keep = []  # every array seen, alive until the trace ends (ids stay unique)
         self.live = {}  # id(tensor) -> slot of a tensor read at each replay
@@ -62,6 +65,7 @@ class Tracer:
 
     def input_slot(self, tensor: Tensor, position: int) -> int:
         """The slot of the function's argument `position`."""
+        self.inputs.setdefault(id(tensor), position)
         slot = self._new_slot(tensor.array, "input", f"input {position}")
         self.program.inputs.append((position, slot))
         return slot
@@ -82,6 +86,12 @@ class Tracer:
                     "outside it (a graph built before the call, or a result of a write the "
                     "trace cannot see). Compute it inside the compiled function"
                 )
+            if id(value) in self.made_here:  # made in the call: a constant of the program
+                slot = self._new_slot(array.copy(), "const", "made in the call")
+                self.slot_of[id(array)] = slot
+                self.keep.append(array)
+                self.program.consts.append((slot, self.program.slots[slot].value))
+                return slot
             if id(value) in self.live:
                 raise TraceError(
                     f"mg.compile: the array of a tensor of shape {tuple(value.shape)} was replaced "
@@ -93,6 +103,7 @@ class Tracer:
             slot = self._new_slot(array, "live", name)
             self.live[id(value)] = slot
             self.program.live.append((value, slot, value._version_counter[0]))
+            self.live_arrays[slot] = array
             self.program.live_requires_grad[slot] = value.requires_grad
             return slot
         # an array made outside any op (the engine's starting ones, zeros): a constant
@@ -206,12 +217,18 @@ class Tracer:
                 return type(value)(items)
         return value
 
+    def made(self, tensor) -> None:
+        """A Tensor was made outside any op during the call (Tensor.__init__ and _wrap...)."""
+        self.made_here[id(tensor)] = tensor
+
+    def grad_read(self, tensor) -> None:
+        """The function read tensor.grad: remember whose .grad that tensor is."""
+        self.grad_owners[id(tensor._grad)] = tensor
+
     def _grad_owner(self, tensor):
-        """The parameter whose .grad `tensor` is, if any."""
-        for leaf in self.leaves:
-            if leaf._grad is tensor:
-                return leaf
-        return None
+        """The tensor whose .grad `tensor` is, if the function read it as such."""
+        owner = self.grad_owners.get(id(tensor))
+        return owner if owner is not None and owner._grad is tensor else None
 
     def _live_grad_slot(self, leaf) -> int:
         array = leaf._grad.array
@@ -235,6 +252,8 @@ class Tracer:
         source = ("slot", self.slot_for(value)) if isinstance(value, Tensor) or \
             hasattr(value, "shape") else ("value", value)
         live = next((t for t, s, _ in self.program.live if s == target), None)
+        if self.program.slots[target].kind == "const":  # a tensor made in the call, written:
+            self.program.copied_consts.add(target)  # each replay starts from a fresh copy
         self.program.instructions.append(
             Write(target, index_spec, type(index) is tuple, source, live))
 
@@ -247,11 +266,13 @@ class Tracer:
                 f"{tuple(leaf.shape)} has a hook (register_hook): a hook is Python that a replay "
                 "would skip. Remove the hook, or run this function eagerly"
             )
-        self.program.instructions.append(
-            Accumulate(leaf, self.slot_for(grad), self.names.get(id(leaf), "leaf"))
-        )
-        if not any(leaf is known for known in self.leaves):
-            self.leaves.append(leaf)
+        accumulate = Accumulate(leaf, self.slot_for(grad), self.names.get(id(leaf), "leaf"))
+        if id(leaf) in self.inputs:  # an argument (x.requires_grad_()): the call's own
+            accumulate.input_position = self.inputs[id(leaf)]
+            accumulate.name = f"input {accumulate.input_position}"
+        elif id(leaf) in self.made_here:  # made in the call: a new leaf each call, as eager
+            accumulate.fresh_leaf = True
+        self.program.instructions.append(accumulate)
 
     def accumulated(self, leaf) -> None:
         """The engine has added into `leaf.grad`: the .grad array gets a slot of its own."""
@@ -301,6 +322,13 @@ class Tracer:
                     and instruction.ctx._dirty:
                 explained.update(id(t) for t in instruction.ctx._dirty)
         for tensor, slot, version in self.program.live:
+            if tensor.array is not self.live_arrays[slot]:
+                raise TraceError(
+                    f"mg.compile: the array of {self.program.slots[slot].label} (shape "
+                    f"{tuple(tensor.shape)}) was replaced during the call (`.data = ...`), which "
+                    "a replay cannot repeat. Write into it instead: `p.sub_(...)` or "
+                    "`p.copy_(...)` under mg.no_grad()"
+                )
             if tensor._version_counter[0] != version and id(tensor) not in explained \
                     and not self._written_in_place(slot):
                 raise TraceError(
@@ -314,7 +342,9 @@ class Tracer:
         return self.program
 
     def _written_in_place(self, slot: int) -> bool:
-        return any(isinstance(i, Forward) and slot in i.out_slots and slot in i.arg_slots
+        """Whether a recorded instruction writes into the slot's array (an in-place op)."""
+        return any((isinstance(i, Forward) and slot in i.out_slots and slot in i.arg_slots)
+                   or (isinstance(i, Write) and i.target == slot)
                    for i in self.program.instructions)
 
     def _output_spec(self, value):
@@ -366,18 +396,31 @@ class Snapshot:
         """An optimiser (or module) about to change: its parameters and its state."""
         for tensor in _tensors_changed_by(obj):
             self.add_tensor(tensor)
+        if id(obj) in self.objects:
+            return
         state = getattr(obj, "state", None)
-        if isinstance(state, dict) and id(obj) not in self.objects:
-            self.objects[id(obj)] = (obj, copy_state(state))
+        groups = getattr(obj, "param_groups", None)
+        if isinstance(state, dict):  # an optimiser: its state and its settings
+            settings = [{k: v for k, v in g.items() if k != "params"} for g in groups or ()]
+            self.objects[id(obj)] = (obj, ("optimizer", copy_state(state), settings))
+        elif hasattr(obj, "optimizer") and hasattr(obj, "last_epoch"):  # a scheduler
+            self.objects[id(obj)] = (obj, ("scheduler", copy.copy(vars(obj)), None))
+            self.add_object(obj.optimizer)
 
     def restore(self) -> None:
         for tensor, array, grad in self.tensors.values():
             backend.module_for(tensor.device).copyto(tensor.array, array)
             tensor._grad = None if grad is None else Tensor._wrap_no_copy_no_checks(
                 grad, tensor.device)
-        for obj, state in self.objects.values():
-            obj.state.clear()
-            obj.state.update(state)
+        for obj, (kind, state, settings) in self.objects.values():
+            if kind == "optimizer":
+                obj.state.clear()
+                obj.state.update(state)
+                for group, saved in zip(obj.param_groups, settings, strict=True):
+                    group.update(saved)
+            else:
+                vars(obj).clear()
+                vars(obj).update(state)
         backend.set_rng_state(backend.CPU, self.rng)
 
 

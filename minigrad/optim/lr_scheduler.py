@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from ..grad_mode import recorded_as_one_call
 from .optimizer import Optimizer
 
 
@@ -46,6 +47,7 @@ class LRScheduler:
         """The lrs of the first epoch: the groups' own (a schedule may compute its own)."""
         return [group["lr"] for group in self.optimizer.param_groups]
 
+    @recorded_as_one_call
     def step(self) -> None:
         """Move to the next epoch (or batch, for OneCycleLR) and set each group's lr."""
         self._step_count += 1
