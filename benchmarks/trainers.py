@@ -144,6 +144,7 @@ class MinigradCompiledTrainer(MinigradTrainer):
     """
 
     name = "minigrad_compiled"
+    mode = "default"  # mg.compile's mode
 
     @staticmethod
     def unavailable() -> str | None:
@@ -162,7 +163,7 @@ class MinigradCompiledTrainer(MinigradTrainer):
             optimizer.step()
             return loss
 
-        self.compiled_step = self.mg.compile(step_fn)
+        self.compiled_step = self.mg.compile(step_fn, mode=self.mode)
 
     def step(self, index, tick=no_tick) -> float:
         x = self.mg.from_numpy(self.inputs[index])
@@ -187,6 +188,14 @@ class MinigradCompiledTrainer(MinigradTrainer):
             if buffer is not None:
                 getattr(buffer, "array", buffer)[...] = 0
         self.opt.zero_grad()
+
+
+class MinigradMaxAutotuneTrainer(MinigradCompiledTrainer):
+    """mg.compile(step_fn, mode="max-autotune"): also the relayout pass (Linear weights kept as
+    (in, out) memory)."""
+
+    name = "minigrad_max_autotune"
+    mode = "max-autotune"
 
 
 class TorchTrainer:
@@ -377,6 +386,7 @@ TRAINERS = {
     for make in (
         MinigradTrainer,
         MinigradCompiledTrainer,
+        MinigradMaxAutotuneTrainer,
         TorchTrainer,
         TorchFusedTrainer,
         TorchCompiledTrainer,

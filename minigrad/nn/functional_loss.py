@@ -108,9 +108,9 @@ def _kept(target: Tensor, ignore_index: int):
     """(rows, classes) of the targets that are not ignored, as integer arrays."""
     if grad_mode.tracer is not None:
         raise RuntimeError(
-            "mg.compile: cross_entropy with label_smoothing and ignored targets keeps the rows "
-            "whose targets are not ignored, a selection by value that a compiled program "
-            "cannot repeat; run this loss eagerly"
+            "mg.compile: cross_entropy with label_smoothing keeps the rows whose targets are "
+            "not ignore_index, a selection by value that a compiled program cannot repeat; "
+            "run this loss eagerly"
         )
     t = target.array.reshape(-1)
     xp = backend.array_module(t)
