@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from .. import backend
 from ..ops.loss import check_targets, labels_in_range
-from ..optim.sgd import _numbers as sgd_numbers
-from ..optim.sgd import _update as sgd_update
 
 numpy = backend.numpy  # these kernels run on the CPU (the lower pass picks NumPy arrays only)
 
@@ -156,7 +154,6 @@ class LinearGrad(Kernel):
 
     def __init__(self, grad, x, weight, outs, fresh, slots, weight_layout=None):
         self.grad, self.x, self.weight = grad, x, weight
-        self.flat_outputs = {}  # slot -> (FlatGrads, offset): written into one array (FlatSGD)
         self.weight_layout = weight if weight_layout is None else weight_layout
         self.out_x, self.out_w, self.out_b = outs
         self.reads = tuple(s for s in (grad, x, weight) if s is not None)
@@ -179,119 +176,9 @@ class LinearGrad(Kernel):
             env[self.out_b] = self._into(self.out_b, numpy.sum, g, axis=0)
 
     def _into(self, slot, function, *args, transposed=False, **kwargs):
-        if slot in self.flat_outputs:  # a view of this replay's one array of gradients
-            flat, offset = self.flat_outputs[slot]
-            view = flat.view(offset, self.slots[slot].shape, transposed)
-            function(*args, out=view.T if transposed else view, **kwargs)
-            return view
         if slot in self.fresh:  # it becomes a leaf's .grad: a new array, as eager makes
             result = function(*args, **kwargs)
             return result.T if transposed else result
         out = self.buffer(slot, self.slots)
         function(*args, out=out.T if transposed else out, **kwargs)
         return out
-
-
-class FlatGrads:
-    """One array that holds every parameter's gradient of a step, made anew each replay: the
-    gradients are views of it (they become the parameters' .grad), and FlatSGD updates all the
-    parameters in a few NumPy calls over it."""
-
-    def __init__(self, size: int, dtype):
-        self.size, self.dtype, self.array = size, dtype, None
-
-    def view(self, offset: int, shape: tuple, transposed: bool):
-        """The gradient of the parameter stored at `offset`, in that parameter's layout."""
-        count = 1
-        for n in shape:
-            count *= n
-        block = self.array[offset:offset + count]
-        return block.reshape(shape[::-1]).T if transposed else block.reshape(shape)
-
-
-class NewFlatGrads:
-    """A new FlatGrads array for this replay (placed before the first gradient is made)."""
-
-    name = "new_flat_grads"
-    reads, out_slots = (), ()
-
-    def __init__(self, flat: FlatGrads):
-        self.flat = flat
-
-    def run(self, env, contexts) -> None:
-        self.flat.array = numpy.empty(self.flat.size, self.flat.dtype)
-
-    def describe(self, program) -> str:
-        return f"new_flat_grads({self.flat.size} {self.flat.dtype} numbers)"
-
-
-class FlatSGD:
-    """The optimiser's step (torch.optim.SGD's update, optim/sgd.py's _update) over every
-    parameter at once: the parameters are views of one array, their gradients of another
-    (FlatGrads), their momentum buffers of a third. Where that does not hold at a replay (a
-    .grad set by hand, a loaded state, a changed group), the optimiser's own step runs."""
-
-    name = "sgd_flat"
-    reads, out_slots = (), ()
-
-    def __init__(self, call, params, flat_params, offsets, flat_grads: FlatGrads):
-        self.call, self.optimizer, self.params = call, call.obj, list(params)
-        self.flat_params, self.offsets, self.flat_grads = flat_params, offsets, flat_grads
-        self.buffers, self.buffer_views = None, None  # the momentum buffers, one array
-        xp = numpy
-        self.scratch = (xp.empty_like(flat_params), xp.empty_like(flat_params))
-
-    def run(self, env, contexts) -> None:
-        group = self.optimizer.param_groups[0] if len(self.optimizer.param_groups) == 1 else None
-        grads = self.flat_grads.array
-        if group is None or group["params"] != self.params or any(
-                p._grad is None or p._grad.array.base is not grads for p in self.params):
-            self.call.run(env, contexts)  # the step as the optimiser takes it
-            return
-        settings = (group["lr"], group["momentum"], group["dampening"], group["weight_decay"],
-                    group["nesterov"], group["maximize"])
-        buffer = self._momentum_buffers() if settings[1] else None
-        if buffer is False:
-            self.call.run(env, contexts)
-            return
-        numbers = sgd_numbers(settings, self.flat_params)
-        made = sgd_update(self.flat_params, grads, buffer, self.scratch, settings, numbers)
-        if settings[1] and buffer is None:  # the first step: b = d, kept as one array
-            self._keep_buffers(made)
-        for param in self.params:
-            param._bump_version()
-
-    def _momentum_buffers(self):
-        """The one array of momentum buffers; None before the first step; False when the
-        optimiser's state does not fit (then its own step runs)."""
-        state = self.optimizer.state
-        found = [state.get(p, {}).get("momentum_buffer") for p in self.params]
-        if all(b is None for b in found):
-            return None
-        if self.buffer_views is not None and all(
-                b is v for b, v in zip(found, self.buffer_views, strict=True)):
-            return self.buffers
-        if any(b is None or b.shape != p.shape for b, p in zip(found, self.params, strict=True)):
-            return False
-        merged = numpy.empty_like(self.flat_params)  # (a loaded state: copied in once)
-        for b, p, offset in zip(found, self.params, self.offsets, strict=True):
-            merged[offset:offset + p.array.size] = backend.to_host(b).reshape(-1) if \
-                p.array.flags.c_contiguous else backend.to_host(b).T.reshape(-1)
-        self._keep_buffers(merged)
-        return self.buffers
-
-    def _keep_buffers(self, flat) -> None:
-        self.buffers = flat
-        views = []
-        for p, offset in zip(self.params, self.offsets, strict=True):
-            block = flat[offset:offset + p.array.size]
-            transposed = not p.array.flags.c_contiguous
-            views.append(block.reshape(p.shape[::-1]).T if transposed else block.reshape(p.shape))
-        self.buffer_views = views
-        for p, view in zip(self.params, views, strict=True):
-            self.optimizer.state.setdefault(p, {})["momentum_buffer"] = view
-
-    def describe(self, program) -> str:
-        return (f"{self.call.describe(program)}, as one update over "
-                f"{self.flat_params.size} numbers")
-

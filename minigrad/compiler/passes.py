@@ -6,8 +6,6 @@
                 input is dead
     relayout_weights  with mode="max-autotune": keep each Linear weight as (in, out) memory,
                 the layout x @ W.T reads fastest; the weight's shape stays (out, in)
-    flatten_sgd with mode="max-autotune": the parameters, their gradients and momentum
-                buffers as views of three arrays, so SGD's update is a few NumPy calls in all
     capture     on a GPU, a whole MLP training step (Linear and ReLU layers, mean
                 cross-entropy, SGD) becomes one CUDA graph, replayed with one launch
 
@@ -31,7 +29,7 @@ from .program import Accumulate, Backward, Call, Forward, _output_slots, _reads
 
 def run_all(program, relayout: bool = False) -> None:
     """The passes in order; relayout only when asked (mg.compile(mode="max-autotune"))."""
-    rewrites = (dead_code, capture, lower, relayout_weights, flatten_sgd) if relayout else \
+    rewrites = (dead_code, capture, lower, relayout_weights) if relayout else \
         (dead_code, capture, lower)
     for rewrite in rewrites:
         rewrite(program)
@@ -335,55 +333,3 @@ class CapturedStep:
         return (f"%{self.step['loss']}, %{self.step['logits']} = captured_mlp_step("
                 f"%{self.step['x']}, %{self.step['y']}): {layers} Linear layers, cross-entropy, "
                 "SGD, as one CUDA graph")
-
-
-def flatten_sgd(program) -> None:
-    """Make SGD's step one update over all the parameters (kernels.FlatSGD): when the step's
-    only group holds CPU parameters of one float dtype, each of whose gradient a linear_grad
-    kernel makes new in this program and hands to .grad, the parameters become views of one
-    array (their shapes, layouts and values kept), the gradients views of one array made each
-    replay, and the step a FlatSGD instruction."""
-    program.finalize()
-    steps = [i for i in program.instructions if isinstance(i, Call) and type(i.obj) is SGD
-             and i.method.__name__ == "step"]
-    if len(steps) != 1 or len(steps[0].obj.param_groups) != 1:
-        return
-    call = steps[0]
-    params = list(call.obj.param_groups[0]["params"])
-    made_by = {}  # slot -> the linear_grad kernel that makes it new each replay
-    for instruction in program.instructions:
-        if isinstance(instruction, kernels.LinearGrad):
-            for slot in instruction.fresh:
-                made_by[slot] = instruction
-    accumulates = {}
-    for instruction in program.instructions:
-        if isinstance(instruction, Accumulate):
-            accumulates.setdefault(id(instruction.leaf), []).append(instruction)
-    dtype = params[0].array.dtype if params else None
-    for param in params:
-        found = accumulates.get(id(param), [])
-        if param.device is not backend.CPU or param.array.dtype != dtype or dtype.kind != "f" \
-                or len(found) != 1 or not found[0].owned or found[0].slot not in made_by \
-                or not (param.array.flags.c_contiguous or param.array.flags.f_contiguous):
-            return
-    offsets, total = [], 0
-    for param in params:
-        offsets.append(total)
-        total += param.array.size
-    flat_params = backend.numpy.empty(total, dtype)
-    flat_grads = kernels.FlatGrads(total, dtype)
-    for param, offset in zip(params, offsets, strict=True):
-        array = param.array
-        transposed = not array.flags.c_contiguous  # (in, out) memory: keep it
-        block = flat_params[offset:offset + array.size]
-        view = block.reshape(array.shape[::-1]).T if transposed else block.reshape(array.shape)
-        view[...] = array
-        param.array = view
-        (accumulate,) = accumulates[id(param)]
-        made_by[accumulate.slot].flat_outputs[accumulate.slot] = (flat_grads, offset)
-    first = next(i for i, instruction in enumerate(program.instructions)
-                 if isinstance(instruction, kernels.LinearGrad))
-    program.instructions.insert(first, kernels.NewFlatGrads(flat_grads))
-    index = program.instructions.index(call)
-    program.instructions[index] = kernels.FlatSGD(call, params, flat_params, offsets,
-                                                  flat_grads)
