@@ -175,3 +175,31 @@ def test_a_compiled_mlp_step_becomes_one_cuda_graph_with_the_eager_results(seque
     np.testing.assert_allclose(losses, expected_losses, **tolerance)
     for ours, expected in zip(params + grads, expected_params + expected_grads, strict=True):
         np.testing.assert_allclose(ours, expected, **tolerance)
+
+
+def test_the_main_jobs_compiled_step_is_captured_on_a_gpu(example):
+    """examples/mnist.py's own step (NeuralNet with F.relu, CrossEntropyLoss, SGD with Nesterov
+    momentum and weight decay, zero_grad after the loss, returning the loss and the logits)
+    matches the capture pass, and trains as its eager step does on the CPU."""
+    inputs, targets = _data(32)
+    results = []
+    for device in ("cuda", "cpu"):
+        mg.manual_seed(0)
+        model = example.NeuralNet(SIZES[0], SIZES[1], SIZES[2], SIZES[3]).to(device)
+        optimizer = mg.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True,
+                                 weight_decay=5e-4)
+        step = example.make_train_step(model, mg.nn.CrossEntropyLoss(), optimizer,
+                                       compiled=device == "cuda")
+        loader = mg.data.DataLoader((inputs.astype(np.float32), targets), 8, device=device)
+        outputs = [step(x, y) for _ in range(2) for x, y in loader]
+        results.append(([loss.item() for loss, _ in outputs],
+                        [logits.detach().numpy() for _, logits in outputs],
+                        [p.detach().numpy() for p in model.parameters()]))
+        if device == "cuda":
+            (captured,) = step.program.instructions
+            assert captured.name == "captured_mlp_step" and captured.launches == 2 * 4 - 1
+    (losses, logits, params), (expected_losses, expected_logits, expected_params) = results
+    tolerance = dict(rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(losses, expected_losses, **tolerance)
+    for ours, expected in zip(logits + params, expected_logits + expected_params, strict=True):
+        np.testing.assert_allclose(ours, expected, **tolerance)
