@@ -306,6 +306,24 @@ class Tensor:
             hooks.append(hook)
         return RemovableHandle(hooks, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call hook(tensor) once per backward, after this leaf's gradient is complete in .grad
+        (PyTorch's name; DistributedDataParallel starts an all-reduce there). The hook must
+        return None."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        entry = _post_accumulate_hooks.get(id(self))
+        if entry is None or entry[0]() is not self:
+            key = id(self)
+            entry = (weakref.ref(self, lambda _, key=key: _post_accumulate_hooks.pop(key, None)),
+                     [])
+            _post_accumulate_hooks[key] = entry
+        entry[1].append(hook)
+        return RemovableHandle(entry[1], hook)
+
     def retain_grad(self) -> None:
         """Keep .grad for this non-leaf tensor too (leaves always keep theirs)."""
         if not self.requires_grad:
@@ -1091,6 +1109,14 @@ class Tensor:
 
 _new_tensor = object.__new__
 _NONES = (None,) * 4
+# id(leaf) -> (a weak reference to it, its post-accumulate-grad hooks): few tensors have them
+_post_accumulate_hooks: dict = {}
+
+
+def post_accumulate_hooks(tensor) -> list:
+    """The hooks register_post_accumulate_grad_hook gave this tensor (the engine runs them)."""
+    entry = _post_accumulate_hooks.get(id(tensor))
+    return entry[1] if entry is not None and entry[0]() is tensor else []
 
 
 class RemovableHandle:

@@ -120,10 +120,39 @@ def test_sgd_rejects_what_it_cannot_optimise():
         mg.optim.SGD(weight, lr=0.1)  # would otherwise iterate over the rows
     with pytest.raises(ValueError, match="empty"):
         mg.optim.SGD([], lr=0.1)
-    with pytest.raises(TypeError, match="require grad"):
-        mg.optim.SGD([mg.ones(2)], lr=0.1)
+    with pytest.raises(TypeError, match="can only optimize Tensors, but one of the params is int"):
+        mg.optim.SGD([1], lr=0.1)
     with pytest.raises(ValueError, match="non-leaf"):
         mg.optim.SGD([weight * 2], lr=0.1)
+
+
+def test_frozen_parameters_are_accepted_and_left_alone_as_in_pytorch():
+    """The tutorial's freeze-then-replace-the-head program: an optimiser over every parameter,
+    some frozen (requires_grad False): they get no .grad, so step() does not move them."""
+    torch = pytest.importorskip("torch")
+    mg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    reference = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    with torch.no_grad():
+        for mine, theirs in zip(model.parameters(), reference.parameters(), strict=True):
+            theirs.copy_(torch.tensor(mine.detach().numpy()))
+    for frozen in (model[0].weight, model[0].bias):
+        frozen.requires_grad_(False)
+    for frozen in (reference[0].weight, reference[0].bias):
+        frozen.requires_grad_(False)
+    ours = mg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    theirs = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    for _ in range(3):
+        ours.zero_grad()
+        theirs.zero_grad()
+        model(mg.tensor(x)).sum().backward()
+        reference(torch.tensor(x)).sum().backward()
+        ours.step()
+        theirs.step()
+    for mine, expected in zip(model.parameters(), reference.parameters(), strict=True):
+        np.testing.assert_allclose(mine.detach().numpy(), expected.detach().numpy(), rtol=1e-5)
+    assert model[0].weight.grad is None
 
 
 def test_sgd_skips_parameters_without_gradients():

@@ -12,14 +12,46 @@ def _outputs(value) -> tuple:
     return (value,) if isinstance(value, Tensor) else tuple(v for v in value if v is not None)
 
 
-def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3) -> bool:
+def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3, *,
+              raise_exception: bool = True, check_forward_ad: bool = False,
+              check_batched_grad: bool = False, **options) -> bool:
     """Return True when every analytic gradient matches (f(x+eps) - f(x-eps)) / 2eps.
 
     `inputs` is a Tensor or a sequence of Tensors; those with requires_grad are checked and must
     be float64. `fn` returns a Tensor or a tuple of them. The check uses the scalar
     sum_k sum(out_k * w_k) for fixed random weights w_k, so one backward gives every gradient.
-    Raises RuntimeError naming the worst element otherwise.
+    Raises RuntimeError naming the worst element otherwise, or, with raise_exception=False as
+    in PyTorch, returns False. PyTorch's other switches are accepted where they change nothing
+    here (nondet_tol, check_undefined_grad, fast_mode, ...); checks minigrad cannot make yet
+    (forward-mode, batched gradients) raise.
     """
+    _check_options("gradcheck", check_forward_ad, check_batched_grad, options)
+    try:
+        return _gradcheck(fn, inputs, eps, atol, rtol)
+    except RuntimeError:
+        if raise_exception:
+            raise
+        return False
+
+
+def _check_options(who: str, check_forward_ad: bool, check_batched_grad: bool,
+                   options: dict) -> None:
+    if check_forward_ad or check_batched_grad:
+        raise NotImplementedError(
+            f"{who}: check_forward_ad and check_batched_grad need forward-mode AD and vmap, "
+            "which minigrad does not have yet"
+        )
+    unknown = set(options) - _ACCEPTED
+    if unknown:
+        raise TypeError(f"{who}() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+
+
+# PyTorch's switches that change nothing for minigrad's deterministic, elementwise check.
+_ACCEPTED = {"nondet_tol", "check_undefined_grad", "check_grad_dtypes", "check_backward_ad",
+             "fast_mode", "masked", "check_batched_forward_grad", "gen_non_contig_grad_outputs"}
+
+
+def _gradcheck(fn, inputs, eps: float, atol: float, rtol: float) -> bool:
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     checked = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
     if not checked:
@@ -77,13 +109,25 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 
 
 def gradgradcheck(fn, inputs, grad_outputs=None, eps: float = 1e-6, atol: float = 1e-5,
-                  rtol: float = 1e-3) -> bool:
+                  rtol: float = 1e-3, *, raise_exception: bool = True,
+                  check_fwd_over_rev: bool = False, check_rev_over_rev: bool = True,
+                  check_batched_grad: bool = False, **options) -> bool:
     """gradcheck of the gradient itself: second derivatives against finite differences.
 
     The function checked is (inputs, v) -> autograd.grad(fn(inputs), inputs, v,
     create_graph=True): its derivative is what a second backward through the recorded
-    backward pass computes.
+    backward pass computes. raise_exception=False returns False instead of raising.
     """
+    _check_options("gradgradcheck", check_fwd_over_rev, check_batched_grad, options)
+    try:
+        return _gradgradcheck(fn, inputs, grad_outputs, eps, atol, rtol)
+    except RuntimeError:
+        if raise_exception:
+            raise
+        return False
+
+
+def _gradgradcheck(fn, inputs, grad_outputs, eps: float, atol: float, rtol: float) -> bool:
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     checked = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
     with enable_grad():
@@ -109,7 +153,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps: float = 1e-6, atol: float 
 
     if not checked:
         raise ValueError("gradgradcheck: no input requires grad, so there is nothing to check")
-    return gradcheck(first_derivative, (*inputs, *grad_outputs), eps, atol, rtol)
+    return _gradcheck(first_derivative, (*inputs, *grad_outputs), eps, atol, rtol)
 
 
 def _unravel(flat_index: int, shape: tuple) -> tuple:

@@ -27,7 +27,7 @@ import copy
 from .. import backend
 from ..engine.function import Context
 from ..grad_mode import grad_mode
-from ..tensor import Tensor
+from ..tensor import Tensor, post_accumulate_hooks
 from .program import (
     Accumulate,
     Backward,
@@ -260,7 +260,7 @@ class Tracer:
     def record_accumulate(self, leaf, grad) -> None:
         """The engine is about to add `grad` into `leaf.grad`."""
         self.snapshot.add_tensor(leaf)
-        if leaf._hooks:
+        if leaf._hooks or post_accumulate_hooks(leaf):
             raise TraceError(
                 "mg.compile: a leaf of shape "
                 f"{tuple(leaf.shape)} has a hook (register_hook): a hook is Python that a replay "

@@ -27,7 +27,7 @@ import threading
 
 from .. import backend
 from ..grad_mode import grad_mode
-from ..tensor import Tensor
+from ..tensor import Tensor, _post_accumulate_hooks, post_accumulate_hooks
 from . import anomaly
 from .function import Context
 
@@ -89,6 +89,7 @@ class _Run:
         self.leaf_index = {}  # id(leaf) -> its positions in inputs (an input may be repeated)
         self.node_index = {}  # (grad_fn, output_nr) -> positions in inputs
         self.hooked = {}  # id(leaf) -> [leaf, sum]: leaves with hooks see their summed gradient
+        self.post = {}  # id(leaf) -> [leaf, edges still to come, received]: post-accumulate hooks
         for number, t in enumerate(inputs or ()):
             if t.grad_fn is None:
                 self.leaf_index.setdefault(id(t), []).append(number)
@@ -130,6 +131,33 @@ class _Run:
     def finish_hooked(self) -> None:
         for leaf, grad in self.hooked.values():
             self.receive(leaf, _run_hooks(leaf._hooks, grad))
+        for entry in self.post.values():  # leaves whose last edge never ran, or with hooks
+            if entry[2]:
+                entry[2] = False
+                _run_post_accumulate_hooks(entry[0])
+
+    def count_post_edges(self, order) -> None:
+        """For leaves with post-accumulate hooks (backward only): the edges that lead to them,
+        so that their hooks run as soon as the last one has been sent along."""
+        if self.capture or not _post_accumulate_hooks:
+            return
+        for node in order:
+            for target, _ in node.next_functions:
+                if target is not None and type(target) is not Context \
+                        and post_accumulate_hooks(target):
+                    entry = self.post.setdefault(id(target), [target, 0, False])
+                    entry[1] += 1
+
+    def edge_done(self, leaf, received: bool) -> None:
+        """One edge into a leaf with post-accumulate hooks was sent along (or was None)."""
+        entry = self.post.get(id(leaf))
+        if entry is None:
+            return
+        entry[1] -= 1
+        entry[2] = entry[2] or received
+        if entry[1] == 0 and entry[2] and not leaf._hooks:  # (hooked leaves: at the end)
+            entry[2] = False
+            _run_post_accumulate_hooks(leaf)
 
 
 def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=None,
@@ -152,6 +180,13 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
             else:
                 run.add_pending(root.grad_fn, root._output_nr, grad)
         order = tape(*roots)
+        run.count_post_edges(order)
+        if _post_accumulate_hooks and not capture:  # a root that is itself such a leaf
+            for root in roots:
+                if root.grad_fn is None and post_accumulate_hooks(root) and (
+                        inputs is None or id(root) in run.leaf_index):
+                    entry = run.post.setdefault(id(root), [root, 0, False])
+                    entry[2] = True
         needed = _needed(order, run) if inputs is not None else None
         for node in order:
             sums = run.pending.pop(node, None)
@@ -203,7 +238,11 @@ def _send(node: Context, grads: tuple, run: _Run, sums: list) -> None:
     if grad_mode.anomaly:
         anomaly.check_backward(node, grads)
     for number, ((target, output_nr), grad) in enumerate(zip(edges, grads, strict=False)):
-        if target is None or grad is None:
+        if target is None:
+            continue
+        if grad is None:
+            if run.post and type(target) is not Context:
+                run.edge_done(target, False)
             continue
         # The gradient must look like what it is sent to: that output of the next node (as
         # forward recorded it), or the leaf itself.
@@ -221,6 +260,8 @@ def _send(node: Context, grads: tuple, run: _Run, sums: list) -> None:
             run.add_pending(target, output_nr, grad)
         else:
             run.deliver_to_leaf(target, grad, _made_for_this_edge(node, grad, grads, sums))
+            if run.post:
+                run.edge_done(target, run.inputs is None or id(target) in run.leaf_index)
 
 
 def _made_for_this_edge(node: Context, grad, grads: tuple, sums: list) -> bool:
@@ -310,6 +351,12 @@ def _run_hooks(hooks, grad):
         if result is not None:
             grad = result
     return grad
+
+
+def _run_post_accumulate_hooks(leaf) -> None:
+    for hook in list(post_accumulate_hooks(leaf)):
+        if hook(leaf) is not None:
+            raise RuntimeError("Tensor post accumulate grad hooks should return None.")
 
 
 def _zeros(metadata):
@@ -426,8 +473,13 @@ def _inputs(inputs, op: str) -> tuple:
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         allow_unused=False):
-    """The gradients of `outputs` with respect to `inputs`, as a tuple of Tensors."""
+         allow_unused=None, materialize_grads=False):
+    """The gradients of `outputs` with respect to `inputs`, as a tuple of Tensors; an input the
+    outputs do not depend on gets None with allow_unused=True, zeros with materialize_grads."""
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads="
+                         "True, but got: allow_unused=False.")
+    allow_unused = materialize_grads if allow_unused is None else allow_unused
     outputs = _as_tuple(outputs, "outputs")
     inputs = _inputs(inputs, "grad")
     roots = _root_grads(outputs, grad_outputs, "grad")
@@ -441,6 +493,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             )
     if not create_graph:  # plain gradients: cut from the graph of the backward pass
         captured = [g if g is None else g.detach() for g in captured]
+    if materialize_grads:
+        captured = [_zeros((t.array.shape, t.array.dtype, t.device)) if g is None else g
+                    for g, t in zip(captured, inputs, strict=True)]
     return tuple(captured)
 
 

@@ -41,15 +41,17 @@ class Optimizer:
             )
         group["params"] = [params] if isinstance(params, Tensor) else list(params)
         for param in group["params"]:
-            if not isinstance(param, Tensor) or not param.requires_grad:
+            # A tensor that does not require grad is accepted, as in PyTorch: it has no .grad,
+            # so step() leaves it alone until it is unfrozen (requires_grad_(True)).
+            if not isinstance(param, Tensor):
                 raise TypeError(
-                    f"{type(self).__name__} can only optimise tensors that require grad, "
-                    f"got {type(param).__name__}"
+                    f"optimizer can only optimize Tensors, but one of the params is "
+                    f"{type(param).__name__}"
                 )
             if not param.is_leaf:
                 raise ValueError(
-                    f"{type(self).__name__} can't optimise a non-leaf tensor (made by "
-                    f"{param.grad_fn.name()}): its value is computed, not stored"
+                    f"can't optimize a non-leaf Tensor (made by {param.grad_fn.name()}): its "
+                    "value is computed, not stored"
                 )
         self._check_duplicates(group["params"])
         for name, default in self.defaults.items():

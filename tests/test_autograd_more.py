@@ -1,0 +1,115 @@
+"""The rest of torch.autograd that PyTorch's tutorials use, against torch: post-accumulate-grad
+hooks, autograd.grad(materialize_grads=True), gradcheck(raise_exception=False)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+
+torch = pytest.importorskip("torch")
+
+
+def post_accumulate_log(lib):
+    """What each library's post-accumulate-grad hooks see, over several kinds of backward."""
+    w = lib.tensor([1.0, 2.0], requires_grad=True)
+    v = lib.tensor([3.0], requires_grad=True)
+    log = []
+    w.register_post_accumulate_grad_hook(lambda t: log.append(("w", t.grad.tolist())))
+    handle = v.register_post_accumulate_grad_hook(lambda t: log.append(("v", t.grad.tolist())))
+    (w * w + w * v).sum().backward()  # w reached by two edges: one call, with the sum
+    (w * 3).sum().backward()  # accumulated onto the first .grad
+    handle.remove()
+    (w.sum() * v).backward()
+    w.register_hook(lambda g: g * 10)  # a tensor hook first, then the post-accumulate hook
+    (w * w).sum().backward()
+    lib.autograd.grad((w * w).sum(), w)  # grad() accumulates nothing: no call
+    (w * v).sum().backward(inputs=[v])  # w gets nothing: no call
+    w.backward(lib.tensor([1.0, 1.0]))  # the root is the leaf itself
+    return log
+
+
+def test_post_accumulate_grad_hooks_run_as_in_pytorch():
+    assert post_accumulate_log(mg) == post_accumulate_log(torch)
+
+
+def test_post_accumulate_grad_hooks_run_when_the_leafs_gradient_is_complete():
+    """Before backward goes on to other leaves: the hook of a leaf near the loss runs while the
+    layers below still wait (what lets DistributedDataParallel start an all-reduce early)."""
+    order = []
+    x = mg.randn(4, 3)
+    first, second = mg.randn(3, 3, requires_grad=True), mg.randn(3, 1, requires_grad=True)
+    for name, leaf in (("first", first), ("second", second)):
+        leaf.register_post_accumulate_grad_hook(lambda t, name=name: order.append(name))
+    loss = ((x @ first).tanh() @ second).sum()
+    loss.backward()
+    assert order == ["second", "first"]
+
+
+def test_post_accumulate_grad_hook_errors_are_pytorchs():
+    w = mg.tensor([1.0], requires_grad=True)
+    for lib, leaf in ((mg, w), (torch, torch.tensor([1.0], requires_grad=True))):
+        with pytest.raises(RuntimeError, match="cannot be registered on non-leaf tensors"):
+            (leaf * 2).register_post_accumulate_grad_hook(lambda t: None)
+        with pytest.raises(RuntimeError, match="doesn't require gradient"):
+            lib.ones(2).register_post_accumulate_grad_hook(lambda t: None)
+        leaf.register_post_accumulate_grad_hook(lambda t: t.grad)
+        with pytest.raises(RuntimeError, match="should return None"):
+            (leaf * 2).sum().backward()
+
+
+def test_a_compiled_function_refuses_a_leaf_with_a_post_accumulate_hook():
+    w = mg.tensor([1.0, 2.0], requires_grad=True)
+    w.register_post_accumulate_grad_hook(lambda t: None)
+    with pytest.raises(RuntimeError, match="hook"):
+        mg.compile(lambda x: (x * w).sum().backward())(mg.ones(2))
+
+
+def test_grad_materialize_grads_gives_zeros_for_unused_inputs():
+    results = []
+    for lib in (mg, torch):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        y = lib.tensor([3.0], requires_grad=True)
+        gx, gy = lib.autograd.grad((x * 2).sum(), (x, y), materialize_grads=True)
+        results.append((gx.tolist(), gy.tolist()))
+        with pytest.raises(ValueError, match="Expected allow_unused to be True or not passed"):
+            lib.autograd.grad((x * 2).sum(), (x, y), materialize_grads=True, allow_unused=False)
+        with pytest.raises(RuntimeError, match="appears to not have been used in the graph"):
+            lib.autograd.grad((x * 2).sum(), (x, y))
+    assert results[0] == results[1] == ([2.0, 2.0], [0.0])
+
+
+class _WrongDerivative:
+    """f(a) = 2a with backward 3g: gradcheck must say False (or raise)."""
+
+    @staticmethod
+    def make(lib):
+        class Wrong(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, a):
+                return a * 2
+
+            @staticmethod
+            def backward(ctx, g):
+                return g * 3
+
+        return Wrong
+
+
+def test_gradcheck_raise_exception_false_returns_false_as_in_pytorch():
+    for lib in (mg, torch):
+        wrong = _WrongDerivative.make(lib)
+        a = lib.tensor(np.ones(2), dtype=lib.float64, requires_grad=True)
+        assert lib.autograd.gradcheck(wrong.apply, (a,), raise_exception=False) is False
+        assert lib.autograd.gradcheck(lambda t: t * 2, (a,), raise_exception=False) is True
+        with pytest.raises(RuntimeError):
+            lib.autograd.gradcheck(wrong.apply, (a,))
+        assert lib.autograd.gradgradcheck(lambda t: t ** 3, (a,), raise_exception=False) is True
+    with pytest.raises(NotImplementedError, match="forward-mode"):
+        mg.autograd.gradcheck(lambda t: t * 2, (mg.tensor([1.0], dtype=mg.float64,
+                                                           requires_grad=True),),
+                              check_forward_ad=True)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'tolerance'"):
+        mg.autograd.gradcheck(lambda t: t * 2, (mg.tensor([1.0], dtype=mg.float64,
+                                                           requires_grad=True),), tolerance=1)
