@@ -16,6 +16,7 @@ class _GradMode(threading.local):
     anomaly = False  # detect_anomaly() (anomaly.py)
     anomaly_check_nan = True
     tracer = None  # mg.compile's recorder while it traces a call (minigrad/compiler/trace.py)
+    saved_hooks = None  # (pack, unpack) of autograd.graph.saved_tensors_hooks, innermost
 
 
 grad_mode = _GradMode()

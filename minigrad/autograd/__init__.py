@@ -12,7 +12,7 @@ from ..grad_mode import (
     no_grad,
     set_grad_enabled,
 )
-from . import functional
+from . import functional, graph
 from .gradcheck import gradcheck, gradgradcheck
 from .once_differentiable import once_differentiable
 
@@ -26,6 +26,7 @@ __all__ = [
     "functional",
     "grad",
     "gradcheck",
+    "graph",
     "gradgradcheck",
     "inference_mode",
     "is_anomaly_enabled",

@@ -141,6 +141,9 @@ class Tracer:
 
     def record_apply(self, cls, args):
         """A top-level Function.apply: run it with the tracer off, then write it down."""
+        if grad_mode.saved_hooks is not None:
+            raise TraceError("mg.compile: saved_tensors_hooks run Python at every op, which a "
+                             "replay would skip; trace without them")
         arg_slots = tuple(self.slot_for(a) if isinstance(a, Tensor) else None for a in args)
         consts = tuple(None if isinstance(a, Tensor) else self._template(a) for a in args)
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)

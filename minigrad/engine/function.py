@@ -103,7 +103,7 @@ class Context:
             )
         values = []
         for value in self._saved:
-            values.append(value.unpack(self) if type(value) is SavedTensor else value)
+            values.append(value.unpack(self) if type(value) in _SAVED_KINDS else value)
         return tuple(values)
 
     def release(self) -> None:
@@ -256,8 +256,12 @@ def _record(ctx: Context, args, outputs) -> None:
     ctx.output_metadata = tuple(output_metadata)
     if ctx._to_save:
         saved = []
+        hooks = grad_mode.saved_hooks
         for value in ctx._to_save:
-            saved.append(SavedTensor.make(value, args, outputs, ctx._scalars))
+            if hooks is not None:  # autograd.graph.saved_tensors_hooks: pack it the user's way
+                saved.append(PackedTensor.make(value, args, outputs, ctx._scalars, hooks))
+            else:
+                saved.append(SavedTensor.make(value, args, outputs, ctx._scalars))
         ctx._saved = tuple(saved)
         ctx._to_save = ()
 
@@ -380,6 +384,50 @@ class SavedTensor:
         return f"{array.dtype} tensor of shape {tuple(array.shape)}{where}"
 
 
+class PackedTensor:
+    """A saved tensor kept the user's way, under autograd.graph.saved_tensors_hooks(pack, unpack):
+    forward keeps pack(tensor), whatever it returns; backward gets unpack(that). As in PyTorch,
+    no version check is made (what was packed is usually a copy)."""
+
+    __slots__ = ("packed", "unpack_hook", "output_nr")
+
+    def __init__(self, packed, unpack_hook, output_nr):
+        self.packed, self.unpack_hook, self.output_nr = packed, unpack_hook, output_nr
+
+    @classmethod
+    def make(cls, value, args, outputs, scalars, hooks):
+        pack, unpack = hooks
+        if value is None or type(value) in (int, float, bool):
+            return value  # not a tensor: kept as it is, as SavedTensor does
+        for scalar, array in scalars:
+            if value is scalar:
+                value = array
+        output_nr = None
+        for number, out in enumerate(outputs):
+            if out is value or (isinstance(out, Tensor) and not isinstance(value, Tensor)
+                                and out.array is value):
+                value, output_nr = out, (number if out.grad_fn is not None else None)
+                break
+        if not isinstance(value, Tensor):
+            value = Tensor._wrap_no_copy_no_checks(
+                backend.ensure_array(value, backend.array_module(value)),
+                backend.device_of(value) if backend.is_array(value) else backend.CPU)
+        return cls(pack(value), unpack, output_nr)
+
+    def unpack(self, node):
+        result = self.unpack_hook(self.packed)
+        if not isinstance(result, Tensor):
+            raise TypeError(
+                f"{node.name()}: the unpack hook of saved_tensors_hooks returned a "
+                f"{type(result).__name__}; it must return a Tensor"
+            )
+        if self.output_nr is not None:  # the node's own output: still on its graph
+            result = Tensor._wrap_no_copy_no_checks(result.array, result.device)
+            result.grad_fn, result._output_nr, result._requires_grad = node, self.output_nr, True
+        return result
+
+
+_SAVED_KINDS = (SavedTensor, PackedTensor)
 _ndarray, _CPU = backend.ndarray, backend.CPU
 _NO_EDGE = (None, 0)
 
