@@ -1,7 +1,19 @@
-"""Data: datasets (MNIST, TensorDataset, your own Dataset) and the DataLoader."""
+"""Data: datasets (MNIST, TensorDataset, your own Dataset), samplers and the DataLoader."""
 
 from .dataset import Dataset, TensorDataset, default_collate
-from .loader import DataLoader
+from .loader import (
+    BatchSampler,
+    DataLoader,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+)
 from .mnist import MNIST
 
-__all__ = ["MNIST", "DataLoader", "Dataset", "TensorDataset", "default_collate"]
+__all__ = [
+    "MNIST", "BatchSampler", "DataLoader", "Dataset", "RandomSampler", "Sampler",
+    "SequentialSampler", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler",
+    "default_collate",
+]

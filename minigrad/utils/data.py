@@ -1,5 +1,18 @@
 """mg.utils.data: PyTorch's spelling (torch.utils.data) of minigrad.data."""
 
-from ..data import DataLoader, Dataset, TensorDataset, default_collate
+from ..data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+    TensorDataset,
+    WeightedRandomSampler,
+    default_collate,
+)
 
-__all__ = ["DataLoader", "Dataset", "TensorDataset", "default_collate"]
+__all__ = ["BatchSampler", "DataLoader", "Dataset", "RandomSampler", "Sampler",
+           "SequentialSampler", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler",
+           "default_collate"]
