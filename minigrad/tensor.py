@@ -42,6 +42,7 @@ class Tensor:
         # was made, which output of which function when that returned several views, or None,
         # whether it was made under no_grad)
         "_hooks",  # register_hook on a leaf
+        "_inference",  # made in inference_mode(): PyTorch's inference tensors (is_inference)
         "__weakref__",
     )
 
@@ -78,6 +79,7 @@ class Tensor:
         self.device = dev
         self._grad_fn = self._grad = self._view_of = self._hooks = None
         self._requires_grad, self._output_nr, self._version_counter = False, 0, [0]
+        self._inference = grad_mode.inference
         if grad_mode.tracer is not None:  # mg.compile: a tensor made in the traced call
             grad_mode.tracer.made(self)
         if requires_grad:
@@ -89,8 +91,10 @@ class Tensor:
         t = _new_tensor(Tensor)
         t.array, t.device, t._grad_fn, t._grad, t._view_of, t._hooks = array, device, *_NONES
         t._requires_grad, t._output_nr, t._version_counter = False, 0, [0]
-        if grad_mode.tracer is not None:  # mg.compile: a tensor made in the traced call
-            grad_mode.tracer.made(t)
+        mode = grad_mode
+        t._inference = mode.inference
+        if mode.tracer is not None:  # mg.compile: a tensor made in the traced call
+            mode.tracer.made(t)
         return t
 
     # ---- attributes ----------------------------------------------------------------------
@@ -176,7 +180,15 @@ class Tensor:
             raise RuntimeError(
                 "requires_grad can only be switched off on leaf tensors; use detach() instead"
             )
+        if value and self._inference and not grad_mode.inference:
+            raise RuntimeError("Setting requires_grad=True on inference tensor outside "
+                               "InferenceMode is not allowed.")
         self._requires_grad = bool(value)
+
+    def is_inference(self) -> bool:
+        """Whether this tensor was made in inference_mode() (or is a view of one that was):
+        outside inference mode it cannot be saved for backward nor changed in place."""
+        return self._inference
 
     @property
     def is_leaf(self) -> bool:
@@ -269,6 +281,7 @@ class Tensor:
         """The same data, cut from the graph (no grad_fn, requires_grad False)."""
         result = Tensor._wrap_no_copy_no_checks(self.array, self.device)
         result._version_counter = self._version_counter  # in-place changes are still seen
+        result._inference = self._inference
         return result
 
     def detach_(self) -> Tensor:
@@ -367,6 +380,7 @@ class Tensor:
         when the change is recorded. A view made under no_grad is marked too: PyTorch refuses
         to record an in-place change of it (or of a view of it) later, under grad mode."""
         self._version_counter = base._version_counter
+        self._inference = base._inference  # a view of an inference tensor is one too
         made_in_no_grad = not grad_mode.enabled
         if base._view_of is None:
             root = base

@@ -162,3 +162,34 @@ def test_saved_tensors_hooks_keep_second_derivatives():
         (h,) = lib.autograd.grad(g.sum(), x)
         expected = np.exp([0.5, 1.5]) * (np.array([0.5, 1.5]) + 2)
         np.testing.assert_allclose(h.tolist(), expected, rtol=1e-12)
+
+
+def inference_story(lib):
+    """What PyTorch's inference tensors allow and refuse, as (step, outcome) pairs."""
+    story = []
+    with lib.inference_mode():
+        x = lib.ones(2)
+        y = x * 2
+        x.add_(1)  # inside inference mode: allowed
+        made = lib.ones(2, requires_grad=True)
+    story.append(("made inside", x.is_inference(), y.is_inference(), x[0:1].is_inference(),
+                  made.requires_grad, made.is_inference()))
+    story.append(("outside", lib.ones(2).is_inference(), x.clone().is_inference(),
+                  x.detach().is_inference()))
+    w = lib.ones(2, requires_grad=True)
+    for name, step in (("saved for backward", lambda: w * x), ("not saved", lambda: w + x),
+                       ("changed in place", lambda: x.add_(1)),
+                       ("set to require grad", lambda: x.requires_grad_()),
+                       ("written by index", lambda: x.__setitem__(0, 5.0))):
+        try:
+            step()
+            story.append((name, "ok"))
+        except RuntimeError as error:
+            story.append((name, str(error).split(".")[0]))
+    with lib.no_grad():
+        story.append(("no_grad multiply", (w * x).is_inference()))
+    return story
+
+
+def test_inference_tensors_as_in_pytorch():
+    assert inference_story(mg) == inference_story(torch)

@@ -320,6 +320,8 @@ class SavedTensor:
     @classmethod
     def make(cls, value, args, outputs, scalars=()):
         """Record `value` (given to save_for_backward) once the node's outputs are known."""
+        if isinstance(value, Tensor) and value._inference:
+            raise RuntimeError(_SAVING_INFERENCE)
         if isinstance(value, Tensor):  # an input, an output, or another tensor
             for number, out in enumerate(outputs):
                 if out is value:
@@ -399,6 +401,8 @@ class PackedTensor:
         pack, unpack = hooks
         if value is None or type(value) in (int, float, bool):
             return value  # not a tensor: kept as it is, as SavedTensor does
+        if isinstance(value, Tensor) and value._inference:
+            raise RuntimeError(_SAVING_INFERENCE)
         for scalar, array in scalars:
             if value is scalar:
                 value = array
@@ -428,6 +432,12 @@ class PackedTensor:
 
 
 _SAVED_KINDS = (SavedTensor, PackedTensor)
+_SAVING_INFERENCE = (
+    "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
+    "inference mode in computation tracked by autograd. To work around this, you can make a "
+    "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
+    "`torch.inference_mode()`."
+)
 _ndarray, _CPU = backend.ndarray, backend.CPU
 _NO_EDGE = (None, 0)
 

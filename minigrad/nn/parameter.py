@@ -20,6 +20,7 @@ class Parameter(Tensor):
         self._grad_fn = self._grad = self._view_of = self._hooks = None
         self._requires_grad, self._output_nr = False, 0
         self._version_counter = data._version_counter
+        self._inference = data._inference
         self.requires_grad = requires_grad
 
     def __repr__(self) -> str:

@@ -28,6 +28,7 @@ def modify(tensor: Tensor, op: str, compute, *others, written=None) -> Tensor:
     `others` are the op's operands, checked against the tensor's memory (_refuse_overlap).
     `written` is x[i] = v's (index, value): on a view, only those elements are written into the
     base."""
+    _refuse_inference(tensor)
     _refuse_overlap(tensor, op, others)
     if tensor._view_of is not None:
         tensor._refresh_view()
@@ -71,6 +72,7 @@ def fill(tensor: Tensor, value) -> Tensor:
 
 def setitem(tensor: Tensor, index, value) -> None:
     """tensor[index] = value (index already holds arrays, not Tensors)."""
+    _refuse_inference(tensor)
     _refuse_setitem_overlap(tensor, index, value)
     if not (grad_mode.enabled and (tensor._requires_grad or getattr(value, "_requires_grad",
                                                                      False))):
@@ -90,6 +92,16 @@ def setitem(tensor: Tensor, index, value) -> None:
 # A kernel that writes in place while it reads could read an element it has already written: when
 # one memory location is several elements of the written-to tensor (an expand()ed view), or when
 # an operand partly overlaps it (x -= x[0]). PyTorch refuses both, in the same words.
+
+
+def _refuse_inference(tensor) -> None:
+    """An inference tensor (made in inference_mode) may change in place only inside it."""
+    if tensor._inference and not grad_mode.inference:
+        raise RuntimeError(
+            "Inplace update to inference tensor outside InferenceMode is not allowed.You can "
+            "make a clone to get a normal tensor before doing inplace update.See "
+            "https://github.com/pytorch/rfcs/pull/17 for more details."
+        )
 
 
 def _refuse_overlap(tensor, op: str, others) -> None:
