@@ -17,6 +17,7 @@ class _GradMode(threading.local):
     anomaly_check_nan = True
     tracer = None  # mg.compile's recorder while it traces a call (minigrad/compiler/trace.py)
     saved_hooks = None  # (pack, unpack) of autograd.graph.saved_tensors_hooks, innermost
+    dual_level = 0  # 1 inside autograd.forward_ad.dual_level() (engine/forward.py)
 
 
 grad_mode = _GradMode()

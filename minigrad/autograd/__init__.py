@@ -12,7 +12,7 @@ from ..grad_mode import (
     no_grad,
     set_grad_enabled,
 )
-from . import functional, graph
+from . import forward_ad, functional, graph
 from .gradcheck import gradcheck, gradgradcheck
 from .once_differentiable import once_differentiable
 
@@ -23,6 +23,7 @@ __all__ = [
     "backward",
     "detect_anomaly",
     "enable_grad",
+    "forward_ad",
     "functional",
     "grad",
     "gradcheck",

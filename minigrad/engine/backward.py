@@ -28,7 +28,7 @@ import threading
 from .. import backend
 from ..grad_mode import grad_mode
 from ..tensor import Tensor, _post_accumulate_hooks, post_accumulate_hooks
-from . import anomaly
+from . import anomaly, forward
 from .function import Context
 
 _grad_lock = threading.Lock()  # accumulation into .grad is safe across threads, as in PyTorch
@@ -492,11 +492,22 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 "been used in the graph. Set allow_unused=True if this is the desired behavior."
             )
     if not create_graph:  # plain gradients: cut from the graph of the backward pass
-        captured = [g if g is None else g.detach() for g in captured]
+        captured = [g if g is None else _detached(g) for g in captured]
     if materialize_grads:
         captured = [_zeros((t.array.shape, t.array.dtype, t.device)) if g is None else g
                     for g, t in zip(captured, inputs, strict=True)]
     return tuple(captured)
+
+
+def _detached(gradient):
+    """A gradient cut from the backward pass's graph, keeping its forward-mode tangent (the
+    Hessian-vector product of forward-over-reverse)."""
+    result = gradient.detach()
+    if grad_mode.dual_level:
+        tangent = forward.tangent_of(gradient)
+        if tangent is not None:
+            forward.set_tangent(result, tangent)
+    return result
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):

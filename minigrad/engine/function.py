@@ -23,7 +23,7 @@ from __future__ import annotations
 from .. import backend
 from ..grad_mode import grad_mode
 from ..tensor import Tensor
-from . import anomaly
+from . import anomaly, forward
 
 
 class Context:
@@ -188,6 +188,8 @@ class Function:
             anomaly.check_forward(ctx, args, outputs)
         if record:
             _record(ctx, args, outputs)
+        if grad_mode.dual_level:  # forward-mode AD: the outputs' tangents (engine/forward.py)
+            forward.propagate(cls, ctx, args, outputs)
         return outputs[0] if type(raw) is not tuple else outputs
 
 
@@ -307,11 +309,13 @@ def _check_dirty(ctx: Context, tensor, args, outputs) -> None:
 class SavedTensor:
     """One saved tensor: an input or other tensor, an output of the node, or a constant array."""
 
-    __slots__ = ("tensor", "array", "device", "counter", "version", "output_nr", "origin")
+    __slots__ = ("tensor", "array", "device", "counter", "version", "output_nr", "origin",
+                 "tangent")
 
     def __init__(self, tensor, array, device, counter, version, output_nr):
         self.tensor, self.array, self.device = tensor, array, device
         self.counter, self.version, self.output_nr = counter, version, output_nr
+        self.tangent = None  # forward mode: a saved output's tangent, which unpack passes on
         # which node made a saved input, named in the error (an in-place op may rebind it later)
         self.origin = None
         if tensor is not None and tensor.grad_fn is not None:
@@ -374,6 +378,8 @@ class SavedTensor:
             result._version_counter = self.counter
         if self.output_nr is not None:  # the node's own output: still on the graph
             result.grad_fn, result._output_nr, result._requires_grad = node, self.output_nr, True
+        if self.tangent is not None and grad_mode.dual_level:  # forward-over-reverse
+            forward.set_tangent(result, self.tangent)
         return result
 
     def _describe(self, node) -> str:

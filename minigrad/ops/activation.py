@@ -19,6 +19,11 @@ class ReLU(Op):
         return z
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx where z > 0, else 0"""
+        return ReLUBackward.apply(tangents[0], outputs[0])
+
+    @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved_tensors
         return ReLUBackward.apply(grad, z)
@@ -43,6 +48,13 @@ class ReLUBackward(Op):
         if not xp.isfinite(g).all():  # rare: a select, so that inf or NaN times 0 gives 0
             return xp.where(kept, g, g.dtype.type(0))
         return g * kept
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dg' = dg where z > 0, else 0 (the mask is piecewise constant)"""
+        grad, z = inputs
+        dgrad = tangents[0]
+        return ReLUBackward.apply(dgrad if dgrad is not None else grad * 0, z)
 
     @staticmethod
     def backward(ctx, grad):
@@ -84,6 +96,12 @@ class Sigmoid(Op):
         return z
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = z (1 - z) dx"""
+        z = outputs[0]
+        return z * (1 - z) * tangents[0]
+
+    @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved_tensors
         return grad * z * (1 - z)
@@ -97,6 +115,12 @@ class Tanh(Op):
         z = backend.array_module(x.array).tanh(x.array)
         ctx.save_for_backward(z)
         return z
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = (1 - z**2) dx"""
+        z = outputs[0]
+        return (1 - z * z) * tangents[0]
 
     @staticmethod
     def backward(ctx, grad):
@@ -128,6 +152,12 @@ class LogSoftmax(Op):
         return z
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx - sum(softmax(x) dx) along dim"""
+        dim = inputs[1]
+        return tangents[0] - (outputs[0].exp() * tangents[0]).sum(dim, keepdim=True)
+
+    @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved_tensors
         return grad - z.exp() * _sum(grad, ctx.axis), None
@@ -144,6 +174,12 @@ class Softmax(Op):
         z = e / e.sum(axis=axis, keepdims=True)
         ctx.save_for_backward(z)
         return z
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = z (dx - sum(z dx) along dim)"""
+        z, dim = outputs[0], inputs[1]
+        return z * (tangents[0] - (z * tangents[0]).sum(dim, keepdim=True))
 
     @staticmethod
     def backward(ctx, grad):
@@ -167,7 +203,13 @@ class Dropout(Op):
         keep = backend.generator(x.device).random(x.array.shape) >= p
         scale = (keep / (1 - p)).astype(x.array.dtype)
         ctx.save_for_backward(scale)  # a constant to backward: no gradient flows into it
+        ctx.scale = scale  # (forward mode reads it too, recorded or not)
         return x.array * scale
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx m / (1 - p), the same mask"""
+        return tangents[0] * ctx.scale
 
     @staticmethod
     def backward(ctx, grad):

@@ -53,6 +53,11 @@ class Add(Op):
         return _binary("add", operator.add, x, y)
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx + dy (forward mode; a number's tangent is 0)"""
+        return _sum_tangents(tangents, inputs)
+
+    @staticmethod
     def backward(ctx, grad):
         x_shape, y_shape = ctx.shapes
         return (
@@ -68,6 +73,12 @@ class Sub(Op):
     def forward(ctx, x, y):
         ctx.shapes = (shape_of(x), shape_of(y))
         return _binary("sub", operator.sub, x, y)
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx - dy"""
+        dx, dy = tangents
+        return _sum_tangents((dx, None if dy is None else -dy), inputs)
 
     @staticmethod
     def backward(ctx, grad):
@@ -89,6 +100,13 @@ class Mul(Op):
         return _binary("mul", operator.mul, x, y)
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx y + x dy"""
+        (x, y), (dx, dy) = inputs, tangents
+        return _sum_tangents((None if dx is None else dx * y, None if dy is None else x * dy),
+                             inputs)
+
+    @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
         x_shape, y_shape = ctx.shapes
@@ -106,6 +124,13 @@ class Div(Op):
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, y)  # x only for dz/dy
         ctx.shapes = (shape_of(x), shape_of(y))
         return _binary("div", operator.truediv, x, y, true_divide=True)
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx / y - x dy / y**2"""
+        y, (dx, dy) = inputs[1], tangents
+        return _sum_tangents((None if dx is None else dx / y,
+                              None if dy is None else -(outputs[0] / y) * dy), inputs)
 
     @staticmethod
     def backward(ctx, grad):
@@ -127,6 +152,11 @@ class Reciprocal(Op):
         return z
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = -dx / x**2"""
+        return -(outputs[0] * outputs[0]) * tangents[0]
+
+    @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved_tensors
         return -grad * z * z
@@ -142,6 +172,17 @@ class Pow(Op):
         # place, x ** y may not, even where only x needs a gradient)
         ctx.save_for_backward(x, y, z if hasattr(y, "array") else None)
         return z
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = y x**(y - 1) dx + z log(x) dy"""
+        (x, y), (dx, dy) = inputs, tangents
+        parts = [None, None]
+        if dx is not None:
+            parts[0] = dx * (y * x ** (y - 1)) if hasattr(y, "array") or y != 0 else dx * 0
+        if dy is not None:
+            parts[1] = dy * (outputs[0] * x.log())
+        return _sum_tangents(parts, inputs)
 
     @staticmethod
     def backward(ctx, grad):
@@ -167,6 +208,8 @@ class Pow(Op):
 class Neg(Op):
     """z = -x;  dz/dx = -1"""
 
+    linear_in_tensors = True  # forward mode: the tangent is Neg of the tangents
+
     @staticmethod
     def forward(ctx, x):
         return -x.array
@@ -186,6 +229,11 @@ class Exp(Op):
         return z
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = z dx"""
+        return outputs[0] * tangents[0]
+
+    @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved_tensors
         return grad * z
@@ -198,6 +246,11 @@ class Log(Op):
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return backend.array_module(x.array).log(_float(x.array))
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx / x"""
+        return tangents[0] / inputs[0]
 
     @staticmethod
     def backward(ctx, grad):
@@ -215,6 +268,11 @@ class Sqrt(Op):
         return z
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx / (2 z)"""
+        return tangents[0] / (2 * outputs[0])
+
+    @staticmethod
     def backward(ctx, grad):
         (z,) = ctx.saved_tensors
         return grad / (2 * z)
@@ -227,6 +285,11 @@ class Sin(Op):
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return backend.array_module(x.array).sin(_float(x.array))
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = cos(x) dx"""
+        return inputs[0].cos() * tangents[0]
 
     @staticmethod
     def backward(ctx, grad):
@@ -243,6 +306,11 @@ class Cos(Op):
         return backend.array_module(x.array).cos(_float(x.array))
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = -sin(x) dx"""
+        return -(inputs[0].sin()) * tangents[0]
+
+    @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         return -grad * Sin.apply(x)
@@ -255,6 +323,11 @@ class Abs(Op):
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return backend.array_module(x.array).abs(x.array)
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = sign(x) dx"""
+        return inputs[0].sign() * tangents[0]
 
     @staticmethod
     def backward(ctx, grad):
@@ -274,6 +347,11 @@ class Sign(Op):
         return xp.where(xp.isnan(z), 0, z).astype(z.dtype) if z.dtype.kind == "f" else z
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = 0"""
+        return tangents[0] * 0
+
+    @staticmethod
     def backward(ctx, grad):
         return zeros_like(grad)
 
@@ -287,3 +365,24 @@ def zeros_like(grad):
 def _float(array):
     """Integer inputs to exp/log/sqrt give float32, as in PyTorch (NumPy would give float64)."""
     return array if array.dtype.kind == "f" else array.astype(backend.float32)
+
+
+def sum_parts(parts):
+    """The sum of the parts that are there (None: an input that carries no tangent)."""
+    present = [p for p in parts if p is not None]
+    total = present[0]
+    for part in present[1:]:
+        total = total + part
+    return total
+
+
+def _sum_tangents(parts, inputs):
+    """The output's tangent from each input's part (None: that input carries none): their sum,
+    broadcast to the output's shape as the forward broadcast the inputs."""
+    total = sum_parts(parts)
+    shapes = [shape_of(x) for x in inputs if hasattr(x, "array")]
+    if shapes:
+        target = backend.broadcast_shapes(*shapes)
+        if tuple(total.shape) != tuple(target):
+            total = total.expand(target)
+    return total

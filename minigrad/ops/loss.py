@@ -78,6 +78,16 @@ class CrossEntropy(Op):
         return loss, exp
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dL = sum_n (p_n - onehot(t_n)) . dx_n * s,  dp = p (dx - sum(p dx))"""
+        target, dx = inputs[1], tangents[0]
+        probs = outputs[1]
+        onehot = _onehot(target, probs)
+        loss_tangent = ((probs - onehot) * dx).sum() * ctx.scale
+        probs_tangent = probs * (dx - (probs * dx).sum(1, keepdim=True))
+        return loss_tangent, probs_tangent
+
+    @staticmethod
     def backward(ctx, grad, grad_probs):
         target, probs = ctx.saved_tensors
         # (the target and the reduction have no gradient)
@@ -105,6 +115,17 @@ class CrossEntropyBackward(Op):
         grad_logits[backend.array_module(p).arange(t.shape[0]), t] -= 1
         grad_logits *= g * scale
         return grad_logits
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """d(dL/dx) = dp g s + (p - onehot) dg s"""
+        grad, probs, target, scale = inputs
+        d_grad, d_probs = tangents[0], tangents[1]
+        onehot = _onehot(target, probs)
+        parts = [None if d_probs is None else d_probs * (grad * scale),
+                 None if d_grad is None else (probs - onehot) * (d_grad * scale)]
+        present = [p for p in parts if p is not None]
+        return present[0] if len(present) == 1 else present[0] + present[1]
 
     @staticmethod
     def backward(ctx, upstream):

@@ -9,6 +9,7 @@ from ..engine.function import Op
 from ..fused import kernels
 from ..grad_mode import enable_grad, is_grad_enabled
 from .activation import ReLUBackward
+from .elementwise import sum_parts
 from .reduce import cascade_sum, unbroadcast
 
 
@@ -76,6 +77,12 @@ class MatMul(Op):
             ) from None
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dZ = dX @ Y + X @ dY"""
+        (x, y), (dx, dy) = inputs, tangents
+        return sum_parts((None if dx is None else dx @ y, None if dy is None else x @ dy))
+
+    @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved_tensors  # only those the needed gradients use (None otherwise)
         needs_x, needs_y = ctx.needs_input_grad
@@ -130,6 +137,14 @@ class Linear(Op):
         return y
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dY = dX @ W^T + X @ dW^T + db"""
+        (x, weight, _), (dx, dw, db) = inputs, tangents
+        parts = [None if dx is None else dx @ weight.T, None if dw is None else x @ dw.T,
+                 None if db is None else db.expand(outputs[0].shape)]
+        return sum_parts(parts)
+
+    @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors  # x only when dL/dW is needed, W only when dL/dX is
         return LinearBackward.apply(grad, x, weight, ctx.needs_input_grad)
@@ -156,6 +171,29 @@ class LinearBackward(Op):
         grad_w = g.T @ x.array.reshape(-1, x.array.shape[-1]) if needs_w else None
         grad_b = cascade_sum(g, 0) if needs_b else None
         return grad_x, grad_w, grad_b
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """d(dX) = dG W + G dW,  d(dW) = dG^T X + G^T dX,  d(db) = sum_n dG"""
+        grad, x, weight, needs = inputs
+        d_grad, d_x, d_weight = tangents[:3]
+        g2 = grad.reshape(-1, grad.shape[-1])
+        dg2 = None if d_grad is None else d_grad.reshape(-1, grad.shape[-1])
+        results = []
+        if needs[0]:
+            results.append(sum_parts((None if d_grad is None else d_grad @ weight,
+                                      None if d_weight is None else grad @ d_weight)))
+        else:
+            results.append(None)
+        if needs[1]:
+            x2 = x.reshape(-1, x.shape[-1])
+            dx2 = None if d_x is None else d_x.reshape(-1, x.shape[-1])
+            results.append(sum_parts((None if dg2 is None else dg2.T @ x2,
+                                      None if dx2 is None else g2.T @ dx2)))
+        else:
+            results.append(None)
+        results.append(None if not needs[2] or dg2 is None else dg2.sum(0))
+        return tuple(results)
 
     @staticmethod
     def backward(ctx, up_x, up_w, up_b):

@@ -30,6 +30,8 @@ class Reshape(Op):
     """z = x with a new shape (a view when the strides allow, else a copy; `view` refuses the
     copy, as PyTorch's view does);  dz/dx = grad reshaped back"""
 
+    linear_in_tensors = True  # forward mode: the tangent is Reshape of the tangents
+
     @staticmethod
     def forward(ctx, x, shape, view=False):
         ctx.input_shape = x.array.shape
@@ -56,6 +58,8 @@ class Reshape(Op):
 class Transpose(Op):
     """z = x with dims d0 and d1 swapped;  dz/dx = grad with them swapped back"""
 
+    linear_in_tensors = True  # forward mode: the tangent is Transpose of the tangents
+
     @staticmethod
     def forward(ctx, x, dim0, dim1):
         for d in (dim0, dim1):
@@ -71,6 +75,8 @@ class Transpose(Op):
 
 class Permute(Op):
     """z = x with its dims reordered by `dims`;  dz/dx = grad with the inverse order"""
+
+    linear_in_tensors = True  # forward mode: the tangent is Permute of the tangents
 
     @staticmethod
     def forward(ctx, x, dims):
@@ -96,6 +102,8 @@ class Permute(Op):
 class GetItem(Op):
     """z = x[index];  dz/dx = grad scattered back to the indexed places (repeats add up)"""
 
+    linear_in_tensors = True  # forward mode: the tangent is GetItem of the tangents
+
     @staticmethod
     def forward(ctx, x, index):
         ctx.input_shape = x.array.shape
@@ -118,6 +126,8 @@ class GetItem(Op):
 class AsStrided(Op):
     """z = the elements of x that `view` (an array on x's memory) shows: a view's history made
     again after x changed in place;  dz/dx = grad scattered back to those elements"""
+
+    linear_in_tensors = True  # forward mode: the tangent is AsStrided of the tangents
 
     @staticmethod
     def forward(ctx, x, view):
@@ -143,6 +153,8 @@ class AsStrided(Op):
 class CopySlices(Op):
     """z = x with its elements at `positions` (of x in C order) replaced by values: an in-place
     op on a view, recorded on the base;  dz/dx = 1 elsewhere, 0 there;  dz/dvalues = 1"""
+
+    linear_in_tensors = True  # forward mode: the tangent is CopySlices of the tangents
 
     @staticmethod
     def forward(ctx, x, values, positions, expanded=False):
@@ -186,6 +198,8 @@ class ScatterAdd(Op):
 class ToDevice(Op):
     """z = x copied to another device;  dz/dx = grad copied back"""
 
+    linear_in_tensors = True  # forward mode: the tangent is ToDevice of the tangents
+
     @staticmethod
     def forward(ctx, x, device):
         ctx.source = x.device
@@ -199,6 +213,8 @@ class ToDevice(Op):
 class Cast(Op):
     """z = x converted to another dtype;  dz/dx = grad converted back"""
 
+    linear_in_tensors = True  # forward mode: the tangent is Cast of the tangents
+
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.source = x.array.dtype
@@ -211,6 +227,8 @@ class Cast(Op):
 
 class Clone(Op):
     """z = a copy of x in its own memory;  dz/dx = 1"""
+
+    linear_in_tensors = True  # forward mode: the tangent is Clone of the tangents
 
     @staticmethod
     def forward(ctx, x):
@@ -288,6 +306,8 @@ class SetItem(Op):
 
 class Cat(Op):
     """z = the inputs joined along dim;  dz/dx_k = grad's slice where x_k sits"""
+
+    linear_in_tensors = True  # forward mode: the tangent is Cat of the tangents
 
     @staticmethod
     def forward(ctx, dim, *tensors):

@@ -39,6 +39,8 @@ def normalize_dims(dim, ndim: int, op: str) -> tuple:
 class Sum(Op):
     """z = sum_i x_i over the chosen dims;  dz/dx_i = 1"""
 
+    linear_in_tensors = True  # forward mode: the tangent is Sum of the tangents
+
     @staticmethod
     def forward(ctx, x, dim=None, keepdim=False):
         ctx.axes = normalize_dims(dim, x.array.ndim, "sum")
@@ -55,6 +57,8 @@ class Sum(Op):
 
 class Mean(Op):
     """z = sum_i x_i / n over the chosen dims;  dz/dx_i = 1 / n"""
+
+    linear_in_tensors = True  # forward mode: the tangent is Mean of the tangents
 
     @staticmethod
     def forward(ctx, x, dim=None, keepdim=False):
@@ -173,6 +177,8 @@ def _var_backward(ctx, grad, x):
 class BroadcastTo(Op):
     """z = x broadcast (stretched) to `shape`;  dz/dx = grad summed back down to x's shape"""
 
+    linear_in_tensors = True  # forward mode: the tangent is BroadcastTo of the tangents
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.input_shape = x.array.shape
@@ -191,6 +197,8 @@ class BroadcastTo(Op):
 
 class SumTo(Op):
     """z = x summed down to `shape` (undoes broadcasting);  dz/dx = grad broadcast back"""
+
+    linear_in_tensors = True  # forward mode: the tangent is SumTo of the tangents
 
     @staticmethod
     def forward(ctx, x, shape):

@@ -27,6 +27,14 @@ class Where(Op):
         return backend.array_module(condition).where(condition, a, b)
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = da where condition, else db"""
+        condition, a, b = inputs
+        _, da, db = tangents
+        zero = outputs[0] * 0
+        return Where.apply(condition, zero if da is None else da, zero if db is None else db)
+
+    @staticmethod
     def backward(ctx, grad):
         a_shape, b_shape = ctx.shapes
         grad_a = grad_b = None
@@ -297,6 +305,11 @@ class NoGradient(Op):
             return super().apply(*args)
         finally:
             grad_mode.enabled = previous
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """none: bools and indices carry no tangent"""
+        return None
 
     @staticmethod
     def forward(ctx, fn, *args):

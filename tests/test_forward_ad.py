@@ -1,0 +1,112 @@
+"""Forward-mode AD (autograd.forward_ad): each op's tangent against torch.autograd.forward_ad and
+a central finite difference in float64, forward-over-reverse Hessian-vector products against
+reverse-over-reverse, and the errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+import minigrad.autograd.forward_ad as fw
+
+torch = pytest.importorskip("torch")
+tfw = torch.autograd.forward_ad
+
+TARGET = np.array([0, 2, 1])
+CASES = [  # name, function of either library's tensors (lib given), input shapes
+    ("add broadcast", lambda lib, a, b: a + b, [(3, 4), (4,)]),
+    ("sub and number", lambda lib, a, b: a - b * 2 + 1, [(3, 4), (3, 4)]),
+    ("mul broadcast", lambda lib, a, b: a * b + 3, [(3, 4), (1, 4)]),
+    ("div", lambda lib, a, b: a / (b * b + 1), [(3, 4), (3, 4)]),
+    ("pow number", lambda lib, a: (a * a + 1) ** 1.5, [(5,)]),
+    ("pow tensor", lambda lib, a, b: (a * a + 1) ** b, [(5,), (5,)]),
+    ("reciprocal", lambda lib, a: (a * a + 1).reciprocal(), [(5,)]),
+    ("exp log", lambda lib, a: (a.exp() + 1).log(), [(5,)]),
+    ("sqrt", lambda lib, a: (a * a + 1).sqrt(), [(5,)]),
+    ("sin cos", lambda lib, a: a.sin() * a.cos(), [(5,)]),
+    ("abs neg", lambda lib, a: -a.abs(), [(5,)]),
+    ("tanh sigmoid", lambda lib, a: a.tanh() + a.sigmoid(), [(5,)]),
+    ("relu", lambda lib, a: a.relu(), [(6,)]),
+    ("matmul", lambda lib, a, b: a @ b, [(3, 4), (4, 2)]),
+    ("linear", lambda lib, x, w, b: lib.nn.functional.linear(x, w, b), [(3, 4), (2, 4), (2,)]),
+    ("sum mean", lambda lib, a: a.sum(0) + a.mean(1).sum(), [(3, 4)]),
+    ("views", lambda lib, a: a.t().reshape(2, 6)[1:, ::2].permute(1, 0), [(3, 4)]),
+    ("log_softmax", lambda lib, a: lib.nn.functional.log_softmax(a, 1), [(3, 4)]),
+    ("softmax", lambda lib, a: lib.nn.functional.softmax(a, 1), [(3, 4)]),
+    ("where", lambda lib, a, b: lib.where(a > 0, a, b), [(3, 4), (3, 4)]),
+    ("cat", lambda lib, a, b: lib.cat([a, b], 0), [(3, 4), (2, 4)]),
+    ("cross_entropy", lambda lib, a: lib.nn.functional.cross_entropy(a, lib.tensor(TARGET)),
+     [(3, 4)]),
+]
+
+
+def jvp_of(lib, module, fn, primals, tangents):
+    with module.dual_level():
+        duals = [module.make_dual(lib.tensor(p, dtype=lib.float64),
+                                  lib.tensor(t, dtype=lib.float64))
+                 for p, t in zip(primals, tangents, strict=True)]
+        value, tangent = module.unpack_dual(fn(lib, *duals))
+        return value.detach().numpy(), tangent.detach().numpy()
+
+
+@pytest.mark.parametrize(("name", "fn", "shapes"), CASES, ids=[c[0] for c in CASES])
+def test_each_ops_tangent_matches_torch_and_finite_differences(name, fn, shapes):
+    rng = np.random.default_rng(len(name))
+    primals = [rng.standard_normal(s) for s in shapes]
+    tangents = [rng.standard_normal(s) for s in shapes]
+    value, tangent = jvp_of(mg, fw, fn, primals, tangents)
+    expected_value, expected_tangent = jvp_of(torch, tfw, fn, primals, tangents)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(tangent, expected_tangent, rtol=1e-10, atol=1e-12)
+    eps = 1e-6  # the directional derivative, measured: (f(x + eps t) - f(x - eps t)) / 2 eps
+
+    def f(step):
+        with mg.no_grad():
+            return fn(mg, *[mg.tensor(p + step * t) for p, t in
+                            zip(primals, tangents, strict=True)]).numpy()
+
+    np.testing.assert_allclose(tangent, (f(eps) - f(-eps)) / (2 * eps), rtol=1e-6, atol=1e-7)
+
+
+def test_forward_over_reverse_gives_the_hessian_vector_product_of_reverse_over_reverse():
+    """The tutorial's kind of network, cross-entropy: the tangent of the gradient is H v."""
+    rng = np.random.default_rng(0)
+    mg.manual_seed(0)
+    net = mg.nn.Sequential(mg.nn.Linear(6, 5), mg.nn.ReLU(), mg.nn.Linear(5, 3)).double()
+    x, y = mg.tensor(rng.standard_normal((4, 6))), mg.tensor([0, 2, 1, 1])
+    params = [p.detach() for p in net.parameters()]
+    vs = [mg.tensor(rng.standard_normal(p.shape)) for p in params]
+
+    def loss(ws):
+        hidden = mg.nn.functional.linear(x, ws[0], ws[1]).relu()
+        return mg.nn.functional.cross_entropy(mg.nn.functional.linear(hidden, ws[2], ws[3]), y)
+
+    ws = [p.clone().requires_grad_() for p in params]
+    grads = mg.autograd.grad(loss(ws), ws, create_graph=True)
+    reverse_over_reverse = mg.autograd.grad(grads, ws, grad_outputs=vs)
+    with fw.dual_level():
+        duals = [fw.make_dual(p.clone().requires_grad_(), v) for p, v in
+                 zip(params, vs, strict=True)]
+        forward_over_reverse = [fw.unpack_dual(g).tangent
+                                for g in mg.autograd.grad(loss(duals), duals)]
+    for a, b in zip(forward_over_reverse, reverse_over_reverse, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_dual_levels_and_their_errors():
+    x = mg.tensor([1.0, 2.0])
+    with pytest.raises(RuntimeError, match="no level exists"):
+        fw.make_dual(x, mg.ones(2))
+    with fw.dual_level():
+        with pytest.raises(RuntimeError, match="different size"):
+            fw.make_dual(x, mg.ones(3))
+        dual = fw.make_dual(x, mg.tensor([1.0, 0.5]))
+        assert fw.unpack_dual(x).tangent is None  # the primal itself carries none
+        y = dual * dual
+        assert fw.unpack_dual(y).tangent.tolist() == [2.0, 2.0]
+        with pytest.raises(RuntimeError, match="Nested forward mode"):
+            fw.enter_dual_level()
+        with pytest.raises(NotImplementedError, match="no forward derivative"):
+            mg.maximum(dual, mg.zeros(2))
+    assert fw.unpack_dual(y).tangent is None  # tangents end with their level
