@@ -106,10 +106,10 @@ def test_gradcheck_raise_exception_false_returns_false_as_in_pytorch():
         with pytest.raises(RuntimeError):
             lib.autograd.gradcheck(wrong.apply, (a,))
         assert lib.autograd.gradgradcheck(lambda t: t ** 3, (a,), raise_exception=False) is True
-    with pytest.raises(NotImplementedError, match="forward-mode"):
+    with pytest.raises(NotImplementedError, match="batching rules"):
         mg.autograd.gradcheck(lambda t: t * 2, (mg.tensor([1.0], dtype=mg.float64,
                                                            requires_grad=True),),
-                              check_forward_ad=True)
+                              check_batched_grad=True)
     with pytest.raises(TypeError, match="unexpected keyword argument 'tolerance'"):
         mg.autograd.gradcheck(lambda t: t * 2, (mg.tensor([1.0], dtype=mg.float64,
                                                            requires_grad=True),), tolerance=1)
@@ -193,3 +193,38 @@ def inference_story(lib):
 
 def test_inference_tensors_as_in_pytorch():
     assert inference_story(mg) == inference_story(torch)
+
+
+def test_gradcheck_checks_forward_mode_too_as_in_pytorch():
+    class WrongTangent:
+        @staticmethod
+        def make(lib):
+            class Sine(lib.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    ctx.save_for_forward(x)
+                    ctx.save_for_backward(x)
+                    return x.sin()
+
+                @staticmethod
+                def jvp(ctx, x_t):
+                    (x,) = ctx.saved_tensors
+                    return x.cos() * x_t * 2  # twice too large
+
+                @staticmethod
+                def backward(ctx, grad):
+                    (x,) = ctx.saved_tensors
+                    return grad * x.cos()
+
+            return Sine
+
+    for lib in (mg, torch):
+        a = lib.tensor([0.5, 1.5], dtype=lib.float64, requires_grad=True)
+        assert lib.autograd.gradcheck(lambda t: (t.sin() * t).exp(), (a,), check_forward_ad=True)
+        wrong = WrongTangent.make(lib)
+        assert lib.autograd.gradcheck(wrong.apply, (a,), check_forward_ad=True,
+                                      raise_exception=False) is False
+        assert lib.autograd.gradcheck(wrong.apply, (a,)) is True  # backward alone is right
+    b = mg.tensor([0.5, 1.5], dtype=mg.float64, requires_grad=True)
+    assert mg.autograd.gradgradcheck(lambda t: (t.tanh() * t).sum(), (b,),
+                                     check_fwd_over_rev=True)  # forward over reverse

@@ -110,3 +110,44 @@ def test_dual_levels_and_their_errors():
         with pytest.raises(NotImplementedError, match="no forward derivative"):
             mg.maximum(dual, mg.zeros(2))
     assert fw.unpack_dual(y).tangent is None  # tangents end with their level
+
+
+def custom_function_tangent(lib, module):
+    class SinTimes(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, y, k):
+            ctx.save_for_forward(x, y)
+            ctx.k = k
+            return x.sin() * y * k
+
+        @staticmethod
+        def jvp(ctx, x_t, y_t, k_t):
+            assert k_t is None  # a number has no tangent
+            x, y = ctx.saved_tensors
+            return (x.cos() * y * x_t + x.sin() * y_t) * ctx.k
+
+        @staticmethod
+        def backward(ctx, grad):
+            return None, None, None
+
+    x, y = lib.tensor([1.0, 2.0], dtype=lib.float64), lib.tensor([3.0, 4.0], dtype=lib.float64)
+    with module.dual_level():
+        out = SinTimes.apply(module.make_dual(x, lib.ones(2, dtype=lib.float64)), y, 2.0)
+        return module.unpack_dual(out).tangent.numpy()
+
+
+def test_a_custom_functions_jvp_with_save_for_forward_as_in_pytorch():
+    np.testing.assert_allclose(custom_function_tangent(mg, fw),
+                               custom_function_tangent(torch, tfw), rtol=1e-12)
+
+    class Twice(mg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2
+
+    with fw.dual_level(), pytest.raises(NotImplementedError, match="must implement the jvp"):
+        Twice.apply(fw.make_dual(mg.ones(2), mg.ones(2)))

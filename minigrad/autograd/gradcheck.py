@@ -25,21 +25,21 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     here (nondet_tol, check_undefined_grad, fast_mode, ...); checks minigrad cannot make yet
     (forward-mode, batched gradients) raise.
     """
-    _check_options("gradcheck", check_forward_ad, check_batched_grad, options)
+    _check_options("gradcheck", check_batched_grad, options)
     try:
-        return _gradcheck(fn, inputs, eps, atol, rtol)
+        return _gradcheck(fn, inputs, eps, atol, rtol, check_forward_ad,
+                          options.get("check_backward_ad", True))
     except RuntimeError:
         if raise_exception:
             raise
         return False
 
 
-def _check_options(who: str, check_forward_ad: bool, check_batched_grad: bool,
-                   options: dict) -> None:
-    if check_forward_ad or check_batched_grad:
+def _check_options(who: str, check_batched_grad: bool, options: dict) -> None:
+    if check_batched_grad:
         raise NotImplementedError(
-            f"{who}: check_forward_ad and check_batched_grad need forward-mode AD and vmap, "
-            "which minigrad does not have yet"
+            f"{who}: check_batched_grad needs vmap's batching rules, which minigrad does not "
+            "have (mg.func.vmap loops)"
         )
     unknown = set(options) - _ACCEPTED
     if unknown:
@@ -51,8 +51,13 @@ _ACCEPTED = {"nondet_tol", "check_undefined_grad", "check_grad_dtypes", "check_b
              "fast_mode", "masked", "check_batched_forward_grad", "gen_non_contig_grad_outputs"}
 
 
-def _gradcheck(fn, inputs, eps: float, atol: float, rtol: float) -> bool:
+def _gradcheck(fn, inputs, eps: float, atol: float, rtol: float, forward_ad: bool = False,
+               backward_ad: bool = True) -> bool:
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    if forward_ad:
+        _check_forward_mode(fn, inputs, eps, atol, rtol)
+    if not backward_ad:
+        return True
     checked = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
@@ -118,16 +123,18 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps: float = 1e-6, atol: float 
     create_graph=True): its derivative is what a second backward through the recorded
     backward pass computes. raise_exception=False returns False instead of raising.
     """
-    _check_options("gradgradcheck", check_fwd_over_rev, check_batched_grad, options)
+    _check_options("gradgradcheck", check_batched_grad, options)
     try:
-        return _gradgradcheck(fn, inputs, grad_outputs, eps, atol, rtol)
+        return _gradgradcheck(fn, inputs, grad_outputs, eps, atol, rtol, check_fwd_over_rev,
+                              check_rev_over_rev)
     except RuntimeError:
         if raise_exception:
             raise
         return False
 
 
-def _gradgradcheck(fn, inputs, grad_outputs, eps: float, atol: float, rtol: float) -> bool:
+def _gradgradcheck(fn, inputs, grad_outputs, eps: float, atol: float, rtol: float,
+                   fwd_over_rev: bool = False, rev_over_rev: bool = True) -> bool:
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     checked = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
     with enable_grad():
@@ -153,7 +160,45 @@ def _gradgradcheck(fn, inputs, grad_outputs, eps: float, atol: float, rtol: floa
 
     if not checked:
         raise ValueError("gradgradcheck: no input requires grad, so there is nothing to check")
-    return _gradcheck(first_derivative, (*inputs, *grad_outputs), eps, atol, rtol)
+    return _gradcheck(first_derivative, (*inputs, *grad_outputs), eps, atol, rtol,
+                      fwd_over_rev, rev_over_rev)
+
+
+def _check_forward_mode(fn, inputs, eps: float, atol: float, rtol: float) -> None:
+    """Forward mode's J v (tangents carried through fn) against (f(x + eps v) - f(x - eps v))
+    / 2 eps, for a random direction v over every input that requires grad."""
+    from . import forward_ad  # (the public module beside this one)
+
+    rng = backend.numpy.random.default_rng(2)
+    directions = [Tensor(rng.standard_normal(t.shape), dtype=t.dtype, device=t.device)
+                  if isinstance(t, Tensor) and t.requires_grad else None for t in inputs]
+    with forward_ad.dual_level():
+        duals = [forward_ad.make_dual(t, v) if v is not None else t
+                 for t, v in zip(inputs, directions, strict=True)]
+        with enable_grad():
+            outputs = _outputs(fn(*duals))
+        tangents = [forward_ad.unpack_dual(out).tangent for out in outputs]
+
+    def moved(step: float) -> list:
+        shifted = [Tensor._wrap_no_copy_no_checks(t.array + step * v.array, t.device)
+                   .requires_grad_() if v is not None else t
+                   for t, v in zip(inputs, directions, strict=True)]
+        with no_grad():
+            return [backend.to_host(o.array) for o in _outputs(fn(*shifted))]
+
+    plus, minus = moved(eps), moved(-eps)
+    for number, (tangent, p, m) in enumerate(zip(tangents, plus, minus, strict=True)):
+        numeric = (p - m) / (2 * eps)
+        analytic = backend.numpy.zeros_like(numeric) if tangent is None else \
+            backend.to_host(tangent.array)
+        error = abs(analytic - numeric) - (atol + rtol * abs(numeric))
+        if error.size and not error.max() <= 0:
+            worst = int(error.argmax())
+            raise RuntimeError(
+                f"gradcheck: the forward-mode tangent of output {number} is wrong at flat index "
+                f"{worst}: forward mode gave {analytic.ravel()[worst]:.6g}, finite differences "
+                f"give {numeric.ravel()[worst]:.6g}"
+            )
 
 
 def _unravel(flat_index: int, shape: tuple) -> tuple:

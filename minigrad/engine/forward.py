@@ -62,6 +62,8 @@ def propagate(cls, ctx, args, outputs) -> None:
             result = cls.apply(*filled)
         elif hasattr(cls, "tangent"):
             result = cls.tangent(ctx, args, outputs, tangents)
+        elif not cls.built_in:  # a user's Function: its jvp, as PyTorch calls it
+            result = _user_jvp(cls, ctx, args, tangents)
         else:
             raise NotImplementedError(
                 f"forward-mode AD: {cls.__name__} has no forward derivative (tangent) yet; "
@@ -77,6 +79,19 @@ def propagate(cls, ctx, args, outputs) -> None:
             for saved in ctx._saved or ():  # an output saved for backward: backward (forward-
                 if getattr(saved, "array", None) is out.array:  # over-reverse) needs its tangent
                     saved.tangent = tangent
+
+
+def _user_jvp(cls, ctx, args, tangents):
+    """Function.jvp(ctx, *tangents): zeros for a tensor without a tangent, None for a number;
+    during the call ctx.saved_tensors gives what forward saved with save_for_forward."""
+    filled = [(t if t is not None else _zeros_like(a)) if isinstance(a, Tensor) else None
+              for a, t in zip(args, tangents, strict=True)]
+    kept = ctx._saved
+    ctx._saved = tuple(ctx._for_forward)
+    try:
+        return cls.jvp(ctx, *filled)
+    finally:
+        ctx._saved = kept
 
 
 def _zeros_like(tensor: Tensor) -> Tensor:

@@ -54,6 +54,7 @@ class Context:
     hooks = None  # {output_nr: [hook, ...]} from Tensor.register_hook on non-leaves
     _dirty = ()
     _non_differentiable = ()
+    _for_forward = ()
 
     def __init__(self, function, needs_input_grad):
         self.function = function
@@ -71,6 +72,10 @@ class Context:
         backend array it computed) is a constant to the second pass.
         """
         self._to_save = tensors
+
+    def save_for_forward(self, *tensors) -> None:
+        """Keep tensors for jvp (forward mode): ctx.saved_tensors gives them back there."""
+        self._for_forward = tensors
 
     def mark_dirty(self, *tensors) -> None:
         """Say that forward modified these inputs in place (they must be returned as outputs)."""
@@ -133,6 +138,13 @@ class Function:
     @staticmethod
     def backward(ctx: Context, *grad_outputs):
         raise NotImplementedError
+
+    @staticmethod
+    def jvp(ctx: Context, *grad_inputs):
+        """Forward mode: the outputs' tangents from one tangent per input (zeros for a tensor
+        without one, None for anything else); ctx.saved_tensors holds save_for_forward's."""
+        raise NotImplementedError("You must implement the jvp function for custom "
+                                  "autograd.Function to use it with forward mode AD.")
 
     @classmethod
     def apply(cls, *args):
