@@ -77,6 +77,13 @@ class Softplus(Op):
         return xp.where(bx > threshold, x.array, soft).astype(x.array.dtype, copy=False)
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = sigmoid(beta x) dx (dx above the threshold)"""
+        x, beta, threshold = inputs
+        bx = x * beta
+        return tangents[0] * Where.apply(bx.array > threshold, 1.0, Sigmoid.apply(bx))
+
+    @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         bx = x * ctx.beta

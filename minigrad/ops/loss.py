@@ -175,6 +175,15 @@ class MSELoss(Op):
         return reduce_loss(diff * diff, reduction, "mse_loss")
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dL = the reduction of 2 (x - y) (dx - dy)"""
+        x, y, reduction = inputs
+        dx, dy = tangents[0], tangents[1]
+        moved = dx if dy is None else (-dy if dx is None else dx - dy)
+        per = 2 * (x - y) * moved
+        return per.mean() if reduction == "mean" else per.sum() if reduction == "sum" else per
+
+    @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
         slope = ctx.scale * (x - y) * grad  # PyTorch's order: 2 / n, then the difference, then g

@@ -56,6 +56,13 @@ class Maximum(Op):
         return backend.array_module(a).maximum(a, b)
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx where x wins, dy where y wins, (dx + dy) / 2 on a tie"""
+        a, b = promotion.promote(array_of(inputs[0]), array_of(inputs[1]))
+        shares = _shares(outputs[0], x_loses=a < b, y_loses=a > b, tie=a == b)
+        return _by_shares(outputs[0], shares, tangents)
+
+    @staticmethod
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
         a, b = promotion.promote(array_of(x), array_of(y))
@@ -72,6 +79,13 @@ class Minimum(Op):
         ctx.save_for_backward(x, y)  # as PyTorch: backward reads the slopes off x and y
         a, b = promotion.promote(array_of(x), array_of(y))
         return backend.array_module(a).minimum(a, b)
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx where x wins, dy where y wins, (dx + dy) / 2 on a tie"""
+        a, b = promotion.promote(array_of(inputs[0]), array_of(inputs[1]))
+        shares = _shares(outputs[0], x_loses=a > b, y_loses=a < b, tie=a == b)
+        return _by_shares(outputs[0], shares, tangents)
 
     @staticmethod
     def backward(ctx, grad):
@@ -98,6 +112,17 @@ class Clamp(Op):
         ctx.save_for_backward(x)  # as PyTorch: backward reads the slope off x
         ctx.bounds = lo, hi
         return z.astype(x.array.dtype, copy=False)
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx where lo < x < hi, else 0"""
+        x, lo, hi = inputs
+        inside = True
+        if lo is not None:
+            inside = inside & (x.array > lo)
+        if hi is not None:
+            inside = inside & (x.array < hi)
+        return Where.apply(inside, tangents[0], 0.0)
 
     @staticmethod
     def backward(ctx, grad):
@@ -162,12 +187,36 @@ def split_by_shares(ctx, grad, shares, inputs):
                                                  strict=True))
 
 
+def _by_shares(like, shares, tangents):
+    """sum_i share_i dx_i, each input's tangent by its share (0, 1/2 or 1 per element)."""
+    parts = [Where.apply(share == 0, 0.0, t * share) for share, t in
+             zip(shares, tangents, strict=True) if t is not None]
+    total = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+    return total if tuple(total.shape) == tuple(like.shape) else total.expand(like.shape)
+
+
+def _spread_tangent(x, z, tangent, axes, keepdim):
+    """The tangent of max/amax: dx averaged over the elements equal to the result."""
+    xp = backend.array_module(x.array)
+    full = z.array if keepdim or axes is None else xp.expand_dims(z.array, axes)
+    hits = x.array == full
+    count = hits.sum(axis=axes, keepdims=True)
+    share = (hits / xp.where(count == 0, xp.nan, count)).astype(x.array.dtype)
+    spread = tangent * share
+    return spread.sum() if axes is None else spread.sum(axes, keepdim=keepdim)
+
+
 class Max(Op):
     """z = max_i x_i;  dz/dx_i = 1/k at each of the k elements equal to the max, else 0"""
 
     @staticmethod
     def forward(ctx, x):
         return _extreme_of_all(ctx, x, "max")
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = the mean of dx over the elements equal to z"""
+        return _spread_tangent(inputs[0], outputs[0], tangents[0], None, False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -180,6 +229,11 @@ class Min(Op):
     @staticmethod
     def forward(ctx, x):
         return _extreme_of_all(ctx, x, "min")
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = the mean of dx over the elements equal to z"""
+        return _spread_tangent(inputs[0], outputs[0], tangents[0], None, False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -215,6 +269,11 @@ class AMax(Op):
         return _extreme(ctx, x, dim, keepdim, "amax")
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = the mean of dx over the elements equal to z, along dim"""
+        return _spread_tangent(inputs[0], outputs[0], tangents[0], ctx.axes, ctx.keepdim)
+
+    @staticmethod
     def backward(ctx, grad):
         return expand_grad(grad, ctx.input_shape, ctx.axes, ctx.keepdim) * _share(ctx), None, None
 
@@ -226,6 +285,11 @@ class AMin(Op):
     @staticmethod
     def forward(ctx, x, dim=None, keepdim=False):
         return _extreme(ctx, x, dim, keepdim, "amin")
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = the mean of dx over the elements equal to z, along dim"""
+        return _spread_tangent(inputs[0], outputs[0], tangents[0], ctx.axes, ctx.keepdim)
 
     @staticmethod
     def backward(ctx, grad):
@@ -279,6 +343,18 @@ class MaxDim(Op):
         ctx.save_for_backward(positions == indices)  # a constant mask (PyTorch keeps indices)
         ctx.axis, ctx.input_shape, ctx.keepdim = axis, x.array.shape, keepdim
         return values if keepdim else values.squeeze(axis)
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx at the index of the max"""
+        if ctx.axis is None:
+            return tangents[0]
+        x, indices = inputs[0], inputs[1]
+        xp = backend.array_module(x.array)
+        positions = xp.arange(x.array.shape[ctx.axis]).reshape(
+            [-1 if a == ctx.axis else 1 for a in range(x.array.ndim)])
+        picked = Where.apply(positions == indices, tangents[0], 0.0)
+        return picked.sum(ctx.axis, keepdim=ctx.keepdim)
 
     @staticmethod
     def backward(ctx, grad):
