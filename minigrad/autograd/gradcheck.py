@@ -6,6 +6,7 @@ from .. import backend
 from ..engine.backward import grad
 from ..grad_mode import enable_grad, no_grad
 from ..tensor import Tensor
+from . import forward_ad
 
 
 def _outputs(value) -> tuple:
@@ -167,8 +168,6 @@ def _gradgradcheck(fn, inputs, grad_outputs, eps: float, atol: float, rtol: floa
 def _check_forward_mode(fn, inputs, eps: float, atol: float, rtol: float) -> None:
     """Forward mode's J v (tangents carried through fn) against (f(x + eps v) - f(x - eps v))
     / 2 eps, for a random direction v over every input that requires grad."""
-    from . import forward_ad  # (the public module beside this one)
-
     rng = backend.numpy.random.default_rng(2)
     directions = [Tensor(rng.standard_normal(t.shape), dtype=t.dtype, device=t.device)
                   if isinstance(t, Tensor) and t.requires_grad else None for t in inputs]
