@@ -173,6 +173,7 @@ def test_linear_layer_notebook_runs_and_shows_its_pictures(executed):
     else:
         assert "text/html" in kinds(hiplot_cell)
     assert "x = 1.0000" in printed(tagged(notebook, "newton")).splitlines()[-1]
+    assert "from the Jacobian: True" in printed(tagged(notebook, "forward"))
 
 
 def test_autograd_from_the_inside_notebook_runs(executed):
