@@ -9,6 +9,7 @@ import pytest
 
 import minigrad as mg
 import minigrad.autograd.forward_ad as fw
+from minigrad.engine.function import Op
 
 torch = pytest.importorskip("torch")
 tfw = torch.autograd.forward_ad
@@ -46,7 +47,31 @@ CASES = [  # name, function of either library's tensors (lib given), input shape
     ("max along dim", lambda lib, a: a.max(1)[0], [(3, 4)]),
     ("softplus", lambda lib, a: lib.nn.functional.softplus(a, beta=2.0), [(3, 4)]),
     ("mse_loss", lambda lib, a, b: lib.nn.functional.mse_loss(a, b), [(3, 4), (3, 4)]),
+    ("norm", lambda lib, a: a.norm() + a.norm(dim=1).sum(), [(3, 4)]),
+    ("var std", lambda lib, a: a.var(0, keepdim=True).sum() + a.std(1), [(3, 4)]),
+    ("nll_loss", lambda lib, a: lib.nn.functional.nll_loss(a, lib.tensor(TARGET)), [(3, 4)]),
+    ("advanced index", lambda lib, a: a[lib.tensor([0, 2, 2])], [(3, 4)]),
+    ("setitem", lambda lib, a, b: _written(a, lambda c: c.__setitem__(1, b[0])), [(3, 4), (3, 4)]),
+    ("setitem number", lambda lib, a: _written(a, lambda c: c.__setitem__((slice(None), 0), 5.0)),
+     [(3, 4)]),
+    ("masked setitem", lambda lib, a: _written(a, lambda c: c.__setitem__(a < 0, 0.0)), [(3, 4)]),
+    ("copy_", lambda lib, a, b: _written(a, lambda c: c.copy_(b)), [(3, 4), (4,)]),
+    ("fill_", lambda lib, a: _written(a, lambda c: c.fill_(2.0)), [(3, 4)]),
+    ("mul_", lambda lib, a, b: _written(a, lambda c: c.mul_(b)), [(3, 4), (3, 4)]),
+    ("bce with logits", lambda lib, a, b: lib.nn.functional.binary_cross_entropy_with_logits(
+        a, b.sigmoid(), pos_weight=lib.tensor([2.0, 1.0, 0.5, 3.0], dtype=lib.float64)),
+     [(3, 4), (3, 4)]),
+    ("bce none", lambda lib, a, b: lib.nn.functional.binary_cross_entropy_with_logits(
+        a, b.sigmoid(), reduction="none"), [(3, 4), (3, 4)]),
+    ("clamp by tensors", lambda lib, a, b, c: lib.clamp(a, b - 1, c + 1), [(3, 4), (3, 4), (4,)]),
 ]
+
+
+def _written(a, write):
+    """A copy of a, changed in place by write(copy): its tangent follows the write."""
+    c = a * 1
+    write(c)
+    return c
 
 
 def jvp_of(lib, module, fn, primals, tangents):
@@ -116,7 +141,7 @@ def test_dual_levels_and_their_errors():
         with pytest.raises(RuntimeError, match="Nested forward mode"):
             fw.enter_dual_level()
         with pytest.raises(NotImplementedError, match="no forward derivative"):
-            dual.norm()
+            _NoTangent.apply(dual)
     assert fw.unpack_dual(y).tangent is None  # tangents end with their level
 
 
@@ -159,3 +184,29 @@ def test_a_custom_functions_jvp_with_save_for_forward_as_in_pytorch():
 
     with fw.dual_level(), pytest.raises(NotImplementedError, match="must implement the jvp"):
         Twice.apply(fw.make_dual(mg.ones(2), mg.ones(2)))
+
+
+class _NoTangent(Op):
+    """z = 2 x: an op with a backward and no tangent formula"""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.array * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 2
+
+
+def test_every_built_in_op_has_a_forward_derivative():
+    """A new op in minigrad/ops joins forward mode: linear_in_tensors, or a tangent formula."""
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    missing = sorted({op.__name__ for op in subclasses(Op) if op.__module__.startswith(
+        "minigrad.ops") and not hasattr(op, "tangent") and not getattr(op, "linear_in_tensors",
+                                                                       False)})
+    assert not missing, f"ops without a forward derivative: {missing}"

@@ -17,6 +17,7 @@ how optimisers update parameters. Tensor's in-place methods (tensor.py) each cal
 from __future__ import annotations
 
 from .. import backend
+from ..engine import forward
 from ..grad_mode import grad_mode, no_grad
 from ..tensor import Tensor
 from . import movement
@@ -74,8 +75,10 @@ def setitem(tensor: Tensor, index, value) -> None:
     """tensor[index] = value (index already holds arrays, not Tensors)."""
     _refuse_inference(tensor)
     _refuse_setitem_overlap(tensor, index, value)
-    if not (grad_mode.enabled and (tensor._requires_grad or getattr(value, "_requires_grad",
-                                                                     False))):
+    dual = grad_mode.dual_level and (forward.tangent_of(tensor) is not None or (
+        isinstance(value, Tensor) and forward.tangent_of(value) is not None))
+    if not dual and not (grad_mode.enabled and (tensor._requires_grad or getattr(
+            value, "_requires_grad", False))):
         if isinstance(value, Tensor) and value.device is not tensor.device:
             raise RuntimeError(
                 f"setitem: value is on {value.device}, the tensor on {tensor.device}")
@@ -224,6 +227,10 @@ def _snapshot(tensor):
     old = Tensor._wrap_no_copy_no_checks(tensor.array.copy(), tensor.device)
     if grad_mode.tracer is not None:  # mg.compile writes the copy down (compiler/trace.py)
         grad_mode.tracer.record_copy(tensor.array, old.array)
+    if grad_mode.dual_level:  # forward mode: the old values' tangent goes with them
+        tangent = forward.tangent_of(tensor)
+        if tangent is not None:
+            forward.set_tangent(old, tangent)
     _take_history(old, tensor)
     return old
 
@@ -301,6 +308,10 @@ def _write(tensor, op: str, result) -> Tensor:
     result = _conform(tensor, op, result)
     tensor.array[...] = result.array
     tensor._bump_version()
+    if grad_mode.dual_level:  # forward mode: the tensor now carries the result's tangent
+        tangent = forward.tangent_of(result)
+        if tangent is not None:
+            forward.set_tangent(tensor, tangent)
     if grad_mode.tracer is not None:  # mg.compile writes the write down (compiler/trace.py)
         grad_mode.tracer.record_write(tensor, Ellipsis, result)
     return result

@@ -217,6 +217,29 @@ class BCEWithLogits(Op):
         return reduce_loss(losses, reduction, "binary_cross_entropy_with_logits")
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dL = the reduction of ((w_p s(x) - p y) dx - (x + (p - 1) log s(x)) dy) w"""
+        x, y, weight, pos_weight, reduction = inputs
+        dx, dy = tangents[0], tangents[1]
+        parts = []
+        if dx is not None:
+            if pos_weight is None:
+                parts.append((Sigmoid.apply(x) - y) * dx)
+            else:
+                py = pos_weight * y
+                parts.append(((py + 1 - y) * Sigmoid.apply(x) - py) * dx)
+        if dy is not None:
+            if pos_weight is None:
+                parts.append(-x * dy)
+            else:
+                parts.append((Softplus.apply(-x, 1.0, math.inf) * pos_weight
+                              - Softplus.apply(x, 1.0, math.inf)) * dy)
+        per = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+        if weight is not None:
+            per = per * weight
+        return per.mean() if reduction == "mean" else per.sum() if reduction == "sum" else per
+
+    @staticmethod
     def backward(ctx, grad):
         x, y, weight, pos_weight = ctx.saved_tensors
         grad_x = grad_y = None
@@ -268,6 +291,12 @@ class NLLLoss(Op):
         return cascade_sum(losses) / ctx.total
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dL = the same reduction of -w[t] dx[n, t]: linear in x"""
+        x, target, weight, reduction, ignore_index = inputs
+        return NLLLoss.apply(tangents[0], target, weight, reduction, ignore_index)
+
+    @staticmethod
     def backward(ctx, grad):
         x, target, weight = ctx.saved_tensors
         total = getattr(ctx, "total", None)
@@ -294,6 +323,15 @@ class NLLLossBackward(Op):
             picked = -(g / total) if reduction == "mean" else -g
         grad_x[rows, t] = w * picked if w is not None else picked
         return grad_x.reshape(shape)
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """linear in g: the same op on dg (x gives only its shape)"""
+        grad, x, target, weight, reduction, ignore_index, total = inputs
+        if tangents[0] is None:
+            return outputs[0] * 0
+        return NLLLossBackward.apply(tangents[0], x, target, weight, reduction, ignore_index,
+                                     total)
 
     @staticmethod
     def backward(ctx, upstream):

@@ -240,6 +240,12 @@ class LinearReLU(Op):
         return y
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dY = (dX @ W^T + X @ dW^T + db) where Y > 0, else 0"""
+        inner = Linear.tangent(ctx, inputs, outputs, tangents)
+        return ReLUBackward.apply(inner, outputs[0])
+
+    @staticmethod
     def backward(ctx, grad):
         x, weight, y = ctx.saved_tensors
         needs = ctx.needs_input_grad

@@ -183,6 +183,8 @@ class CopySlices(Op):
 class ScatterAdd(Op):
     """z = zeros(shape) with grad added at [index] (getitem's adjoint);  dz/dgrad = gg[index]"""
 
+    linear_in_tensors = True  # forward mode: the tangent is ScatterAdd of the tangents
+
     @staticmethod
     def forward(ctx, grad, index, shape):
         ctx.index = index
@@ -255,6 +257,12 @@ class Fill(Op):
             value, "ndim", 0) else value.astype(x.array.dtype, copy=True)
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dvalue everywhere (0 for a number)"""
+        x, value = inputs
+        return Fill.apply(outputs[0] * 0, 0.0 if tangents[1] is None else tangents[1])
+
+    @staticmethod
     def backward(ctx, grad):
         grad_value = grad.sum() if ctx.needs_input_grad[1] else None
         return _no_gradient(grad), grad_value
@@ -278,6 +286,12 @@ class Copy(Op):
         return out.astype(x.array.dtype, copy=True)
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dsrc broadcast (0 for a number)"""
+        x, src = inputs
+        return Copy.apply(outputs[0] * 0, 0.0 if tangents[1] is None else tangents[1])
+
+    @staticmethod
     def backward(ctx, grad):
         grad_src = unbroadcast(grad, ctx.src_shape) if ctx.needs_input_grad[1] else None
         return _no_gradient(grad), grad_src
@@ -294,6 +308,13 @@ class SetItem(Op):
         z = x.array.copy()
         z[index] = value_array
         return z
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx with dz[index] = dvalue (0 for a number)"""
+        x, value, index = inputs
+        base = outputs[0] * 0 if tangents[0] is None else tangents[0]
+        return SetItem.apply(base, 0.0 if tangents[1] is None else tangents[1], index)
 
     @staticmethod
     def backward(ctx, grad):

@@ -98,6 +98,16 @@ class Norm(Op):
         return z
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = sum_i x_i dx_i / z (0 where z = 0)"""
+        x, z, dx = inputs[0], outputs[0], tangents[0]
+        axes = ctx.axes or None
+        along = (x * dx).sum(axes, keepdim=True) if axes is not None else (x * dx).sum()
+        if axes is not None and not ctx.keepdim:
+            along = along.reshape(z.shape)
+        return (along / z.where(z != 0, 1.0)).where(z != 0, 0.0)
+
+    @staticmethod
     def backward(ctx, grad):
         x, z = ctx.saved_tensors
         spread = (expand_grad(t, ctx.input_shape, ctx.axes, ctx.keepdim) for t in (grad, z))
@@ -117,6 +127,11 @@ class Var(Op):
         return _variance(ctx, x, dim, correction, keepdim, "var")
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = 2 sum_i (x_i - mean) dx_i / (n - c)"""
+        return _var_tangent(ctx, inputs[0], tangents[0], outputs[0].shape)
+
+    @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         return _var_backward(ctx, grad, x), None, None, None
@@ -131,6 +146,13 @@ class Std(Op):
         z = backend.array_module(x.array).sqrt(_variance(ctx, x, dim, correction, keepdim, "std"))
         ctx.save_for_backward(x, z)  # as PyTorch: x and the result
         return z
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dvar / (2 z) (0 where z = 0)"""
+        z = outputs[0]
+        dvar = _var_tangent(ctx, inputs[0], tangents[0], z.shape)
+        return (dvar / (z * 2).where(z != 0, 1.0)).where(z != 0, 0.0)
 
     @staticmethod
     def backward(ctx, grad):
@@ -159,6 +181,15 @@ def _variance(ctx, x, dim, correction, keepdim: bool, op: str):
         centred = array - (mean + cascade_sum(centred, ctx.axes, True) / ctx.count)
     var = cascade_sum(centred * centred, ctx.axes, keepdim) / max(ctx.count - correction, 0)
     return backend.array_module(array).asarray(var, dtype=x.array.dtype)  # (0 dof: NaN or inf)
+
+
+def _var_tangent(ctx, x, dx, shape):
+    """var's forward derivative: 2 sum_i (x_i - mean) dx_i / (n - c), along var's dims."""
+    axes = tuple(ctx.axes) or None
+    mean = x.mean(axes, keepdim=True) if axes is not None else x.mean()
+    products = (x - mean) * dx
+    total = products.sum(axes, keepdim=True) if axes is not None else products.sum()
+    return (total * (2.0 / (ctx.count - ctx.correction))).reshape(shape)
 
 
 def _var_backward(ctx, grad, x):

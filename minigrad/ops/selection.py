@@ -148,6 +148,27 @@ class ClampByTensors(Op):
         return xp.minimum(xp.maximum(x, lo), hi)
 
     @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx, dlo or dhi by the same shares as backward (1/2 each at a bound)"""
+        x, lo, hi = _promote3(*inputs)
+        xp = backend.array_module(x)
+        ordered, x_is_nan = lo < hi, xp.isnan(x)
+        at_bound = ((x == lo) | (x == hi)) & ordered
+        x_inside = ~(x < lo) & ~(x > hi) & ~((lo > hi) & ~x_is_nan)
+        dtype = outputs[0].array.dtype
+        shares = (xp.where(x_inside, xp.where(at_bound, 0.5, 1.0), 0.0).astype(dtype),
+                  (1.0 * ((x < lo) & (lo <= hi)) + 0.5 * ((x == lo) & ordered)).astype(dtype),
+                  (1.0 * (((x > hi) & ~xp.isnan(lo)) | (lo > hi))
+                   + 0.5 * ((x == hi) & ordered)).astype(dtype))
+        parts = [Where.apply(share == 0, 0.0, t * share) for share, t in
+                 zip(shares, tangents, strict=True) if t is not None]
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        return total if tuple(total.shape) == tuple(outputs[0].shape) else \
+            total.expand(outputs[0].shape)
+
+    @staticmethod
     def backward(ctx, grad):
         tensors = ctx.saved_tensors
         x, lo, hi = _promote3(*tensors)
