@@ -1026,7 +1026,9 @@ class Tensor:
 
     def normal_(self, mean: float = 0.0, std: float = 1.0):
         """Fill with samples of the normal distribution N(mean, std**2)."""
-        values = backend.generator(self.device).normal(mean, std, self.shape).astype(self.dtype)
+        # mean + std * N(0, 1): cupy.random.Generator has standard_normal but no normal
+        values = (backend.generator(self.device).standard_normal(self.shape) * std
+                  + mean).astype(self.dtype)
         return inplace.modify(self, "normal_", lambda s: movement.Fill.apply(s, values))
 
     def __iadd__(self, other):

@@ -534,3 +534,19 @@ def test_a_compiled_step_on_a_gpu_array_module_matches_the_cpu_and_never_waits(f
         results[device] = [p.detach().numpy() for p in model.parameters()]
     for ours, expected in zip(results["cuda"], results["cpu"], strict=True):
         assert numpy.allclose(ours, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_normal_initialisers_run_on_a_gpu_array_module(fake_gpu):
+    """CuPy's Generator has standard_normal but no normal: normal_, kaiming_normal_,
+    xavier_normal_ and Tensor.normal_ draw from standard_normal (the fake refuses normal)."""
+    with pytest.raises(AttributeError, match="normal"):
+        backend.generator(mg.device("cuda")).normal(0.0, 1.0, (2,))
+    weight = mg.empty(400, 300, device="cuda")
+    for init in (lambda w: mg.nn.init.normal_(w, 1.0, 0.5), mg.nn.init.kaiming_normal_,
+                 mg.nn.init.xavier_normal_, lambda w: w.normal_(1.0, 0.5)):
+        init(weight)
+        values = weight.numpy()
+        assert type(weight.array) is FakeGpuArray and numpy.isfinite(values).all()
+        assert values.std() > 0
+    mg.nn.init.normal_(weight, 1.0, 0.5)
+    assert abs(weight.numpy().mean() - 1.0) < 0.01 and abs(weight.numpy().std() - 0.5) < 0.01

@@ -26,7 +26,9 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """Fill in place with samples of N(mean, std**2)."""
-    return _fill(tensor, backend.generator(tensor.device).normal(mean, std, tensor.shape))
+    # mean + std * N(0, 1): cupy.random.Generator has standard_normal but no normal
+    samples = backend.generator(tensor.device).standard_normal(tensor.shape)
+    return _fill(tensor, samples * std + mean)
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
