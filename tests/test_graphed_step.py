@@ -101,6 +101,16 @@ def test_graphed_step_refuses_what_it_cannot_compute():
         mg.cuda.graphed_step(cpu_model, loss_fn, mg.optim.SGD(cpu_model.parameters(), lr=0.1), 8)
 
 
+def test_graphed_step_refuses_at_once_when_the_fused_kernels_are_off(monkeypatch):
+    """Without the fused kernels the graph's GEMMs would fail deep inside with an unclear
+    message; the constructor says what to switch on instead."""
+    model = _model(np.float32).to("cuda")
+    monkeypatch.setattr(mg.cuda.kernels, "enabled", False)
+    with pytest.raises(RuntimeError, match="mg.cuda.kernels.enabled = True"):
+        mg.cuda.graphed_step(model, mg.nn.CrossEntropyLoss(),
+                             mg.optim.SGD(model.parameters(), lr=0.1), 8)
+
+
 class TanhNet(mg.nn.Module):
     """Not the MLP the kernels compute: its forward uses tanh."""
 

@@ -215,6 +215,11 @@ class GraphedStep:
     def __init__(self, model, loss_fn, optimizer, batch_size: int, layers=None):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"graphed_step: batch_size must be a positive int, got {batch_size!r}")
+        if not kernels.enabled:
+            raise RuntimeError(
+                "graphed_step: the captured step is made of minigrad's fused CUDA kernels, which "
+                "are switched off; switch them on first: mg.cuda.kernels.enabled = True"
+            )
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.layers = _linear_layers(model, layers)
         self.params = [p for layer in self.layers for p in (layer.weight, layer.bias)]
