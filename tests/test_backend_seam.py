@@ -118,11 +118,14 @@ class FakeStream:
 
     def __init__(self, null: bool = False, non_blocking: bool = False):
         self.null = null
+        self.ptr = 0 if null else id(self)  # cupy.cuda.Stream.ptr: 0 for the default stream
 
-    def __enter__(self):
+    def __enter__(self):  # the current stream inside `with stream:`, as in CuPy
+        self.previous, CURRENT.stream = CURRENT.stream, self
         return self
 
     def __exit__(self, *exc):
+        CURRENT.stream = self.previous
         return False
 
     def begin_capture(self, mode=None):
@@ -152,6 +155,8 @@ class FakeGraph:
             call()
 
 
+# The current stream and device, as `with stream:` and `with Device(i):` set them.
+CURRENT = types.SimpleNamespace(stream=FakeStream(null=True), device=0)
 # While a fake stream captures, `recording` is the list of recorded kernel launches.
 CAPTURE = types.SimpleNamespace(recording=None)
 # hook(name) is called for each call that CuPy would run on the GPU (a kernel or a copy).
@@ -181,10 +186,12 @@ class FakeDevice:
     def __init__(self, id: int = 0):
         self.id = id
 
-    def __enter__(self):
+    def __enter__(self):  # the current device inside `with Device(i):`, as in CuPy
+        self.previous, CURRENT.device = CURRENT.device, self.id
         return self
 
     def __exit__(self, *exc):
+        CURRENT.device = self.previous
         return False
 
 
@@ -381,8 +388,9 @@ def make_fake_cupy() -> tuple[types.ModuleType, types.ModuleType]:
         cupy if any(isinstance(a, FakeGpuArray) for a in arrays) else numpy
     )
     cupy.cuda = types.SimpleNamespace(
-        Device=FakeDevice, runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
-        Stream=FakeStream, get_current_stream=lambda: FakeStream(null=True),
+        Device=FakeDevice, runtime=types.SimpleNamespace(getDeviceCount=lambda: 1,
+                                                         getDevice=lambda: CURRENT.device),
+        Stream=FakeStream, get_current_stream=lambda: CURRENT.stream,
     )
     cupy.random = types.SimpleNamespace(default_rng=FakeGenerator)
     cupyx = types.ModuleType("fake_cupyx")

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+from minigrad import backend
 from minigrad.cuda import kernels
 from tests import cuda_emulator
 from tests.test_backend_seam import FakeGpuArray, fake_gpu  # noqa: F401 (a fixture)
@@ -246,3 +247,48 @@ def test_kernels_switched_off_run_the_array_code_on_the_gpu(monkeypatch):
     without = _numbers(*_train_a_few_steps("cuda"))
     np.testing.assert_allclose(with_kernels[0], without[0], rtol=1e-5)
 
+
+
+def test_cross_entropy_launches_on_two_streams_use_two_workspaces(kernel_device, monkeypatch):
+    """Launches on one stream run in turn and may share the counter and the block sums; two
+    streams' may run at once, so each stream gets its own pair (else their sums would mix)."""
+    xp = backend.cupy_module()
+    logits = _on(np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32))
+    target = _on(np.array([0, 1, 2, 3, 0, 1]))
+    used = []
+    real_launch = kernels.launch
+
+    def watching(name, dtype, size, args, grid=None):
+        if name == "cross_entropy_forward":
+            used.append(args[5])  # the finished counter of the workspace
+        return real_launch(name, dtype, size, args, grid)
+
+    monkeypatch.setattr(kernels, "launch", watching)
+    first, second = xp.cuda.Stream(non_blocking=True), xp.cuda.Stream(non_blocking=True)
+    results = []
+    for stream in (first, second, first):
+        with stream:
+            loss, _ = kernels.cross_entropy_forward(logits, target, 1.0 / 6)
+            results.append(float(backend.to_host(loss)))
+    assert used[0] is used[2] and used[0] is not used[1]
+    assert results[0] == results[1] == results[2]
+
+
+def test_a_kernel_launches_on_the_device_of_its_arrays(kernel_device, monkeypatch):
+    """Arrays on cuda:1 while cuda:0 is current: the launch switches to device 1 for the call."""
+    if kernel_device == "cuda" and mg.cuda.device_count() < 2:
+        pytest.skip("needs two GPUs")
+    xp = backend.cupy_module()
+    seen = []
+    real_function = kernels._function
+
+    def recording(name, dtype_name):
+        kernel = real_function(name, dtype_name)
+        return lambda *launch: (seen.append(xp.cuda.runtime.getDevice()), kernel(*launch))[1]
+
+    monkeypatch.setattr(kernels, "_function", recording)
+    grad, z = _on(np.ones(4, np.float32)), _on(np.ones(4, np.float32))
+    if kernel_device != "cuda":  # the fake's arrays say device 0; make these say device 1
+        monkeypatch.setattr(type(z), "device", property(lambda self: type("D", (), {"id": 1})()))
+    kernels.relu_backward(grad, z)
+    assert seen == [1]

@@ -63,8 +63,18 @@ def grid_for(size: int) -> int:
 
 
 def launch(name: str, dtype, size: int, args: tuple, grid: int | None = None) -> None:
-    """Run kernel `name` for `dtype` on `grid` blocks (default: enough for `size` elements)."""
-    _function(name, dtype.name)((grid_for(size) if grid is None else grid,), (BLOCK,), args)
+    """Run kernel `name` for `dtype` on `grid` blocks (default: enough for `size` elements),
+    on the device its arrays live on (arrays on cuda:1 while cuda:0 is current would be read
+    at addresses of the wrong device)."""
+    kernel = _function(name, dtype.name)
+    shape = (grid_for(size) if grid is None else grid,), (BLOCK,)
+    device = next((a.device.id for a in args if backend.is_cuda_array(a)), None)
+    xp = _cupy()
+    if device is not None and device != xp.cuda.runtime.getDevice():
+        with xp.cuda.Device(device):
+            kernel(*shape, args)
+        return
+    kernel(*shape, args)
 
 
 def applies(*arrays) -> bool:
@@ -129,12 +139,14 @@ def bias_relu_forward(x, bias, out=None):
 
 
 @functools.cache
-def workspace(xp, device_id: int, dtype_name: str) -> tuple:
-    """(finished counter, block sums) for cross_entropy_forward on one device, made once.
+def workspace(xp, device_id: int, dtype_name: str, stream: int = 0) -> tuple:
+    """(finished counter, block sums) for cross_entropy_forward on one device and stream, made
+    once.
 
     The kernel leaves the counter at 0 after each launch, so one pair serves every launch on a
-    stream (a captured graph gets its own, graphed.py).
-    """
+    stream, whose launches run one after the other; two streams get two pairs, since their
+    launches may run at once and would mix their sums (a captured graph gets its own,
+    graphed.py)."""
     with xp.cuda.Device(device_id):
         # sources.MAX_BLOCKS, not MAX_BLOCKS: a test may lower the grid cap, never the space
         return xp.zeros(1, dtype=backend.uint64), xp.empty(sources.MAX_BLOCKS, dtype=dtype_name)
@@ -170,7 +182,8 @@ def cross_entropy_forward(logits, target, scale: float, out=None, as_gradient=Fa
     rows, classes = logits.shape
     out = xp.empty_like(logits) if out is None else out
     loss = xp.empty((), dtype=logits.dtype) if loss is None else loss
-    finished, block_sums = space or workspace(xp, logits.device.id, logits.dtype.name)
+    finished, block_sums = space or workspace(xp, logits.device.id, logits.dtype.name,
+                                              xp.cuda.get_current_stream().ptr)
     args = (logits, _int64_targets(target), out, loss, block_sums, finished, _long(rows),
             _int(classes), logits.dtype.type(scale), _int(bool(as_gradient)))
     launch("cross_entropy_forward", logits.dtype, rows, args)
