@@ -176,13 +176,22 @@ def cuda_device_count() -> int:
         return 0
 
 
+_cuda_devices_seen: dict = {}  # id(cupy module) -> the device indices already found to exist
+
+
 def _check_cuda(dev: Device):
+    """CuPy, once the device is known to exist (asked of the driver once per device: module_for
+    runs on every op and every backward)."""
     xp = cupy_module()
+    seen = _cuda_devices_seen.setdefault(id(xp), set())
+    if dev.index in seen:
+        return xp
     count = cuda_device_count()
     if dev.index >= count:
         raise RuntimeError(
             f"device '{dev}' is not available: this machine has {count} CUDA device(s)"
         )
+    seen.add(dev.index)
     return xp
 
 

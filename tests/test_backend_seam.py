@@ -558,3 +558,19 @@ def test_normal_initialisers_run_on_a_gpu_array_module(fake_gpu):
         assert values.std() > 0
     mg.nn.init.normal_(weight, 1.0, 0.5)
     assert abs(weight.numpy().mean() - 1.0) < 0.01 and abs(weight.numpy().std() - 0.5) < 0.01
+
+
+def test_module_for_asks_the_driver_for_the_device_count_once(fake_gpu, monkeypatch):
+    """module_for runs on every op and backward: the device count is asked once per device."""
+    asked = []
+    count = fake_gpu.cuda.runtime.getDeviceCount
+    monkeypatch.setattr(fake_gpu.cuda.runtime, "getDeviceCount",
+                        lambda: asked.append(1) or count())
+    monkeypatch.setattr(backend, "_cuda_devices_seen", {})
+    x = mg.ones(3, device="cuda", requires_grad=True)
+    (x * x).sum().backward()
+    for _ in range(5):
+        backend.module_for(mg.device("cuda"))
+    assert len(asked) == 1
+    with pytest.raises(RuntimeError, match="not available: this machine has 1 CUDA device"):
+        backend.module_for(mg.device("cuda:1"))
