@@ -40,9 +40,12 @@ def device(kernel_device, monkeypatch):  # noqa: F811 (the imported fixture)
         if os.environ.get("MINIGRAD_NO_MEMORY_POOL") == "1":
             import cupy
 
+            previous = cupy.cuda.get_allocator()  # put back the very allocator that was there
             cupy.cuda.set_allocator(None)
-            yield kernel_device
-            cupy.cuda.set_allocator(cupy.cuda.MemoryPool().malloc)
+            try:
+                yield kernel_device
+            finally:
+                cupy.cuda.set_allocator(previous)
             return
     else:
         monkeypatch.setattr(kernels, "MAX_BLOCKS", 2)
