@@ -109,6 +109,8 @@ from .tensor_functions import (
     min,  # noqa: A004, F401
     minimum,
     mm,
+    moveaxis,
+    movedim,
     mul,
     multiply,
     ne,
@@ -234,6 +236,8 @@ __all__ = [
     "nn",
     "no_grad",
     "norm",
+    "moveaxis",
+    "movedim",
     "numel",
     "ones",
     "ones_like",

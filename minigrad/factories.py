@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from . import backend
+from .grad_mode import grad_mode
 from .tensor import Tensor, shape_args
 
 
@@ -40,6 +41,17 @@ def _make(fill, shape, dtype, device, requires_grad) -> Tensor:
     return result.requires_grad_(requires_grad) if requires_grad else result
 
 
+def _make_random(fill, shape, dtype, device, requires_grad) -> Tensor:
+    """_make for random values. Inside mg.func.vmap, as its randomness= says: an error, one
+    draw shared by every slice ("same"), or each slice its own ("different": a batched tensor,
+    func/batching.py)."""
+    if grad_mode.vmap_level:
+        shape = tuple(shape_args(shape))
+        return grad_mode.batching.random(
+            lambda batch: _make(fill, (batch + shape,), dtype, device, requires_grad))
+    return _make(fill, shape, dtype, device, requires_grad)
+
+
 def zeros(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros (float32 unless dtype is given)."""
     return _make(lambda xp, dev, s, dt: xp.zeros(s, dt), shape, dtype, device, requires_grad)
@@ -56,7 +68,7 @@ def randn(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tenso
     def fill(xp, dev, s, dt):
         return backend.generator(dev).standard_normal(s, dtype=dt)
 
-    return _make(fill, shape, dtype, device, requires_grad)
+    return _make_random(fill, shape, dtype, device, requires_grad)
 
 
 def rand(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -65,7 +77,7 @@ def rand(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     def fill(xp, dev, s, dt):
         return backend.generator(dev).random(s, dtype=dt)
 
-    return _make(fill, shape, dtype, device, requires_grad)
+    return _make_random(fill, shape, dtype, device, requires_grad)
 
 
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -171,7 +183,7 @@ def randint(low, high=None, size=None, *, dtype=None, device=None, requires_grad
     def fill(xp, dev, s, dt):
         return backend.generator(dev).integers(low, high, s).astype(dt)
 
-    return _make(fill, (tuple(size),), dtype or backend.int64, device, requires_grad)
+    return _make_random(fill, (tuple(size),), dtype or backend.int64, device, requires_grad)
 
 
 def randperm(n: int, *, dtype=None, device=None, requires_grad=False) -> Tensor:

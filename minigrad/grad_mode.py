@@ -18,6 +18,8 @@ class _GradMode(threading.local):
     tracer = None  # mg.compile's recorder while it traces a call (minigrad/compiler/trace.py)
     saved_hooks = None  # (pack, unpack) of autograd.graph.saved_tensors_hooks, innermost
     dual_level = 0  # 1 inside autograd.forward_ad.dual_level() (engine/forward.py)
+    vmap_level = 0  # how many mg.func.vmap calls are open (func/batching.py)
+    batching = None  # func/batching.py's hooks, set by the first vmap
 
 
 grad_mode = _GradMode()

@@ -233,7 +233,7 @@ class Tensor:
 
     def element_size(self) -> int:
         """The size of one element in bytes."""
-        return int(self.array.itemsize)
+        return int(self.dtype.itemsize)
 
     def is_contiguous(self) -> bool:
         """Whether the elements are laid out in row-major order."""
@@ -739,7 +739,7 @@ class Tensor:
         if dim is None:
             return selection.Max.apply(self)
         indices = self.argmax(dim, keepdim=True)
-        values = selection.MaxDim.apply(self, indices.array, dim, keepdim)
+        values = selection.MaxDim.apply(self, _mask(indices), dim, keepdim)
         return MaxResult(values, indices if keepdim or self.ndim == 0 else indices.squeeze(dim))
 
     def min(self, dim=None, keepdim: bool = False):
@@ -749,7 +749,7 @@ class Tensor:
         if dim is None:
             return selection.Min.apply(self)
         indices = self.argmin(dim, keepdim=True)
-        values = selection.MaxDim.apply(self, indices.array, dim, keepdim)  # picks at the indices
+        values = selection.MaxDim.apply(self, _mask(indices), dim, keepdim)  # picks at the indices
         return MinResult(values, indices if keepdim or self.ndim == 0 else indices.squeeze(dim))
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
@@ -762,12 +762,12 @@ class Tensor:
 
     def _index_of_extreme(self, op: str, dim, keepdim: bool) -> Tensor:
         if dim is None:
-            if self.array.size == 0:
+            if self.numel() == 0:
                 raise RuntimeError(f"{op}(): Expected reduction dim to be specified for "
                                    "input.numel() == 0.")
             return selection.NoGradient.apply(lambda a: getattr(a, op)(), self)
         (axis,) = reduce.normalize_dims(dim, self.ndim, op) or (None,)
-        if axis is not None and self.array.shape[axis] == 0:
+        if axis is not None and self.shape[axis] == 0:
             raise IndexError(f"{op}(): Expected reduction dim {dim} to have non-zero size "
                              f"(shape {self.shape})")
         return selection.NoGradient.apply(
@@ -885,6 +885,29 @@ class Tensor:
     def permute(self, *dims):
         """The tensor with its dims reordered (permute(1, 0) is a transpose)."""
         return movement.Permute.apply(self, shape_args(dims))
+
+    def movedim(self, source, destination) -> Tensor:
+        """A view with the dims at `source` moved to `destination` (an int or a tuple each), the
+        other dims keeping their order."""
+        sources = (source,) if isinstance(source, int) else tuple(source)
+        targets = (destination,) if isinstance(destination, int) else tuple(destination)
+        if len(sources) != len(targets):
+            raise RuntimeError(f"movedim: Invalid source or destination dims: source "
+                               f"({list(sources)} dims) should contain the same number of dims "
+                               f"as destination ({list(targets)} dims)")
+        sources = tuple(reduce.normalize_dims(d, self.ndim, "movedim")[0] for d in sources)
+        targets = tuple(reduce.normalize_dims(d, self.ndim, "movedim")[0] for d in targets)
+        for name, dims, given in (("source", sources, source), ("destination", targets,
+                                                                  destination)):
+            if len(set(dims)) != len(dims):
+                raise RuntimeError(f"movedim: repeated dim in `{name}` ({list(given)})")
+        order = [None] * self.ndim
+        for s, t in zip(sources, targets, strict=True):
+            order[t] = s
+        rest = iter(d for d in range(self.ndim) if d not in sources)
+        return self.permute(*[next(rest) if d is None else d for d in order])
+
+    moveaxis = movedim
 
     def expand(self, *sizes) -> Tensor:
         """A view with size-1 dims repeated to `sizes` (-1 keeps a dim), as in PyTorch."""
@@ -1050,6 +1073,7 @@ class Tensor:
     # ---- comparisons and tests (bool results, no gradient) -------------------------------
 
     def _compare(self, other, op) -> Tensor:
+        op.elementwise = True  # (vmap's batching rule may run it on the whole batch)
         return selection.NoGradient.apply(op, self, other)
 
     def __eq__(self, other):
@@ -1096,11 +1120,11 @@ class Tensor:
 
     def isnan(self):
         """True where an element is NaN."""
-        return selection.NoGradient.apply(backend.array_module(self.array).isnan, self)
+        return selection.NoGradient.apply(backend.module_for(self.device).isnan, self)
 
     def isfinite(self):
         """True where an element is neither infinite nor NaN."""
-        return selection.NoGradient.apply(backend.array_module(self.array).isfinite, self)
+        return selection.NoGradient.apply(backend.module_for(self.device).isfinite, self)
 
     def any(self, dim=None, keepdim: bool = False):
         """True where any element (along dim, or of all) is nonzero (a bool tensor)."""
@@ -1203,8 +1227,11 @@ def _scalar(value):
 
 
 def _mask(condition):
-    """A condition for where(): a bool Tensor or array, as a backend array."""
-    return condition.array if isinstance(condition, Tensor) else condition
+    """A condition for where() (or max's indices): a bool Tensor or array, as a backend array
+    (inside vmap the Tensor itself, which may be batched)."""
+    if isinstance(condition, Tensor) and not grad_mode.vmap_level:
+        return condition.array
+    return condition
 
 
 def _is_dtype(spec) -> bool:

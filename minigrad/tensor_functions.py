@@ -6,6 +6,7 @@ tensors. Python numbers are accepted where PyTorch accepts them (mg.add(x, 2)).
 
 from __future__ import annotations
 
+from .grad_mode import grad_mode
 from .ops import movement, selection
 from .tensor import Tensor
 
@@ -169,6 +170,14 @@ def permute(input: Tensor, dims) -> Tensor:  # noqa: A002
     return _tensor(input, "permute").permute(dims)
 
 
+def movedim(input: Tensor, source, destination) -> Tensor:  # noqa: A002
+    """The tensor with the dims at `source` moved to `destination`."""
+    return _tensor(input, "movedim").movedim(source, destination)
+
+
+moveaxis = movedim
+
+
 def squeeze(input: Tensor, dim=None) -> Tensor:  # noqa: A002
     """Remove size-1 dims (only `dim`, when given)."""
     return _tensor(input, "squeeze").squeeze(dim)
@@ -211,8 +220,9 @@ def numel(input: Tensor) -> int:  # noqa: A002
 
 def where(condition, input, other):  # noqa: A002  (PyTorch's argument names)
     """input where condition is true, else other (either may be a Python number)."""
-    cond = condition.array if isinstance(condition, Tensor) else condition
-    return selection.Where.apply(cond, input, other)
+    if isinstance(condition, Tensor) and not grad_mode.vmap_level:  # (vmap: a batched mask)
+        condition = condition.array
+    return selection.Where.apply(condition, input, other)
 
 
 def _method(name: str, doc: str):

@@ -50,6 +50,9 @@ def make_dual(tensor: Tensor, tangent: Tensor, *, level=None) -> Tensor:
         )
     if not tensor.dtype.kind == "f":
         raise ValueError(f"make_dual: expected a floating point tensor, got {tensor.dtype}")
+    if grad_mode.vmap_level and (grad_mode.batching.is_batched(tensor)
+                                 or grad_mode.batching.is_batched(tangent)):
+        return grad_mode.batching.make_dual(tensor, tangent, make_dual)  # on the plain tensors
     # A view: on the primal's graph when it requires grad, so reverse mode goes through it
     # (forward-over-reverse: the gradient's tangent is a Hessian-vector product).
     dual = tensor.view(tensor.shape) if tensor.requires_grad and grad_mode.enabled else \
@@ -60,6 +63,8 @@ def make_dual(tensor: Tensor, tangent: Tensor, *, level=None) -> Tensor:
 
 def unpack_dual(tensor: Tensor, *, level=None) -> UnpackedDualTensor:
     """(primal, tangent): the value as a tensor without tangent, and the tangent (or None)."""
+    if grad_mode.vmap_level and grad_mode.batching.is_batched(tensor):
+        return UnpackedDualTensor(*grad_mode.batching.unpack_dual(tensor, unpack_dual))
     tangent = forward.tangent_of(tensor)
     if tangent is None:
         return UnpackedDualTensor(tensor, None)

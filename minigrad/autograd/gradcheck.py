@@ -24,7 +24,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     Raises RuntimeError naming the worst element otherwise, or, with raise_exception=False as
     in PyTorch, returns False. PyTorch's other switches are accepted where they change nothing
     here (nondet_tol, check_undefined_grad, fast_mode, ...); checks minigrad cannot make yet
-    (forward-mode, batched gradients) raise.
+    (batched gradients: use mg.func.vmap) raise.
     """
     _check_options("gradcheck", check_batched_grad, options)
     try:
@@ -39,8 +39,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 def _check_options(who: str, check_batched_grad: bool, options: dict) -> None:
     if check_batched_grad:
         raise NotImplementedError(
-            f"{who}: check_batched_grad needs vmap's batching rules, which minigrad does not "
-            "have (mg.func.vmap loops)"
+            f"{who}: check_batched_grad is not built into minigrad's gradcheck; compare "
+            "mg.func.vmap(vjp_fn)(cotangents) with a loop over them instead (tests/test_vmap.py)"
         )
     unknown = set(options) - _ACCEPTED
     if unknown:

@@ -267,6 +267,8 @@ def _send(node: Context, grads: tuple, run: _Run, sums: list) -> None:
 def _made_for_this_edge(node: Context, grad, grads: tuple, sums: list) -> bool:
     """Whether a built-in op's backward made this gradient's array for this one edge (the rule
     in the module docstring): then a leaf's .grad may take it without a copy."""
+    if type(grad) is not Tensor:  # a batched gradient (vmap over a vjp): not an array here
+        return False
     array = grad.array
     if not node.function.built_in or array.base is not None:
         return False  # a user's backward may return what it keeps; a view shares memory
@@ -282,21 +284,21 @@ def _check_gradient(node: Context, number: int, grad, shape, dtype, device):
             f"{node.function.__name__}.backward returned a {type(grad).__name__} as the gradient "
             f"of input {number}; expected a Tensor or None"
         )
-    if grad.array.shape != shape and node.function.built_in:
+    if grad.shape != shape and node.function.built_in:
         raise RuntimeError(
-            f"{node.name()} (a built-in op) returned a gradient of shape {list(grad.array.shape)} "
+            f"{node.name()} (a built-in op) returned a gradient of shape {list(grad.shape)} "
             f"for input {number}, which has shape {list(shape)}: its backward must undo "
             "broadcasting itself (unbroadcast in ops/reduce.py)"
         )
-    if grad.array.shape != shape:  # a user's Function: PyTorch sums a broadcast gradient down
+    if grad.shape != shape:  # a user's Function: PyTorch sums a broadcast gradient down
         try:
-            expandable = backend.broadcast_shapes(shape, grad.array.shape) == grad.array.shape
+            expandable = backend.broadcast_shapes(shape, grad.shape) == grad.shape
         except ValueError:
             expandable = False
         if not expandable:
             raise RuntimeError(
                 f"Function {node.name()} returned an invalid gradient at index {number} - got "
-                f"{list(grad.array.shape)} but expected shape compatible with {list(shape)}"
+                f"{list(grad.shape)} but expected shape compatible with {list(shape)}"
             )
         grad = grad.sum_to_size(shape)
     if grad.device is not device:
@@ -304,7 +306,7 @@ def _check_gradient(node: Context, number: int, grad, shape, dtype, device):
             f"Function {node.name()} returned a gradient on {grad.device} for input {number}, "
             f"which is on {device}"
         )
-    if grad.array.dtype != dtype:
+    if grad.dtype != dtype:
         grad = grad.to(dtype)
     return grad
 
@@ -376,6 +378,9 @@ def _accumulate(leaf, grad, owned: bool, create_graph: bool) -> None:
 
 
 def _add_into_grad(leaf, grad, owned: bool, create_graph: bool) -> None:
+    if grad_mode.vmap_level and grad_mode.batching.is_batched(grad):
+        raise RuntimeError("vmap: backward() sent a batched gradient into .grad, which would "
+                           "mix the slices; use autograd.grad (or mg.func.vjp) inside vmap")
     with _grad_lock:
         if create_graph:  # keep the graph: .grad itself can be differentiated
             leaf._grad = grad.clone() if leaf._grad is None else leaf._grad + grad
@@ -482,6 +487,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     allow_unused = materialize_grads if allow_unused is None else allow_unused
     outputs = _as_tuple(outputs, "outputs")
     inputs = _inputs(inputs, "grad")
+    if grad_mode.vmap_level:  # batched outputs: differentiated underneath (func/batching.py)
+        seeds = None if grad_outputs is None else _as_tuple(grad_outputs, "grad_outputs")
+        batched = grad_mode.batching.grad(
+            outputs, inputs, seeds,
+            retain_graph=retain_graph, create_graph=create_graph, allow_unused=allow_unused,
+            materialize_grads=materialize_grads)
+        if batched is not None:
+            return batched
     roots = _root_grads(outputs, grad_outputs, "grad")
     retain = create_graph if retain_graph is None else retain_graph
     captured = run_backward(outputs, roots, retain, create_graph, inputs, capture=True)
@@ -513,6 +526,10 @@ def _detached(gradient):
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulate the gradients of `tensors` into the leaves' (or `inputs`') `.grad`."""
     tensors = _as_tuple(tensors, "tensors")
+    if grad_mode.vmap_level and any(grad_mode.batching.is_batched(t) for t in tensors):
+        raise RuntimeError("vmap: backward() of a batched tensor is not supported: .grad "
+                           "would add up every slice's gradient. Use mg.func.grad or "
+                           "autograd.grad inside vmap")
     roots = _root_grads(tensors, grad_tensors, "backward")
     inputs = None if inputs is None else _inputs(inputs, "backward")
     retain = create_graph if retain_graph is None else retain_graph

@@ -39,12 +39,16 @@ def exit_level() -> None:
 
 
 def set_tangent(tensor: Tensor, tangent: Tensor) -> None:
+    if grad_mode.vmap_level and grad_mode.batching.is_batched(tensor):  # on the plain tensor
+        return grad_mode.batching.set_tangent(tensor, tangent, set_tangent)
     key = id(tensor)
     _tangents[key] = (weakref.ref(tensor, lambda _, key=key: _tangents.pop(key, None)), tangent)
 
 
 def tangent_of(tensor) -> Tensor | None:
     """The tangent a tensor carries at the open level, or None."""
+    if grad_mode.vmap_level and grad_mode.batching.is_batched(tensor):  # (func/batching.py)
+        return grad_mode.batching.tangent_of(tensor, tangent_of)
     entry = _tangents.get(id(tensor))
     return entry[1] if entry is not None and entry[0]() is tensor else None
 

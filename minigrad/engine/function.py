@@ -151,6 +151,10 @@ class Function:
         """Run forward with grad mode off; record the node when some input requires grad."""
         if grad_mode.tracer is not None:  # mg.compile is writing this call down (compiler/)
             return grad_mode.tracer.record_apply(cls, args)
+        if grad_mode.vmap_level:  # inside mg.func.vmap: a batched argument takes its rule
+            batched = grad_mode.batching.dispatch(cls, args)
+            if batched is not None:
+                return batched
         device = None
         needs_input_grad = []
         for arg in args:

@@ -113,7 +113,7 @@ class Sequential(Module):
         as one node there (F.linear_relu): the same values with fewer kernel launches.
         """
         modules = list(self._modules.values())
-        on_gpu = isinstance(input, Tensor) and kernels.applies(input.array)
+        on_gpu = type(input) is Tensor and kernels.applies(input.array)  # (not vmap's)
         i = 0
         while i < len(modules):
             module = modules[i]

@@ -358,7 +358,7 @@ class Sign(Op):
 
 def zeros_like(grad):
     """Zeros, as a select from grad: grad * 0 would be NaN where grad is inf or NaN."""
-    nowhere = backend.array_module(grad.array).zeros(grad.shape, dtype=backend.bool_)
+    nowhere = backend.module_for(grad.device).zeros(grad.shape, dtype=backend.bool_)
     return grad.where(nowhere, 0.0)
 
 

@@ -358,5 +358,5 @@ class Cat(Op):
 def _no_gradient(grad):
     """Zeros shaped like grad, for a tensor that was overwritten (its slope is 0): selected, not
     multiplied, so that an inf or NaN in grad still gives 0, as in PyTorch."""
-    nowhere = backend.array_module(grad.array).zeros(grad.shape, dtype=backend.bool_)
+    nowhere = backend.module_for(grad.device).zeros(grad.shape, dtype=backend.bool_)
     return grad.where(nowhere, 0.0)

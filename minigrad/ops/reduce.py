@@ -243,13 +243,13 @@ class SumTo(Op):
 
 def unbroadcast(grad, shape: tuple):
     """The gradient of an input of `shape` that was broadcast up to grad's shape."""
-    return grad if grad.array.shape == shape else SumTo.apply(grad, shape)
+    return grad if grad.shape == tuple(shape) else SumTo.apply(grad, shape)
 
 
 def expand_grad(grad, input_shape: tuple, axes: tuple, keepdim: bool):
     """Broadcast a reduced gradient back over the reduced axes: the adjoint of summing them."""
     if not keepdim and len(axes) < len(input_shape):  # (from a 0-d grad, broadcasting does it)
-        kept = list(grad.array.shape)
+        kept = list(grad.shape)
         for axis in axes:
             kept.insert(axis, 1)
         grad = grad.reshape(tuple(kept))

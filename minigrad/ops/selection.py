@@ -194,8 +194,8 @@ def _promote3(x, lo, hi):
 
 def _shares(grad, x_loses, y_loses, tie) -> list:
     """Each input's share of the gradient: 0 where it lost, 1/2 on a tie, else 1 (constants)."""
-    xp = backend.array_module(grad.array)
-    return [xp.where(loses, 0.0, xp.where(tie, 0.5, 1.0)).astype(grad.array.dtype)
+    xp = backend.module_for(grad.device)
+    return [xp.where(loses, 0.0, xp.where(tie, 0.5, 1.0)).astype(grad.dtype)
             for loses in (x_loses, y_loses)]
 
 
@@ -352,6 +352,7 @@ class MaxDim(Op):
     @staticmethod
     def forward(ctx, x, indices, dim, keepdim=False):
         """`indices` is x.argmax(dim, keepdims=True), which Tensor.max also returns."""
+        indices = array_of(indices)
         if x.array.ndim == 0:
             ctx.axis = None
             return x.array.copy()

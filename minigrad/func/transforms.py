@@ -3,29 +3,31 @@
     mg.func.grad(f)(x)                 the gradient of a scalar f at x
     mg.func.vjp(f, x) -> (f(x), vjp_fn)     vjp_fn(v) = v^T J
     mg.func.jvp(f, (x,), (v,))         (f(x), J v), by forward mode (docs/forward-mode.md)
-    mg.func.jacrev(f)(x), jacfwd(f)(x) the Jacobian, a row (reverse) or a column (forward) a pass
+    mg.func.jacrev(f)(x), jacfwd(f)(x) the Jacobian: vmap over the rows (vjp) or columns (jvp)
     mg.func.hessian(f)(x)              jacfwd(jacrev(f)): forward over reverse
-    mg.func.vmap(f)(xs)                f on each slice of xs, stacked
     mg.func.functional_call(model, params, x)   the model with other parameters
+    (mg.func.vmap is in vmap.py)
 
-PyTorch's transforms work on plain tensors and compose (grad(grad(f))); so do these: an input
-that does not require grad is made a leaf for the call, and gradients are taken with
-create_graph=True, so that an outer transform can differentiate them again. Where PyTorch
-vectorises (vmap, and jacrev/jacfwd/hessian through it), minigrad runs a Python loop over the
-slices or basis vectors and stacks the results: the same numbers, without the speed.
+PyTorch's transforms work on plain tensors and compose (grad(grad(f)), vmap(grad(f))); so do
+these: an input that does not require grad is made a leaf for the call, and gradients are taken
+with create_graph=True, so that an outer transform can differentiate them again. Inside vmap,
+the inputs a transform differentiates are batched first (batching.lift), so that each slice
+gets its own gradient: per-sample gradients.
 """
 
 from __future__ import annotations
 
 import contextlib
 
-from .autograd import forward_ad
-from .engine import forward
-from .engine.backward import grad as autograd_grad
-from .grad_mode import enable_grad, grad_mode
-from .nn.module import Module
-from .tensor import Tensor
-from .tensor_functions import stack
+from ..autograd import forward_ad
+from ..engine import forward
+from ..engine.backward import grad as autograd_grad
+from ..factories import eye
+from ..grad_mode import enable_grad, grad_mode
+from ..nn.module import Module
+from ..tensor import Tensor
+from . import batching
+from .vmap import vmap
 
 
 def grad(func, argnums=0, has_aux: bool = False):
@@ -89,15 +91,20 @@ def jvp(func, primals, tangents, *, has_aux: bool = False):
     if len(primals) != len(tangents):
         raise RuntimeError(f"jvp: expected as many tangents as primals ({len(primals)}), got "
                            f"{len(tangents)}")
+    flat_tangents = list(_tree_leaves(tangents))  # (primals may be dicts of parameters)
+    if len(flat_tangents) != len(list(_tree_leaves(primals))):
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to have "
+                           "the same python structure")
     if grad_mode.dual_level:  # an outer jvp is open: minigrad has one level; use two vjps
-        return _jvp_by_two_vjps(func, primals, tangents, has_aux)
+        return _jvp_by_two_vjps(func, primals, flat_tangents, has_aux)
     with forward_ad.dual_level():
-        duals = [forward_ad.make_dual(p, t) for p, t in zip(primals, tangents, strict=True)]
-        output = func(*duals)
+        duals = [forward_ad.make_dual(p, t) for p, t in
+                 zip(_tree_leaves(primals), flat_tangents, strict=True)]
+        output = func(*_tree_like(primals, iter(duals)))
         output, aux = output if has_aux else (output, None)
         outputs = output if isinstance(output, tuple) else (output,)
         unpacked = [forward_ad.unpack_dual(o) for o in outputs]
-    plain = not any(isinstance(p, Tensor) and p.requires_grad for p in primals)
+    plain = not any(isinstance(p, Tensor) and p.requires_grad for p in _tree_leaves(primals))
     values = tuple(_plain(u.primal, plain) for u in unpacked)
     jvps = tuple(_plain(u.tangent if u.tangent is not None else u.primal * 0, plain)
                  for u in unpacked)
@@ -107,52 +114,76 @@ def jvp(func, primals, tangents, *, has_aux: bool = False):
 
 
 def _jvp_by_two_vjps(func, primals, tangents, has_aux):
-    """J v as the derivative of the linear map u -> u^T J along v (nested forward mode)."""
-    output, vjp_fn, *aux = vjp(func, *primals, has_aux=has_aux)
-    outputs = output if isinstance(output, tuple) else (output,)
-    dummies = [(o * 0).requires_grad_() for o in outputs]
+    """J v as the derivative of the linear map u -> u^T J along v (nested forward mode):
+    u^T J by one backward with a graph, then its gradient with respect to u, seeded with v."""
+    args, inputs, plain = _leaves(primals, tuple(range(len(primals))), "jvp")
     with enable_grad():
-        pulled = vjp_fn(*dummies)
-        jvps = autograd_grad(pulled, dummies, tangents, create_graph=True, allow_unused=True,
-                             materialize_grads=True)
-    jvps = jvps if isinstance(output, tuple) else jvps[0]
-    return (output, jvps, aux[0]) if has_aux else (output, jvps)
+        found = func(*args)
+        output, aux = found if has_aux else (found, None)
+        outputs = output if isinstance(output, tuple) else (output,)
+        dummies = [(o.detach() * 0).requires_grad_() for o in outputs]  # u
+        flat = [leaf for tree in inputs for leaf in _tree_leaves(tree)]
+        pulled = autograd_grad(outputs, flat, dummies, create_graph=True, allow_unused=True)
+        used = [(p, v) for p, v in zip(pulled, tangents, strict=True)
+                if p is not None and p.requires_grad]
+        if used:
+            jvps = autograd_grad([p for p, _ in used], dummies, [v for _, v in used],
+                                 create_graph=True, allow_unused=True, materialize_grads=True)
+        else:  # the outputs do not depend on the primals
+            jvps = [o.detach() * 0 for o in outputs]
+    values = tuple(_plain(o, plain) for o in outputs)
+    jvps = tuple(_plain(j, plain) for j in jvps)
+    if not isinstance(output, tuple):
+        values, jvps = values[0], jvps[0]
+    return (values, jvps, aux) if has_aux else (values, jvps)
 
 
 def jacrev(func, argnums=0, *, has_aux: bool = False):
-    """The Jacobian by reverse mode: one vjp per output element (rows of J)."""
+    """The Jacobian by reverse mode: vmap of the vjp over the rows of the identity (each row
+    of J is one v^T J, all of them in one batched backward)."""
 
     def jacobian(*args):
-        output, vjp_fn, *aux = vjp(func, *args, has_aux=has_aux)
         columns = _argnums(argnums, len(args))
-        rows = []
-        for basis in _basis(output):
-            grads = vjp_fn(basis)
-            rows.append([grads[i] for i in columns])
-        result = [_stack_rows([r[k] for r in rows], output, args[i])
-                  for k, i in enumerate(columns)]
+        chosen = [args[i] for i in columns]
+
+        def of_chosen(*values):  # func of the argnums arguments only: the others stay constants
+            full = list(args)
+            for i, value in zip(columns, values, strict=True):
+                full[i] = value
+            return func(*full)
+
+        output, vjp_fn, *aux = vjp(of_chosen, *chosen, has_aux=has_aux)
+        if batching.is_batched(output):  # inside an outer vmap: each row runs func again
+            def row(v):
+                return vjp(of_chosen, *chosen, has_aux=has_aux)[1](v)
+        else:
+            row = vjp_fn
+        rows = vmap(row)(_basis(output))
+        result = [rows[k].reshape(tuple(output.shape) + tuple(x.shape))
+                  for k, x in enumerate(chosen)]
         result = tuple(result) if isinstance(argnums, tuple) else result[0]
         return (result, aux[0]) if has_aux else result
 
     return jacobian
 
 
-def jacfwd(func, argnums=0, *, has_aux: bool = False):
-    """The Jacobian by forward mode: one jvp per input element (columns of J)."""
+def jacfwd(func, argnums=0, *, has_aux: bool = False, randomness: str = "error"):
+    """The Jacobian by forward mode: vmap of the jvp over the columns of the identity (each
+    column of J is one J v, all of them in one batched forward pass)."""
 
     def jacobian(*args):
-        columns = _argnums(argnums, len(args))
-        result, aux = [], None
-        for i in columns:
-            cols = []
-            for basis in _basis(args[i]):
-                tangents = [basis if j == i else a * 0 for j, a in enumerate(args)]
-                found = jvp(func, args, tangents, has_aux=has_aux)
-                output, column = found[0], found[1]
-                aux = found[2] if has_aux else None
-                cols.append(column)
-            jac = stack(cols, dim=-1).reshape(tuple(output.shape) + tuple(args[i].shape))
-            result.append(jac)
+        found = func(*args)
+        output, aux = found if has_aux else (found, None)
+        result = []
+        for i in _argnums(argnums, len(args)):
+            def column(v, i=i):
+                def along(x):
+                    return func(*args[:i], x, *args[i + 1:])
+                found = jvp(along, (args[i],), (v,), has_aux=has_aux)
+                return found[1]
+            columns = vmap(column, randomness=randomness)(_basis(args[i]))
+            moved = columns.permute(*range(1, columns.ndim), 0)  # the column index last
+            result.append(moved.reshape(tuple(output.shape) + tuple(args[i].shape)))
         result = tuple(result) if isinstance(argnums, tuple) else result[0]
         return (result, aux) if has_aux else result
 
@@ -162,31 +193,6 @@ def jacfwd(func, argnums=0, *, has_aux: bool = False):
 def hessian(func, argnums=0):
     """The Hessian of a scalar function: jacfwd(jacrev(func)), forward over reverse."""
     return jacfwd(jacrev(func, argnums), argnums)
-
-
-def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=None):
-    """func applied to each slice of its batched arguments (along in_dims), results stacked
-    along out_dims. minigrad loops over the slices (PyTorch vectorises with batching rules)."""
-
-    def batched(*args):
-        dims = in_dims if isinstance(in_dims, tuple) else (in_dims,) * len(args)
-        if len(dims) != len(args):
-            raise ValueError(f"vmap: in_dims has {len(dims)} entries, but the function got "
-                             f"{len(args)} arguments")
-        sizes = {a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None}
-        if len(sizes) != 1:
-            raise ValueError("vmap: expected exactly one size along the mapped dimensions, got "
-                             f"{sorted(sizes) or 'none (every in_dim is None)'}")
-        (size,) = sizes
-        results = []
-        for index in range(size):
-            sliced = [a if d is None else a.select(d, index) if hasattr(a, "select")
-                      else a[(slice(None),) * d + (index,)]
-                      for a, d in zip(args, dims, strict=True)]
-            results.append(func(*sliced))
-        return _stack_results(results, out_dims)
-
-    return batched
 
 
 def functional_call(module: Module, parameter_and_buffer_dicts, args=(), kwargs=None, *,
@@ -268,6 +274,8 @@ def _leaves(args, argnums, who: str):
                             f"tuple of them), got {type(args[number]).__name__}")
         made = []
         for x in leaves:
+            if grad_mode.vmap_level:  # each slice its own input, so its own gradient
+                x = batching.lift(x, batching.merged(batching.active(), batching.structure(x)))
             if x.requires_grad:
                 plain = False  # an outer transform's input: keep the graph to it
                 made.append(x)
@@ -314,7 +322,7 @@ def _plain(tensor, plain: bool):
 
 
 def _check_scalar(value, who: str) -> None:
-    if not isinstance(value, Tensor) or value.array.size != 1:
+    if not isinstance(value, Tensor) or value.numel() != 1:
         dims = value.ndim if isinstance(value, Tensor) else type(value).__name__
         raise RuntimeError(f"{who}: Expected f(*args) to return a scalar Tensor, got tensor "
                            f"with {dims} dims. Maybe you wanted to use the vjp or jacrev APIs "
@@ -322,30 +330,11 @@ def _check_scalar(value, who: str) -> None:
 
 
 def _basis(tensor):
-    """One-hot tensors shaped like `tensor`, one per element, in row-major order."""
-    flat = tensor.detach().reshape(-1) * 0
-    for index in range(flat.shape[0]):
-        one = flat.clone()
-        one[index] = 1.0
-        yield one.reshape(tensor.shape)
-
-
-def _stack_rows(rows, output, argument):
-    """J's rows (one per output element) as a tensor of shape output.shape + argument.shape."""
-    return stack(rows).reshape(tuple(output.shape) + tuple(argument.shape))
-
-
-def _stack_results(results, out_dims):
-    """vmap's results, each leaf stacked over the slices (a dict of gradients stays a dict)."""
-    first = results[0]
-    if isinstance(first, dict):
-        return {key: _stack_results([r[key] for r in results], out_dims) for key in first}
-    if isinstance(first, (tuple, list)):
-        dims = out_dims if isinstance(out_dims, tuple) else (out_dims,) * len(first)
-        return type(first)(_stack_results([r[k] for r in results], dims[k])
-                           for k in range(len(first)))
-    return stack(results, dim=out_dims)
+    """The identity as len-n rows shaped like `tensor` (n = its number of elements)."""
+    count = tensor.numel()
+    return eye(count, dtype=tensor.dtype, device=tensor.device).reshape(
+        (count,) + tuple(tensor.shape))
 
 
 __all__ = ["functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp",
-           "vjp", "vmap"]
+           "vjp"]
