@@ -68,8 +68,11 @@ class MatMul(Op):
         ctx.save_for_backward(
             (_folded(x) if ctx.folded[0] else x) if needs_y else None,
             (_folded(y, transposed=True) if ctx.folded[1] else y) if needs_x else None)
+        a, b = x.array, y.array
         try:
-            return x.array @ y.array
+            if a.ndim > 2 and b.ndim >= 2 and a.shape[-1] == 1:  # stacked outer products:
+                return a * b  # the same numbers; NumPy's matmul has no fast path for k = 1
+            return a @ b
         except ValueError:  # batch dims that do not broadcast
             raise ValueError(
                 f"matmul: batch dims of shapes {tuple(x.shape)} and {tuple(y.shape)} "
