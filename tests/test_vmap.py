@@ -62,6 +62,8 @@ def loop(fn, arrays, in_dims):
 
 F_LINEAR = {mg: mg.nn.functional.linear, torch: torch.nn.functional.linear}
 F_CE = {mg: mg.nn.functional.cross_entropy, torch: torch.nn.functional.cross_entropy}
+F_NLL = {mg: mg.nn.functional.nll_loss, torch: torch.nn.functional.nll_loss}
+F_MSE = {mg: mg.nn.functional.mse_loss, torch: torch.nn.functional.mse_loss}
 
 RULES = [  # (name, f(lib, *slices), arrays, in_dims): every one runs without the fallback
     ("add, one unbatched", lambda lib, a, b: a + b, (X, Y), (0, None)),
@@ -96,6 +98,14 @@ RULES = [  # (name, f(lib, *slices), arrays, in_dims): every one runs without th
     ("linear, batched weight", lambda lib, a, w, b: F_LINEAR[lib](a, w, b),
      (Y, RNG.standard_normal((4, 2, 5)), B), (None, 0, None)),
     ("cross_entropy", lambda lib, a, t: F_CE[lib](a, t), (X, RNG.integers(0, 5, (4, 3))), (0, 0)),
+    ("nll_loss", lambda lib, a, t: F_NLL[lib](a.log_softmax(-1), t),
+     (X, RNG.integers(0, 5, (4, 3))), (0, 0)),
+    ("nll_loss, weights and an ignored label", lambda lib, a, t, w: F_NLL[lib](
+        a.log_softmax(-1), t, weight=w, ignore_index=1),
+     (X, RNG.integers(0, 5, (4, 3)), RNG.random(5)), (0, 0, None)),
+    ("mse_loss", lambda lib, a, b: F_MSE[lib](a, b), (X, Y), (0, None)),
+    ("max and min of all", lambda lib, a: a.max() - a.min(), (X,), (0,)),
+    ("norm", lambda lib, a: a.norm(dim=1), (X,), (0,)),
 ]
 
 
@@ -112,7 +122,7 @@ def test_each_batching_rule_equals_torch_and_a_loop_without_the_fallback(name, f
 
 WITHOUT_RULES = [  # ops that run once per slice: the same numbers
     ("max over a dim", lambda lib, a: a.max(1)[0] + a.argmax(1)),
-    ("norm", lambda lib, a: a.norm()),
+    ("argmax", lambda lib, a: a.argmax(0)),
     ("advanced index", lambda lib, a: a[[0, 2, 2]]),
     ("cumsum of a scalar's sum", lambda lib, a: a.sum(0)[0]),
 ]
@@ -266,6 +276,9 @@ def test_errors_name_what_is_wrong():
         mg.func.vmap(lambda a: a * a.sum().item())(x)
     with pytest.raises(RuntimeError, match="reads the values of a batched tensor"):
         mg.func.vmap(lambda a: a if a.sum() > 0 else -a)(x)
+    with pytest.raises((IndexError, RuntimeError, ValueError), match="5"):  # a bad label
+        mg.func.vmap(lambda a, t: mg.nn.functional.cross_entropy(a, t))(
+            x, mg.tensor(np.full((4, 3), 5)))
     with pytest.raises(RuntimeError, match="in place"):
         mg.func.vmap(lambda a: a.clone().fill_(1.0))(x)
     w = mg.tensor(W, requires_grad=True)

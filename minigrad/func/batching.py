@@ -426,13 +426,58 @@ def _cross_entropy(cls, args, level):
     -sum_c onehot(t)_c log softmax(x)_c, averaged (or summed) over N; and softmax(x), the op's
     second output."""
     logits, target, reduction = args
-    if logits.ndim != 2 or target.ndim != 1:
-        return one_slice_at_a_time(cls, args, level)
+    if logits.ndim != 2 or target.ndim != 1 or not _labels_fit(target, logits.shape[1]):
+        return one_slice_at_a_time(cls, args, level)  # (the op names a bad label)
     log_probs = activation.LogSoftmax.apply(logits, 1)
     classes = arange(logits.shape[1], device=logits.device)
     onehot = (target.unsqueeze(1) == classes).to(log_probs.dtype)
     per_row = -(log_probs * onehot).sum(1)
     return (per_row.mean() if reduction == "mean" else per_row.sum()), log_probs.exp()
+
+
+def _labels_fit(target, classes: int, ignore_index=None) -> bool:
+    """Whether every slice's labels are class numbers (or ignore_index): read on all slices at
+    once, as the op would check each slice's."""
+    labels = plain(target).array
+    fits = (labels >= 0) & (labels < classes)
+    if ignore_index is not None:
+        fits |= labels == ignore_index
+    return bool(fits.all())
+
+
+def _nll_loss(cls, args, level):
+    """-x[n, t_n] w[t_n] (0 where t_n is ignored), reduced over the kept rows' weights, with
+    ops that have rules: the label picked by a one-hot mask."""
+    x, target, weight, reduction, ignore_index = args
+    classes = x.shape[-1] if x.ndim else 0
+    if x.ndim == 0 or target.ndim != x.ndim - 1 or at(weight, level) or not _labels_fit(
+            target, classes, ignore_index):
+        return one_slice_at_a_time(cls, args, level)
+    onehot = (target.unsqueeze(-1) == arange(classes, device=x.device)).to(x.dtype) * (
+        target != ignore_index).unsqueeze(-1).to(x.dtype)
+    kept = onehot.sum(-1) if weight is None else (onehot * weight).sum(-1)  # w[t_n], 0 ignored
+    losses = -(x * onehot).sum(-1) * (1 if weight is None else kept)
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.sum() / kept.sum()
+
+
+def _mse_loss(cls, args, level):
+    """(x - y)**2 reduced, with ops that have rules."""
+    x, y, reduction = args
+    squares = (x - y) * (x - y)
+    return squares.mean() if reduction == "mean" else squares.sum() if reduction == "sum" \
+        else squares
+
+
+def _extreme_of_all(cls, args, level):
+    """max() / min() of a slice: amax / amin over all its dims (ties share the gradient, as
+    max() and min() do)."""
+    (x,) = args
+    if x.ndim == 0:
+        return one_slice_at_a_time(cls, args, level)
+    extreme = selection.AMax if cls is selection.Max else selection.AMin
+    return BatchedTensor(extreme.apply(x.value, tuple(range(1, x.ndim + 1))), level)
 
 
 def _no_gradient(cls, args, level):
@@ -488,8 +533,12 @@ _RULES = {
                      selection.Maximum, selection.Minimum, selection.Clamp,
                      selection.ClampByTensors, movement.Cast, movement.Clone, movement.ToDevice],
                     _elementwise),
-    **dict.fromkeys([reduce.Sum, reduce.Mean, reduce.Var, reduce.Std, selection.AMax,
-                     selection.AMin], _reduction),
+    **dict.fromkeys([reduce.Sum, reduce.Mean, reduce.Var, reduce.Std, reduce.Norm,
+                     selection.AMax, selection.AMin], _reduction),
+    selection.Max: _extreme_of_all,
+    selection.Min: _extreme_of_all,
+    loss.NLLLoss: _nll_loss,
+    loss.MSELoss: _mse_loss,
     activation.Softmax: _along_dim,
     activation.LogSoftmax: _along_dim,
     movement.Transpose: _transpose,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ..fused import kernels
-from ..grad_mode import grad_mode
 from ..ops import activation, loss, matmul
 from ..tensor import Tensor
 from .functional_loss import (  # noqa: F401  (F.mse_loss, ...: PyTorch keeps them in one place)
+    all_slices,
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cross_entropy_options,
@@ -73,11 +73,11 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100,
     check_reduction(reduction, "cross_entropy")
     if not isinstance(target, Tensor):
         target = Tensor._from_data(target)
-    t = _all_slices(target)
+    t = all_slices(target)
     probabilities = t.dtype.kind == "f" and target.shape == input.shape
     fast = (weight is None and not label_smoothing and not probabilities and ignore_index == -100
             and reduction != "none" and input.ndim == 2)
-    if fast and not kernels.applies(_all_slices(input)):
+    if fast and not kernels.applies(all_slices(input)):
         if (t.dtype.kind in "iu" and target.ndim == 1 and input.ndim == 2
                 and loss.labels_in_range(t, input.shape[1])):  # the one pass over the labels
             return loss.CrossEntropy.apply(input, target, reduction)[0]
@@ -89,14 +89,6 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100,
     if fast:
         return loss.CrossEntropy.apply(input, target, reduction)[0]
     return cross_entropy_options(input, target, weight, ignore_index, reduction, label_smoothing)
-
-
-def _all_slices(tensor: Tensor):
-    """The tensor's array; inside vmap, the array of every slice (the checks above look at the
-    values of the whole batch at once)."""
-    if grad_mode.vmap_level:
-        tensor = grad_mode.batching.plain(tensor)
-    return tensor.array
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:  # noqa: A002

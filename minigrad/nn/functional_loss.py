@@ -84,7 +84,7 @@ def nll_loss(input: Tensor, target, weight: Tensor | None = None, ignore_index: 
     """L_n = -w[t_n] * x[n, t_n] (0 where t_n = ignore_index); "mean" divides by sum of w[t_n]."""
     target = _class_targets(input, target, "nll_loss")
     classes = input.shape[-1]
-    t = target.array
+    t = all_slices(target)
     keep = t != ignore_index
     bad = (t < 0) | (t >= classes)
     if bool((bad & keep).any()):
@@ -95,6 +95,14 @@ def nll_loss(input: Tensor, target, weight: Tensor | None = None, ignore_index: 
     # Ignored rows are left out (not multiplied by 0: a NaN there stays out), and they get no
     # gradient at all: a batch with every target ignored has a NaN mean and a 0 gradient.
     return loss.NLLLoss.apply(input, target, weight, reduction, ignore_index)
+
+
+def all_slices(tensor: Tensor):
+    """The tensor's array; inside vmap, the array of every slice (the checks look at the values
+    of the whole batch at once)."""
+    if grad_mode.vmap_level:
+        tensor = grad_mode.batching.plain(tensor)
+    return tensor.array
 
 
 def _not_differentiable(tensor, name: str, who: str) -> None:
