@@ -5,6 +5,17 @@ from __future__ import annotations
 from ..fused import kernels
 from ..ops import activation, loss, matmul
 from ..tensor import Tensor
+from .functional_conv import (  # noqa: F401  (F.conv2d, ...: convolutional networks')
+    adaptive_avg_pool2d,
+    avg_pool2d,
+    batch_norm,
+    conv1d,
+    conv2d,
+    dropout2d,
+    fold,
+    max_pool2d,
+    unfold,
+)
 from .functional_loss import (  # noqa: F401  (F.mse_loss, ...: PyTorch keeps them in one place)
     all_slices,
     binary_cross_entropy,

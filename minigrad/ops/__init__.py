@@ -2,6 +2,7 @@
 which runs and records in-place operations (with CopySlices and AsStrided from movement.py)."""
 
 from .activation import LogSoftmax, ReLU, ReLUBackward, Sigmoid, Softmax, Softplus, Tanh
+from .conv import Fold, Unfold
 from .elementwise import (
     Abs,
     Add,
@@ -71,7 +72,7 @@ from .selection import (
 
 __all__ = [
     "AMax", "AMin", "Abs", "Add", "AsStrided", "BCEWithLogits", "BroadcastTo", "Cast", "Cat",
-    "Clamp", "ClampByTensors", "Clone", "Copy", "CopySlices", "Cos", "CrossEntropy",
+    "Clamp", "ClampByTensors", "Clone", "Copy", "CopySlices", "Cos", "CrossEntropy", "Fold", "Unfold",
     "CrossEntropyBackward", "Div", "Exp", "Fill", "GetItem", "Linear", "LinearBackward",
     "LinearReLU", "Log", "LogSoftmax", "MSELoss", "MatMul", "Max", "MaxDim", "Maximum", "Mean",
     "Min", "Minimum", "Mul", "NLLLoss", "NLLLossBackward", "Neg", "Norm", "Permute", "Pow", "ReLU",
