@@ -1224,6 +1224,31 @@ def op_loss(g: Generator):
     return Statement(text, f"loss:{kind}", (name,), uses)
 
 
+def op_conv(g: Generator):
+    """A convolutional op on a 4-D (N, C, H, W) tensor: conv2d, a pooling or unfold."""
+    x = g.pick(lambda n: g.value(n).dim() == 4 and min(g.shape(n)[2:]) >= 2)
+    if x is None:
+        x = g.leaf((g.rng.randint(1, 2), g.rng.randint(1, 3), g.rng.randint(2, 5),
+                    g.rng.randint(2, 5)))
+    _, channels, height, width = g.shape(x)
+    k = g.rng.randint(1, min(height, width, 3))
+    stride = g.rng.randint(1, 2)
+    padding = g.rng.randint(0, k // 2)
+    kind = g.rng.choice(["conv2d", "conv2d", "max_pool2d", "avg_pool2d", "unfold"])
+    name = g.new_name()
+    if kind == "conv2d":
+        groups = g.rng.choice([d for d in (1, channels) if channels % d == 0])
+        weight = g.leaf((g.rng.randint(1, 2) * groups, channels // groups, k, k))
+        pad = "'same'" if stride == 1 and g.rng.random() < 0.3 else padding
+        text = f"{name} = F.conv2d({x}, {weight}, stride={stride}, padding={pad}, groups={groups})"
+        return Statement(text, "conv2d", (name,), (x, weight))
+    if kind == "unfold":
+        text = f"{name} = F.unfold({x}, {k}, padding={padding}, stride={stride})"
+    else:
+        text = f"{name} = F.{kind}({x}, {k}, stride={stride}, padding={padding})"
+    return Statement(text, kind, (name,), (x,))
+
+
 def op_misuse(g: Generator):
     """A statement that is often an error in torch: both libraries must raise, or neither."""
     x = g.pick(kind="fbi")
@@ -1381,7 +1406,7 @@ def op_requires_grad(g: Generator):
 PURE_MENU = [(3, op_leaf), (14, op_unary), (7, op_scalar), (14, op_binary), (10, op_reduce),
              (4, op_softmax), (6, op_matmul), (14, op_view), (10, op_getitem), (4, op_split),
              (4, op_cat), (2, op_compare), (2, op_argmax), (5, op_loss), (2, op_misuse),
-             (1, op_requires_grad)]
+             (1, op_requires_grad), (3, op_conv)]
 INPLACE_MENU = [(22, op_inplace), (8, op_fill), (14, op_setitem), (8, op_view_then)]
 
 

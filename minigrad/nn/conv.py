@@ -68,8 +68,7 @@ class _ConvNd(Module):
         text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}")
         if self.padding != (0,) * self.dims:
-            text += f", padding={self.padding!r}" if isinstance(self.padding, str) else \
-                f", padding={self.padding}"
+            text += f", padding={self.padding}"
         if self.dilation != (1,) * self.dims:
             text += f", dilation={self.dilation}"
         if self.groups != 1:
@@ -181,18 +180,17 @@ class _BatchNorm(Module):
     input_dims: tuple = (2, 3)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
-                 track_running_stats: bool = True, device=None, dtype=None):
+                 track_running_stats: bool = True, device=None, dtype=None, *,
+                 bias: bool = True):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
+        self.has_bias = affine and bias
         dev, dt = backend.device(device), backend.dtype(dtype) or backend.float32
         xp = backend.module_for(dev)
         wrap = Tensor._wrap_no_copy_no_checks
-        if affine:
-            self.weight = Parameter(wrap(xp.ones(num_features, dt), dev))
-            self.bias = Parameter(wrap(xp.zeros(num_features, dt), dev))
-        else:
-            self.weight = self.bias = None
+        self.weight = Parameter(wrap(xp.ones(num_features, dt), dev)) if affine else None
+        self.bias = Parameter(wrap(xp.zeros(num_features, dt), dev)) if affine and bias else None
         if track_running_stats:
             self.register_buffer("running_mean", wrap(xp.zeros(num_features, dt), dev))
             self.register_buffer("running_var", wrap(xp.ones(num_features, dt), dev))
@@ -228,7 +226,8 @@ class _BatchNorm(Module):
     def extra_repr(self) -> str:
         """The settings, as PyTorch prints them."""
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.has_bias}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):

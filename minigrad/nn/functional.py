@@ -14,6 +14,7 @@ from .functional_conv import (  # noqa: F401  (F.conv2d, ...: convolutional netw
     dropout2d,
     fold,
     max_pool2d,
+    pad,
     unfold,
 )
 from .functional_loss import (  # noqa: F401  (F.mse_loss, ...: PyTorch keeps them in one place)

@@ -109,6 +109,24 @@ def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=
     return image.squeeze(0) if added else image
 
 
+def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:  # noqa: A002
+    """x with `value` (0 by default) added around: pad = (last dim's before, after, the dim
+    before it's before, after, ...), as PyTorch's F.pad."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode={mode!r} is not supported in minigrad (only "
+                                  "'constant')")
+    widths = tuple(pad)
+    if len(widths) % 2 or len(widths) // 2 > input.ndim:
+        raise RuntimeError(f"Padding length should be less than or equal to two times the input "
+                           f"dimension but got padding length {len(widths)} and input of "
+                           f"dimension {input.ndim}" if len(widths) % 2 == 0 else
+                           "Padding length must be divisible by 2")
+    if any(not isinstance(w, int) or w < 0 for w in widths):
+        raise NotImplementedError(f"pad: negative or non-int widths are not supported in "
+                                  f"minigrad, got {widths}")
+    return conv.Pad.apply(input, widths, 0.0 if value is None else value)
+
+
 # ---- convolutions ----------------------------------------------------------------------------
 
 
@@ -137,17 +155,12 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
                            f"1-dimensional with {out_channels} elements, but got bias of size "
                            f"{list(bias.shape)} instead")
     window = _conv_window(weight.shape[2:], stride, padding, dilation)
-    out_h, out_w = _check_fits(x.shape, window, x.shape[1])
-    n = x.shape[0]
-    cols = conv.Unfold.apply(x, window)  # (N, C*kh*kw, L)
-    if groups == 1:
-        y = weight.reshape(out_channels, -1) @ cols  # (N, O, L)
-    else:
-        cols = cols.reshape(n, groups, -1, out_h * out_w)
-        y = weight.reshape(groups, out_channels // groups, -1) @ cols  # (N, g, O/g, L)
-    y = y.reshape(n, out_channels, out_h, out_w)
-    if bias is not None:
-        y = y + bias.reshape(out_channels, 1, 1)
+    top, bottom, left, right = window.padding
+    if top != bottom or left != right:  # 'same' with an even kernel: a padded copy first, as
+        x = conv.Pad.apply(x, (left, right, top, bottom), 0.0)  # PyTorch makes (and keeps)
+        window = window._replace(padding=(0, 0, 0, 0))
+    _check_fits(x.shape, window, x.shape[1])
+    y = conv.Conv2d.apply(x, weight, bias, window, groups)
     return y.squeeze(0) if added else y
 
 
@@ -229,7 +242,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,  
                                                     dilation, ceil_mode, "max_pool2d")
     n, c, h, w = x.shape
     kh, kw = window.kernel
-    cols = conv.Unfold.apply(x, window, -math.inf).reshape(n, c, kh * kw, out_h * out_w)
+    cols = conv.Unfold.apply(x, window, -math.inf, True).reshape(n, c, kh * kw, out_h * out_w)
     values, taps = cols.max(2)
     values = values.reshape(n, c, out_h, out_w)
     if added:
@@ -256,7 +269,7 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
                                                     ceil_mode, "avg_pool2d")
     n, c, h, w = x.shape
     kh, kw = window.kernel
-    sums = conv.Unfold.apply(x, window).reshape(n, c, kh * kw, out_h * out_w).sum(2)
+    sums = conv.Unfold.apply(x, window, 0.0, True).reshape(n, c, kh * kw, out_h * out_w).sum(2)
     if divisor_override is not None:
         if not isinstance(divisor_override, int) or divisor_override == 0:
             raise RuntimeError("divisor must be not zero")
@@ -359,4 +372,4 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
 
 
 __all__ = ["adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "conv1d", "conv2d", "dropout2d",
-           "fold", "max_pool2d", "unfold"]
+           "fold", "max_pool2d", "pad", "unfold"]

@@ -2,7 +2,7 @@
 which runs and records in-place operations (with CopySlices and AsStrided from movement.py)."""
 
 from .activation import LogSoftmax, ReLU, ReLUBackward, Sigmoid, Softmax, Softplus, Tanh
-from .conv import Fold, Unfold
+from .conv import Conv2d, Fold, Pad, Unfold
 from .elementwise import (
     Abs,
     Add,
@@ -72,11 +72,12 @@ from .selection import (
 
 __all__ = [
     "AMax", "AMin", "Abs", "Add", "AsStrided", "BCEWithLogits", "BroadcastTo", "Cast", "Cat",
-    "Clamp", "ClampByTensors", "Clone", "Copy", "CopySlices", "Cos", "CrossEntropy", "Fold", "Unfold",
-    "CrossEntropyBackward", "Div", "Exp", "Fill", "GetItem", "Linear", "LinearBackward",
-    "LinearReLU", "Log", "LogSoftmax", "MSELoss", "MatMul", "Max", "MaxDim", "Maximum", "Mean",
-    "Min", "Minimum", "Mul", "NLLLoss", "NLLLossBackward", "Neg", "Norm", "Permute", "Pow", "ReLU",
-    "ReLUBackward", "Reciprocal", "Reshape", "ScatterAdd", "SetItem", "Sigmoid", "Sign", "Sin",
-    "Softmax", "Softplus", "Sqrt", "Std", "Sub", "Sum", "SumTo", "Tanh", "ToDevice", "Transpose",
-    "Var", "Where", "cascade_sum", "expand_grad", "normalize_dims", "unbroadcast",
+    "Clamp", "ClampByTensors", "Clone", "Conv2d", "Copy", "CopySlices", "Cos", "CrossEntropy",
+    "CrossEntropyBackward", "Div", "Exp", "Fill", "Fold", "GetItem", "Linear",
+    "LinearBackward", "LinearReLU", "Log", "LogSoftmax", "MSELoss", "MatMul", "Max", "MaxDim",
+    "Maximum", "Mean", "Min", "Minimum", "Mul", "NLLLoss", "NLLLossBackward", "Neg", "Norm",
+    "Pad", "Permute", "Pow", "ReLU", "ReLUBackward", "Reciprocal", "Reshape", "ScatterAdd",
+    "SetItem", "Sigmoid", "Sign", "Sin", "Softmax", "Softplus", "Sqrt", "Std", "Sub", "Sum",
+    "SumTo", "Tanh", "ToDevice", "Transpose", "Unfold", "Var", "Where", "cascade_sum",
+    "expand_grad", "normalize_dims", "unbroadcast",
 ]
