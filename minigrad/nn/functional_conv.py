@@ -9,12 +9,10 @@ poolings, dropout2d and batch_norm. Each is written with ops that already differ
 
 from __future__ import annotations
 
-import math
-
 from .. import backend
 from ..factories import ones, rand
 from ..grad_mode import no_grad
-from ..ops import conv
+from ..ops import conv, selection
 from ..tensor import Tensor
 
 # ---- arguments -------------------------------------------------------------------------------
@@ -242,21 +240,21 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,  
                                                     dilation, ceil_mode, "max_pool2d")
     n, c, h, w = x.shape
     kh, kw = window.kernel
-    cols = conv.Unfold.apply(x, window, -math.inf, True).reshape(n, c, kh * kw, out_h * out_w)
-    values, taps = cols.max(2)
-    values = values.reshape(n, c, out_h, out_w)
+    values = conv.MaxPool2d.apply(x, window)
     if added:
         values = values.squeeze(0)
     if not return_indices:
         return values
-    # where each max came from, as an index into the (H*W) plane, as PyTorch returns it
     (dh, dw), (top, _, left, _), (sh, sw) = window.dilation, window.padding, window.stride
-    tap = taps.array
-    positions = backend.module_for(x.device).arange(out_h * out_w)
-    rows = (positions // out_w) * sh - top + (tap // kw) * dh
-    columns = (positions % out_w) * sw - left + (tap % kw) * dw
-    indices = Tensor._wrap_no_copy_no_checks((rows * w + columns).reshape(n, c, out_h, out_w),
-                                             x.device)
+
+    def indices_of(a):  # where each max came from, an index into the (H*W) plane, as PyTorch
+        taps = conv.max_pool_array(a, window)[1].reshape(n, c, -1)
+        positions = backend.array_module(a).arange(out_h * out_w)
+        rows = (positions // out_w) * sh - top + (taps // kw) * dh
+        columns = (positions % out_w) * sw - left + (taps % kw) * dw
+        return (rows * w + columns).reshape(n, c, out_h, out_w)
+
+    indices = selection.NoGradient.apply(indices_of, x)
     return values, indices.squeeze(0) if added else indices
 
 

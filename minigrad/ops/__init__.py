@@ -2,7 +2,7 @@
 which runs and records in-place operations (with CopySlices and AsStrided from movement.py)."""
 
 from .activation import LogSoftmax, ReLU, ReLUBackward, Sigmoid, Softmax, Softplus, Tanh
-from .conv import Conv2d, Fold, Pad, Unfold
+from .conv import Conv2d, Fold, MaxPool2d, Pad, Unfold
 from .elementwise import (
     Abs,
     Add,
@@ -75,9 +75,9 @@ __all__ = [
     "Clamp", "ClampByTensors", "Clone", "Conv2d", "Copy", "CopySlices", "Cos", "CrossEntropy",
     "CrossEntropyBackward", "Div", "Exp", "Fill", "Fold", "GetItem", "Linear",
     "LinearBackward", "LinearReLU", "Log", "LogSoftmax", "MSELoss", "MatMul", "Max", "MaxDim",
-    "Maximum", "Mean", "Min", "Minimum", "Mul", "NLLLoss", "NLLLossBackward", "Neg", "Norm",
-    "Pad", "Permute", "Pow", "ReLU", "ReLUBackward", "Reciprocal", "Reshape", "ScatterAdd",
-    "SetItem", "Sigmoid", "Sign", "Sin", "Softmax", "Softplus", "Sqrt", "Std", "Sub", "Sum",
-    "SumTo", "Tanh", "ToDevice", "Transpose", "Unfold", "Var", "Where", "cascade_sum",
-    "expand_grad", "normalize_dims", "unbroadcast",
+    "MaxPool2d", "Maximum", "Mean", "Min", "Minimum", "Mul", "NLLLoss", "NLLLossBackward",
+    "Neg", "Norm", "Pad", "Permute", "Pow", "ReLU", "ReLUBackward", "Reciprocal", "Reshape",
+    "ScatterAdd", "SetItem", "Sigmoid", "Sign", "Sin", "Softmax", "Softplus", "Sqrt", "Std",
+    "Sub", "Sum", "SumTo", "Tanh", "ToDevice", "Transpose", "Unfold", "Var", "Where",
+    "cascade_sum", "expand_grad", "normalize_dims", "unbroadcast",
 ]

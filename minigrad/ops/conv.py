@@ -44,8 +44,9 @@ def _taps(window: Window, out_h: int, out_w: int):
                          slice(j * dw, j * dw + sw * (out_w - 1) + 1, sw))
 
 
-def unfold_array(a, window: Window, fill=0.0):
-    """im2col on an array: (N, C, H, W) -> (N, C*kh*kw, L), one copy per kernel tap."""
+def unfold_array(a, window: Window, fill=0.0, batch_inside: bool = False):
+    """im2col on an array, one copy per kernel tap: (N, C, H, W) -> (N, C*kh*kw, L), or with
+    batch_inside (C*kh*kw, N*L), the layout in which a convolution is one matrix product."""
     n, c, h, w = a.shape
     top, bottom, left, right = window.padding
     out_h, out_w = output_size(h, w, window)
@@ -55,34 +56,65 @@ def unfold_array(a, window: Window, fill=0.0):
         padded = xp.full((n, c, h + top + bottom, w + left + right), fill, dtype=a.dtype)
         padded[:, :, top:top + h, left:left + w] = a
     kh, kw = window.kernel
+    if batch_inside:  # channels first once, then each tap is a plain strided copy
+        padded = xp.ascontiguousarray(padded.transpose(1, 0, 2, 3))
+        cols = xp.empty((c, kh, kw, n, out_h, out_w), dtype=a.dtype)
+        for i, j, (rows, columns) in _taps(window, out_h, out_w):
+            cols[:, i, j] = padded[:, :, rows, columns]
+        return cols.reshape(c * kh * kw, n * out_h * out_w)
     cols = xp.empty((n, c, kh, kw, out_h, out_w), dtype=a.dtype)
     for i, j, (rows, columns) in _taps(window, out_h, out_w):
         cols[:, :, i, j] = padded[:, :, rows, columns]
     return cols.reshape(n, c * kh * kw, out_h * out_w)
 
 
+def fold_array(a, input_size: tuple, window: Window, batch: int, batch_inside: bool = False):
+    """col2im on an array, unfold_array's adjoint: the columns added back into (N, C, H, W)."""
+    h, w = input_size
+    kh, kw = window.kernel
+    top, bottom, left, right = window.padding
+    out_h, out_w = output_size(h, w, window)
+    c = a.size // (batch * kh * kw * out_h * out_w)
+    xp = backend.array_module(a)
+    if batch_inside:  # added up channels first, then the image turned to (N, C, H, W) once
+        padded = xp.zeros((c, batch, h + top + bottom, w + left + right), dtype=a.dtype)
+        patches = a.reshape(c, kh, kw, batch, out_h, out_w)
+        for i, j, (rows, columns) in _taps(window, out_h, out_w):
+            padded[:, :, rows, columns] += patches[:, i, j]
+        return xp.ascontiguousarray(padded[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3))
+    padded = xp.zeros((batch, c, h + top + bottom, w + left + right), dtype=a.dtype)
+    patches = a.reshape(batch, c, kh, kw, out_h, out_w)
+    for i, j, (rows, columns) in _taps(window, out_h, out_w):
+        padded[:, :, rows, columns] += patches[:, :, i, j]
+    if any(window.padding):
+        return padded[:, :, top:top + h, left:left + w].copy()
+    return padded
+
+
 class Unfold(Op):
-    """cols[n, (c, i, j), (p, q)] = x_padded[n, c, p*sh + i*dh, q*sw + j*dw];
-    dcols/dx: fold (each column entry's gradient added back where it was copied from)"""
+    """cols[n, (c, i, j), (p, q)] = x_padded[n, c, p*sh + i*dh, q*sw + j*dw] (with
+    batch_inside, cols[(c, i, j), (n, p, q)]);  dcols/dx: fold (each column entry's gradient
+    added back where it was copied from)"""
 
     linear_in_tensors = True  # forward mode: the tangent is Unfold of the tangent
 
     @staticmethod
-    def forward(ctx, x, window, fill=0.0, keep_input=False):
+    def forward(ctx, x, window, fill=0.0, keep_input=False, batch_inside=False):
         """keep_input: save x as PyTorch's convolution and poolings save their input, so that
         changing it in place before backward is the same error as there (backward only checks
         that it was not changed: the columns are a copy)."""
-        ctx.keep_input = keep_input
+        ctx.keep_input, ctx.batch_inside = keep_input, batch_inside
         if keep_input:
             ctx.save_for_backward(x)
-        ctx.input_size, ctx.window = x.array.shape[2:], window
-        return unfold_array(x.array, window, fill)
+        ctx.input_size, ctx.window, ctx.batch = x.array.shape[2:], window, x.array.shape[0]
+        return unfold_array(x.array, window, fill, batch_inside)
 
     @staticmethod
     def backward(ctx, grad):
         if ctx.keep_input:
             ctx.saved_tensors  # noqa: B018  (reading them checks their version)
-        return Fold.apply(grad, ctx.input_size, ctx.window), None, None, None
+        image = Fold.apply(grad, ctx.input_size, ctx.window, ctx.batch, ctx.batch_inside)
+        return image, None, None, None, None
 
 
 class Fold(Op):
@@ -92,36 +124,25 @@ class Fold(Op):
     linear_in_tensors = True  # forward mode: the tangent is Fold of the tangent
 
     @staticmethod
-    def forward(ctx, cols, input_size, window):
-        a = cols.array
-        h, w = input_size
-        kh, kw = window.kernel
-        top, bottom, left, right = window.padding
-        out_h, out_w = output_size(h, w, window)
-        n = a.shape[0]
-        c = a.shape[1] // (kh * kw)
-        ctx.window = window
-        xp = backend.array_module(a)
-        patches = a.reshape(n, c, kh, kw, out_h, out_w)
-        padded = xp.zeros((n, c, h + top + bottom, w + left + right), dtype=a.dtype)
-        for i, j, (rows, columns) in _taps(window, out_h, out_w):
-            padded[:, :, rows, columns] += patches[:, :, i, j]
-        if any(window.padding):
-            return padded[:, :, top:top + h, left:left + w].copy()
-        return padded
+    def forward(ctx, cols, input_size, window, batch=None, batch_inside=False):
+        ctx.window, ctx.batch_inside = window, batch_inside
+        batch = cols.array.shape[0] if batch is None else batch
+        return fold_array(cols.array, input_size, window, batch, batch_inside)
 
     @staticmethod
     def backward(ctx, grad):
-        return Unfold.apply(grad, ctx.window), None, None
+        return (Unfold.apply(grad, ctx.window, 0.0, False, ctx.batch_inside), None, None, None,
+                None)
 
 
 class Conv2d(Op):
     """y = W @ unfold(x) + b (per group of channels);  dL/dx = fold(W^T @ G),
-    dL/dW = sum over the batch of G @ unfold(x)^T,  dL/db = sum of G over batch and positions
+    dL/dW = G @ unfold(x)^T,  dL/db = the sum of G over the batch and the positions
 
-    It keeps x (for dL/dW) and W (for dL/dx), as PyTorch's convolution does, not the columns
-    (kh*kw times x's size): backward unfolds x again. Its backward is written with Unfold, Fold
-    and matrix products, so it differentiates again."""
+    The columns are laid out (C*kh*kw, N*L), so that each product is one matrix product over
+    the whole batch. It keeps x (for dL/dW) and W (for dL/dx), as PyTorch's convolution does, not
+    the columns (kh*kw times x's size): backward unfolds x again. Its backward is written with
+    Unfold, Fold and matrix products, so it differentiates again."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, window, groups):
@@ -130,14 +151,16 @@ class Conv2d(Op):
         ctx.window, ctx.groups = window, groups
         ctx.input_size, ctx.weight_shape = x.array.shape[2:], weight.array.shape
         n, out_channels = x.array.shape[0], weight.array.shape[0]
-        cols = unfold_array(x.array, window)  # (N, K, L)
-        places = cols.shape[2]
+        out_h, out_w = output_size(*ctx.input_size, window)
+        cols = unfold_array(x.array, window, batch_inside=True)  # (K, N*L)
         y = weight.array.reshape(groups, out_channels // groups, -1) @ cols.reshape(
-            n, groups, -1, places)  # (N, g, O/g, L)
-        y = y.reshape(n, out_channels, *output_size(*ctx.input_size, window))
+            groups, -1, cols.shape[1])  # (g, O/g, N*L)
+        y = y.reshape(out_channels, n, out_h, out_w).transpose(1, 0, 2, 3)
+        out = backend.array_module(y).empty(y.shape, dtype=y.dtype)  # (N, O, ...) in one pass
         if bias is not None:
-            y += bias.array.reshape(out_channels, 1, 1)
-        return y
+            return backend.array_module(y).add(y, bias.array.reshape(out_channels, 1, 1), out=out)
+        out[...] = y
+        return out
 
     @staticmethod
     def tangent(ctx, inputs, outputs, tangents):
@@ -158,18 +181,87 @@ class Conv2d(Op):
         needs_x, needs_w, needs_b = ctx.needs_input_grad[:3]
         n, out_channels, out_h, out_w = grad.shape
         groups = ctx.groups
-        g = grad.reshape(n, groups, out_channels // groups, out_h * out_w)  # (N, g, O/g, L)
+        # G as (g, O/g, N*L): the gradient's channels first, like the columns' layout
+        g = grad.transpose(0, 1).reshape(groups, out_channels // groups, n * out_h * out_w)
         grad_x = grad_w = grad_b = None
         if needs_x:
             w = weight.reshape(groups, out_channels // groups, -1)  # (g, O/g, K/g)
-            cols = w.transpose(1, 2) @ g  # (N, g, K/g, L)
-            grad_x = Fold.apply(cols.reshape(n, -1, out_h * out_w), ctx.input_size, ctx.window)
+            cols = (w.transpose(1, 2) @ g).reshape(-1, n * out_h * out_w)  # (K, N*L)
+            grad_x = Fold.apply(cols, ctx.input_size, ctx.window, n, True)
         if needs_w:
-            cols = Unfold.apply(x, ctx.window).reshape(n, groups, -1, out_h * out_w)
-            grad_w = (g @ cols.transpose(2, 3)).sum(0).reshape(ctx.weight_shape)
+            cols = Unfold.apply(x, ctx.window, 0.0, False, True)  # (K, N*L)
+            cols = cols.reshape(groups, -1, n * out_h * out_w)
+            grad_w = (g @ cols.transpose(1, 2)).reshape(ctx.weight_shape)
         if needs_b:
             grad_b = grad.sum((0, 2, 3))
         return grad_x, grad_w, grad_b, None, None
+
+
+class MaxPool2d(Op):
+    """y = the max over each window, the first one where several tie (padding is -inf);
+    dL/dx = fold(G placed at each window's max tap, 0 at the others)
+
+    The max is a running max over the kernel's taps (kh*kw passes over the output), and which
+    tap won is kept: backward places G there with one mask and a fold, both linear, so it
+    differentiates again. It keeps x, as PyTorch's max pooling does."""
+
+    @staticmethod
+    def forward(ctx, x, window):
+        ctx.save_for_backward(x)  # (only checked: PyTorch keeps it, so changing x is an error)
+        best, ctx.taps = max_pool_array(x.array, window)
+        ctx.window, ctx.input_size = window, x.array.shape[2:]
+        return best
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dy = dx at each window's max tap"""
+        cols = Unfold.apply(tangents[0], ctx.window)  # (N, C*kk, L)
+        n, c = outputs[0].shape[:2]
+        picked = cols.reshape(n, c, -1, ctx.taps[0, 0].size) * _winners(ctx, outputs[0])
+        return picked.sum(2).reshape(outputs[0].shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.saved_tensors  # noqa: B018  (reading them checks their version)
+        n, c, out_h, out_w = grad.shape
+        placed = grad.reshape(n, c, 1, out_h * out_w) * _winners(ctx, grad)  # (N, C, kk, L)
+        return Fold.apply(placed.reshape(n, -1, out_h * out_w), ctx.input_size, ctx.window), None
+
+
+def max_pool_array(a, window: Window):
+    """(the max of each window, which tap it is at): a running max over the taps, the first
+    of equal ones kept (a NaN wins, as in PyTorch)."""
+    n, c, h, w = a.shape
+    top, bottom, left, right = window.padding
+    out_h, out_w = output_size(h, w, window)
+    xp = backend.array_module(a)
+    padded = a
+    if any(window.padding):
+        padded = xp.full((n, c, h + top + bottom, w + left + right), -xp.inf, dtype=a.dtype)
+        padded[:, :, top:top + h, left:left + w] = a
+    kind = backend.int8 if window.kernel[0] * window.kernel[1] < 128 else backend.int32
+    best = taps = None
+    for number, (_, _, (rows, columns)) in enumerate(_taps(window, out_h, out_w)):
+        values = padded[:, :, rows, columns]
+        if best is None:
+            best, taps = values.copy(), xp.zeros(values.shape, dtype=kind)
+            continue
+        wins = values > best
+        if xp.isnan(values).any():  # a NaN wins (the first one), as in PyTorch
+            wins |= xp.isnan(values) & ~xp.isnan(best)
+        xp.maximum(best, values, out=best)  # (a NaN stays)
+        taps[wins] = number
+    return best, taps
+
+
+def _winners(ctx, like):
+    """(N, C, kh*kw, L): 1 at each window's max tap, 0 at the others (a constant)."""
+    kh, kw = ctx.window.kernel
+    xp = backend.array_module(ctx.taps)
+    n, c = ctx.taps.shape[:2]
+    taps = ctx.taps.reshape(n, c, 1, -1)
+    mask = (taps == xp.arange(kh * kw).reshape(1, 1, -1, 1)).astype(like.dtype)
+    return type(like)._wrap_no_copy_no_checks(mask, like.device)
 
 
 class Pad(Op):
