@@ -252,7 +252,7 @@ def train(parser, args, run, state, settings, notes, restart: bool) -> int:
     return 0
 
 
-def settle_run(parser, args):
+def settle_run(parser, args, defaults=None, training=None):
     """(run folder, checkpoint or None, settings, notes) for a new, resumed or overwritten run.
 
     The folder is checked to be writable, before any epoch is trained, and comes back locked:
@@ -272,13 +272,13 @@ def settle_run(parser, args):
     except OSError as error:
         parser.error(f"argument --out: cannot write to {args.out!r}: {error.strerror or error}")
     try:
-        return run, *read_run(parser, args, run)
+        return run, *read_run(parser, args, run, defaults, training)
     except BaseException:
         run.unlock()
         raise
 
 
-def read_run(parser, args, run):
+def read_run(parser, args, run, defaults=None, training=None):
     """(checkpoint or None, settings, notes): what the locked folder holds, and how to go on."""
     where = run.path
     if args.resume:
@@ -288,7 +288,8 @@ def read_run(parser, args, run):
             state = run.read_checkpoint()
         except RunFolderError as error:
             parser.error(f"argument --resume: {error}")
-        settings, notes = options.resumed_settings(parser, args, state["settings"], where)
+        settings, notes = options.resumed_settings(parser, args, state["settings"], where,
+                                                   defaults, training)
         try:
             repaired = run.repair(state)
         except RunFolderWriteError as error:
@@ -301,7 +302,7 @@ def read_run(parser, args, run):
     if existing and not args.overwrite:
         parser.error(f"argument --out: {where} already holds a run ({', '.join(existing)}); "
                      "pass --resume to continue it, --overwrite to replace it, or another --out")
-    return None, options.new_run_settings(args), []
+    return None, options.new_run_settings(args, defaults), []
 
 
 def finish(run, history, settings, best) -> None:
@@ -318,7 +319,7 @@ def describe_best(best, run) -> str:
             f"accuracy {best['test_acc']:.2%}) is in {run.file('best.npz')}")
 
 
-def write_failed(error, run, epochs: int) -> str:
+def write_failed(error, run, epochs: int, script: str = __file__) -> str:
     """The line printed when a write fails: which file and why, what is kept, how to go on.
 
     checkpoint.npz is written first each epoch, so when a file derived from it fails, it holds
@@ -342,14 +343,15 @@ def write_failed(error, run, epochs: int) -> str:
     else:
         kept = (f"training finished; checkpoint.npz is intact and holds all {held} epochs, and "
                 "--resume writes what is missing and redraws the curves")
-    return f"mnist.py: error: {error}{saving}; {kept}; {resume_hint(run, epochs)}"
+    return (f"{os.path.basename(script)}: error: {error}{saving}; {kept}; "
+            f"{resume_hint(run, epochs, script)}")
 
 
-def resume_hint(run, epochs: int) -> str:
+def resume_hint(run, epochs: int, script: str = __file__) -> str:
     """The command that takes the run on to `epochs` epochs (or starts it again)."""
     if not os.path.isfile(run.file("checkpoint.npz")):
         return "run the same command again to start over"
-    command = [sys.executable, os.path.abspath(__file__), "--resume", "--out", run.path]
+    command = [sys.executable, os.path.abspath(script), "--resume", "--out", run.path]
     with contextlib.suppress(RunFolderError):
         if run.read_checkpoint()["settings"]["epochs"] != epochs:  # more --epochs, given to
             command += ["--epochs", str(epochs)]  # --resume, and in no checkpoint yet

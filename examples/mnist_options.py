@@ -31,27 +31,33 @@ def option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def new_run_settings(args) -> dict:
+def new_run_settings(args, defaults=None) -> dict:
     """The settings of a new run: what was given, the defaults for the rest."""
+    defaults = DEFAULTS if defaults is None else defaults
     settings = {name: default if getattr(args, name) is None else getattr(args, name)
-                for name, default in DEFAULTS.items()}
+                for name, default in defaults.items()}
     if settings["device"] is None:
         settings["device"] = "cuda" if mg.cuda.is_available() else "cpu"
     return settings
 
 
-def resumed_settings(parser, args, saved: dict, where: str) -> tuple[dict, list]:
+def resumed_settings(parser, args, saved: dict, where: str, defaults=None,
+                     training=None) -> tuple[dict, list]:
     """The checkpoint's settings with the allowed changes from the command line, and a note each.
 
-    A changed training setting is a parser error naming both values.
+    A changed training setting is a parser error naming both values. (defaults and training:
+    another script's, mnist_cnn.py's.)
     """
-    settings, notes = {**DEFAULTS, **saved}, []
-    for name in DEFAULTS:
+    defaults = DEFAULTS if defaults is None else defaults
+    training = TRAINING if training is None else training
+    settings, notes = {**defaults, **saved}, []
+    for name in defaults:
         given = getattr(args, name)
         if given is None or given == settings[name]:
             continue
-        growing = name == "epochs" and settings["schedule"] == "none" and given > saved["epochs"]
-        if name in TRAINING and not growing:
+        growing = (name == "epochs" and settings.get("schedule", "none") == "none"
+                   and given > saved["epochs"])
+        if name in training and not growing:
             parser.error(
                 f"argument {option(name)}: the run in {where} was trained with "
                 f"{option(name)} {settings[name]}; --resume continues it with its own settings "
