@@ -39,7 +39,7 @@ TRAINING = ("epochs", "batch_size", "lr", "gamma", "seed", "steps_per_epoch")
 
 class Net(nn.Module):
     def __init__(self):
-        super().__init__()
+        super(Net, self).__init__()  # noqa: UP008  (pytorch/examples' line, unchanged)
         self.conv1 = nn.Conv2d(1, 32, 3, 1)
         self.conv2 = nn.Conv2d(32, 64, 3, 1)
         self.dropout1 = nn.Dropout(0.25)
