@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+from tests.test_backend_seam import FakeGpuArray, fake_gpu  # noqa: F401  (the fixture)
 
 torch = pytest.importorskip("torch")
 
@@ -222,3 +223,39 @@ def test_batch_norm_refuses_one_value_per_channel_in_training():
     for lib in (torch, mg):
         with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
             F(lib).batch_norm(lib.zeros(1, 3, 1, 1), lib.zeros(3), lib.ones(3), training=True)
+
+
+def _small_cnn():
+    nn = mg.nn
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, stride=2, groups=2),
+                         nn.AvgPool2d(2, ceil_mode=True), nn.Dropout2d(0.0), nn.Flatten(),
+                         nn.Linear(6, 3))
+
+
+def test_a_cnn_trains_on_a_gpu_array_module_as_on_the_cpu_and_never_waits(fake_gpu):
+    """Unfold, the GEMMs, fold, pooling and batch norm run on the device's arrays (the fake
+    CuPy of tests/test_backend_seam.py), read nothing back on the host, and give the CPU's
+    numbers."""
+    images = np.random.default_rng(0).standard_normal((6, 1, 9, 9)).astype(np.float32)
+    labels = np.array([0.0, 1.0, 2.0, 0.0, 1.0, 2.0], dtype=np.float32)
+    start = _small_cnn().state_dict()
+    results = {}
+    for device in ("cpu", "cuda"):
+        model = _small_cnn().to(device)
+        model.load_state_dict(start)
+        optimizer = mg.optim.Adadelta(model.parameters(), lr=1.0)
+        x, y = mg.tensor(images, device=device), mg.tensor(labels, device=device)
+        FakeGpuArray.host_reads = 0
+        for _ in range(2):
+            out = model(x)  # (a loss that checks no labels: those checks read the host)
+            loss = ((out - y.reshape(-1, 1)) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        if device == "cuda":
+            assert type(model[0].weight.array) is FakeGpuArray
+            assert FakeGpuArray.host_reads == 0, "a training step read a value on the host"
+        results[device] = [t.detach().numpy() for t in model.state_dict().values()]
+    for ours, expected in zip(results["cuda"], results["cpu"], strict=True):
+        np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)

@@ -247,8 +247,9 @@ def max_pool_array(a, window: Window):
             best, taps = values.copy(), xp.zeros(values.shape, dtype=kind)
             continue
         wins = values > best
-        if xp.isnan(values).any():  # a NaN wins (the first one), as in PyTorch
-            wins |= xp.isnan(values) & ~xp.isnan(best)
+        nans = xp.isnan(values)  # a NaN wins (the first one), as in PyTorch; (on a GPU,
+        if backend.is_cuda_array(values) or nans.any():  # asking whether there is one waits)
+            wins |= nans & ~xp.isnan(best)
         xp.maximum(best, values, out=best)  # (a NaN stays)
         taps[wins] = number
     return best, taps
