@@ -151,8 +151,8 @@ def main() -> None:
           f"ms   minigrad at {results['conv2_gflops']['minigrad']:.0f} GFLOP/s = "
           f"{results['conv2_gflops']['minigrad'] / peak:.0%} of this machine's sgemm peak "
           f"({peak:.0f} GFLOP/s)")
-    print(f"  peak step memory minigrad {memory['minigrad']:7.1f} MB   torch {memory['torch']:7.1f} "
-          f"MB   ratio {results['memory_ratio']:.2f}x")
+    print(f"  peak step memory minigrad {memory['minigrad']:7.1f} MB   torch "
+          f"{memory['torch']:7.1f} MB   ratio {results['memory_ratio']:.2f}x")
     if args.json:
         with open(args.json, "w") as file:
             json.dump(results, file, indent=2)

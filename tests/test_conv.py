@@ -233,7 +233,7 @@ def _small_cnn():
                          nn.Linear(6, 3))
 
 
-def test_a_cnn_trains_on_a_gpu_array_module_as_on_the_cpu_and_never_waits(fake_gpu):
+def test_a_cnn_trains_on_a_gpu_array_module_as_on_the_cpu_and_never_waits(fake_gpu):  # noqa: F811
     """Unfold, the GEMMs, fold, pooling and batch norm run on the device's arrays (the fake
     CuPy of tests/test_backend_seam.py), read nothing back on the host, and give the CPU's
     numbers."""
