@@ -27,6 +27,8 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
+START_ENVIRONMENT = dict(os.environ)  # what the memory measurements' fresh processes get
+
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
 
 
@@ -121,7 +123,7 @@ def memory_of(lib_name: str, batch: int) -> float:
             "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024; "
             "print((peak - before) / 2**20)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+                         check=True, env=START_ENVIRONMENT)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -131,13 +133,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
+    memory = {name: memory_of(name, args.batch) for name in ("minigrad", "torch")}  # (first:
+    # a parent that has run torch hands its children an environment that changes the numbers)
     steps = interleaved({"minigrad": step_for("minigrad", args.batch),
                          "torch": step_for("torch", args.batch)}, args.steps)
     convs = interleaved({"minigrad": conv_for("minigrad", args.batch),
                          "torch": conv_for("torch", args.batch)}, args.steps)
     flops = 3 * 2 * 64 * (32 * 9) * (args.batch * 24 * 24)  # forward, dL/dx, dL/dW
     peak = sgemm_peak_gflops()
-    memory = {name: memory_of(name, args.batch) for name in ("minigrad", "torch")}
     results = {
         "batch": args.batch, "step_ms": steps, "step_ratio": steps["minigrad"] / steps["torch"],
         "conv2_ms": convs, "conv2_gflops": {k: flops / (v / 1e3) / 1e9 for k, v in convs.items()},
