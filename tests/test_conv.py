@@ -259,3 +259,18 @@ def test_a_cnn_trains_on_a_gpu_array_module_as_on_the_cpu_and_never_waits(fake_g
         results[device] = [t.detach().numpy() for t in model.state_dict().values()]
     for ours, expected in zip(results["cuda"], results["cpu"], strict=True):
         np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_batch_too_large_for_the_columns_limit_is_convolved_in_chunks(monkeypatch):
+    """With the unfolded columns limited to about one image's, every order of derivative is the
+    same as in one piece (and as torch's)."""
+    fn, shapes = CASES["conv2d groups"]
+    values = arrays(*shapes)
+    whole = derivatives(mg, fn, values)
+    from minigrad.ops import conv
+    monkeypatch.setattr(conv, "COLUMNS_LIMIT_BYTES", 1)  # one image per chunk
+    chunked = derivatives(mg, fn, values)
+    assert len(conv._chunks(2, 100, 8)) == 2
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(chunked[0], derivatives(torch, fn, values)[0], rtol=1e-10)

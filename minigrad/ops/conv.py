@@ -22,6 +22,7 @@ from collections import namedtuple
 
 from .. import backend
 from ..engine.function import Op
+from . import movement
 
 Window = namedtuple("Window", ["kernel", "dilation", "padding", "stride"])  # (kh, kw), ...,
 # padding as (top, bottom, left, right)
@@ -151,14 +152,25 @@ class Fold(Op):
                 None)
 
 
+COLUMNS_LIMIT_BYTES = 256 * 2**20  # the most memory a convolution's unfolded columns may take:
+# a larger batch is convolved in chunks of images (a setting: minigrad.ops.conv.COLUMNS_...)
+
+
+def _chunks(n: int, columns_per_image: int, itemsize: int) -> list:
+    """(start, stop) of each chunk of the batch whose columns stay under the limit."""
+    per_chunk = max(1, COLUMNS_LIMIT_BYTES // max(1, columns_per_image * itemsize))
+    return [(start, min(start + per_chunk, n)) for start in range(0, n, per_chunk)]
+
+
 class Conv2d(Op):
     """y = W @ unfold(x) + b (per group of channels);  dL/dx = fold(W^T @ G),
     dL/dW = G @ unfold(x)^T,  dL/db = the sum of G over the batch and the positions
 
     The columns are laid out (C*kh*kw, N*L), so that each product is one matrix product over
-    the whole batch. It keeps x (for dL/dW) and W (for dL/dx), as PyTorch's convolution does, not
-    the columns (kh*kw times x's size): backward unfolds x again. Its backward is written with
-    Unfold, Fold and matrix products, so it differentiates again."""
+    the whole batch (or over a chunk of it, when the columns would take more than
+    COLUMNS_LIMIT_BYTES). It keeps x (for dL/dW) and W (for dL/dx), as PyTorch's convolution
+    does, not the columns (kh*kw times x's size): backward unfolds x again. Its backward is
+    written with Unfold, Fold and matrix products, so it differentiates again."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, window, groups):
@@ -166,16 +178,22 @@ class Conv2d(Op):
         ctx.save_for_backward(x if needs_w else None, weight if needs_x else None)
         ctx.window, ctx.groups = window, groups
         ctx.input_size, ctx.weight_shape = x.array.shape[2:], weight.array.shape
-        n, out_channels = x.array.shape[0], weight.array.shape[0]
+        a, w = x.array, weight.array
+        n, out_channels = a.shape[0], w.shape[0]
         out_h, out_w = output_size(*ctx.input_size, window)
-        cols = unfold_array(x.array, window, batch_inside=True)  # (K, N*L)
-        y = weight.array.reshape(groups, out_channels // groups, -1) @ cols.reshape(
-            groups, -1, cols.shape[1])  # (g, O/g, N*L)
-        y = y.reshape(out_channels, n, out_h, out_w).transpose(1, 0, 2, 3)
-        out = backend.array_module(y).empty(y.shape, dtype=y.dtype)  # (N, O, ...) in one pass
-        if bias is not None:
-            return backend.array_module(y).add(y, bias.array.reshape(out_channels, 1, 1), out=out)
-        out[...] = y
+        places = out_h * out_w
+        ctx.chunks = _chunks(n, w[0].size * groups * places, a.itemsize)
+        xp = backend.array_module(a)
+        out = xp.empty((n, out_channels, out_h, out_w), dtype=a.dtype)
+        kernels = w.reshape(groups, out_channels // groups, -1)
+        for start, stop in ctx.chunks:
+            cols = unfold_array(a[start:stop], window, batch_inside=True)  # (K, n*L)
+            y = kernels @ cols.reshape(groups, -1, cols.shape[1])  # (g, O/g, n*L)
+            y = y.reshape(out_channels, stop - start, out_h, out_w).transpose(1, 0, 2, 3)
+            if bias is not None:  # (N, O, ...) and the bias in one pass
+                xp.add(y, bias.array.reshape(out_channels, 1, 1), out=out[start:stop])
+            else:
+                out[start:stop] = y
         return out
 
     @staticmethod
@@ -195,21 +213,27 @@ class Conv2d(Op):
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad[:3]
-        n, out_channels, out_h, out_w = grad.shape
-        groups = ctx.groups
-        # G as (g, O/g, N*L): the gradient's channels first, like the columns' layout
-        g = grad.transpose(0, 1).reshape(groups, out_channels // groups, n * out_h * out_w)
-        grad_x = grad_w = grad_b = None
+        _, out_channels, out_h, out_w = grad.shape
+        groups, whole = ctx.groups, len(ctx.chunks) == 1
+        w = None if weight is None else weight.reshape(groups, out_channels // groups, -1)
+        images, grad_w = [], None
+        for start, stop in ctx.chunks:
+            g = grad if whole else grad[start:stop]
+            # G as (g, O/g, n*L): the gradient's channels first, like the columns' layout
+            g = g.transpose(0, 1).reshape(groups, out_channels // groups, -1)
+            if needs_x:
+                cols = (w.transpose(1, 2) @ g).reshape(-1, g.shape[2])  # (K, n*L)
+                images.append(Fold.apply(cols, ctx.input_size, ctx.window, stop - start, True))
+            if needs_w:
+                cols = Unfold.apply(x if whole else x[start:stop], ctx.window, 0.0, False, True)
+                part = g @ cols.reshape(groups, -1, g.shape[2]).transpose(1, 2)
+                grad_w = part if grad_w is None else grad_w + part
+        grad_x = None
         if needs_x:
-            w = weight.reshape(groups, out_channels // groups, -1)  # (g, O/g, K/g)
-            cols = (w.transpose(1, 2) @ g).reshape(-1, n * out_h * out_w)  # (K, N*L)
-            grad_x = Fold.apply(cols, ctx.input_size, ctx.window, n, True)
+            grad_x = images[0] if whole else movement.Cat.apply(0, *images)
         if needs_w:
-            cols = Unfold.apply(x, ctx.window, 0.0, False, True)  # (K, N*L)
-            cols = cols.reshape(groups, -1, n * out_h * out_w)
-            grad_w = (g @ cols.transpose(1, 2)).reshape(ctx.weight_shape)
-        if needs_b:
-            grad_b = grad.sum((0, 2, 3))
+            grad_w = grad_w.reshape(ctx.weight_shape)
+        grad_b = grad.sum((0, 2, 3)) if needs_b else None
         return grad_x, grad_w, grad_b, None, None
 
 
