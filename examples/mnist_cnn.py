@@ -5,6 +5,7 @@ StepLR's gamma 0.7 each epoch, nll_loss, batch 64, as in its main.py.
     python examples/mnist_cnn.py --epochs 3          # about 99% on the test set
     python examples/mnist_cnn.py --resume            # after Ctrl-C or a crash: finish the run
     python examples/mnist_cnn.py --evaluate runs/mnist_cnn/best.npz
+    python examples/mnist_cnn.py --no-compile      # every step through the eager engine
 
 The --out folder is mnist.py's run folder (checkpoint.npz, best.npz, stats.csv and stats.json,
 curves.png; run_folder.py says what holds after a crash), and --resume continues a run with its
@@ -68,8 +69,9 @@ def images(x):
     return x.reshape(-1, 1, 28, 28)
 
 
-def make_train_step(model, optimizer):
-    """One step: forward, nll_loss, backward, Adadelta's update; returns (loss, log-probs)."""
+def make_train_step(model, optimizer, compiled: bool = True):
+    """One step: forward, nll_loss, backward, Adadelta's update; returns (loss, log-probs);
+    through mg.compile unless compiled=False (docs/compile.md)."""
 
     def train_step(x, y):
         optimizer.zero_grad()
@@ -79,7 +81,7 @@ def make_train_step(model, optimizer):
         optimizer.step()
         return loss, output
 
-    return train_step
+    return torch.compile(train_step) if compiled else train_step
 
 
 @torch.no_grad()
@@ -118,6 +120,8 @@ def build_parser():
     add("--threads", type=options.positive(int), help="BLAS threads on the CPU")
     add("--out", default="runs/mnist_cnn", help="run folder (default: runs/mnist_cnn)")
     add("--no-progress", action="store_true", help="no progress bar")
+    add("--no-compile", action="store_true",
+        help="run each training step through the eager engine instead of mg.compile's program")
     add("--resume", action="store_true",
         help="continue the run in --out from its checkpoint.npz, with its settings")
     add("--overwrite", action="store_true",
@@ -175,7 +179,7 @@ def train(parser, args, run, state, settings, notes, restart: bool) -> int:
         history, best, best_model = state["history"], state["best"], state["best_model"]
         start = state["epoch"]
     steps = min(settings["steps_per_epoch"] or len(train_loader), len(train_loader))
-    train_step = make_train_step(model, optimizer)
+    train_step = make_train_step(model, optimizer, compiled=not args.no_compile)
 
     print(model)
     for note in [*notes, threads_note] if threads_note else notes:
