@@ -1,4 +1,4 @@
-"""Draw the figures of docs/autograd.md from what minigrad computes: every number in them is real.
+"""Draw the figures of the docs from what minigrad computes: every number in them is real.
 
     python examples/figures.py docs/images
 
@@ -6,8 +6,9 @@ broadcast_adjoint.svg   y = x + b with b broadcast over rows; b's gradient is su
 views_share_buffer.svg  x, a column of x and x.t() read one buffer and share one version counter
 linear_shapes.svg       the Linear layer's shapes, forward and backward, receiver and intermediate
 grads_graph.svg         mg.viz.draw(loss, grads=True) for the running example (needs Graphviz)
+unfold_conv.svg         a convolution as unfold and a product; fold adds the columns back
 
-The first three need matplotlib (the `examples` extra); the last Graphviz's `dot` program.
+All but grads_graph.svg need matplotlib (the `examples` extra); the last Graphviz's `dot` program.
 Colours follow mg.viz: orange for a gradient that lands in a leaf's .grad (the tutorial's
 "receiver" gradients), blue for one that goes on to another operation ("intermediate").
 """
@@ -141,11 +142,48 @@ def grads_graph(path):
     mg.viz.render(loss, path, params={"x": x, "w": w}, grads=True)
 
 
+def unfold_conv(path):
+    """A convolution as unfold and a product: a 4 x 4 image's 3 x 3 patches become columns, the
+    kernel (flattened) times the columns is the output; fold of ones counts the patches over
+    each pixel, where backward's gradients add up."""
+    F = mg.nn.functional
+    x = mg.arange(16.0).reshape(1, 1, 4, 4)
+    kernel = mg.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+    cols = F.unfold(x, 3)[0]  # (9, 4)
+    y = F.conv2d(x, kernel.reshape(1, 1, 3, 3))[0, 0]
+    counts = F.fold(mg.ones(1, 9, 4), (4, 4), 3)[0, 0]
+    patch, column, plain = "#fbe3d6", "#fbe3d6", "#ffffff"
+
+    fig, ax = _canvas(19, 11.5, bottom=-0.3)
+    image = x[0, 0].tolist()
+    for row in range(4):
+        for col in range(4):
+            inside = row < 3 and col < 3  # the first patch
+            ax.add_patch(_square(0.5 + col, 9.5 - row - 1, patch if inside else plain, "#333333"))
+            ax.text(1 + col, 9 - row, f"{image[row][col]:g}", ha="center", va="center", size=10)
+    ax.text(2.5, 9.85, "x, 4 x 4 (one channel)", ha="center", va="bottom", size=10)
+    grid(ax, 1, 4.5, kernel.tolist(), "#e8e8e8", "W, 3 x 3")
+    arrow(ax, (4.8, 7.5), (7.2, 7.5), "unfold:\neach 3 x 3 patch\na column")
+    values = cols.tolist()
+    for row in range(9):
+        for col in range(4):
+            color = column if col == 0 else plain
+            ax.add_patch(_square(7.5 + col, 9.5 - row - 1, color, "#333333"))
+            ax.text(8 + col, 9 - row, f"{values[row][col]:g}", ha="center", va="center", size=10)
+    ax.text(9.5, 9.85, "cols, 9 x 4 (one column per position)", ha="center", va="bottom", size=10)
+    arrow(ax, (11.8, 8.0), (14.2, 8.0), "W (as 1 x 9)\n@ cols")
+    grid(ax, 14.5, 9.0, y.tolist(), "#cfe2f3", "y, 2 x 2")
+    arrow(ax, (11.8, 3.0), (14.2, 3.0), "fold (backward):\nadd each column\nback", RECEIVER)
+    grid(ax, 14.5, 4.5, counts.tolist(), "#fbe3d6", "fold(ones): patches per pixel")
+    _save(fig, path)
+
+
 FIGURES = {
     "broadcast_adjoint.svg": broadcast_adjoint,
     "views_share_buffer.svg": views_share_buffer,
     "linear_shapes.svg": linear_shapes,
     "grads_graph.svg": grads_graph,
+    "unfold_conv.svg": unfold_conv,
 }
 
 

@@ -357,7 +357,8 @@ def test_figures_are_drawn_from_what_minigrad_computes(tmp_path):
     """examples/figures.py draws each figure; the committed ones carry the same numbers."""
     pytest.importorskip("matplotlib")
     figures = load_example("figures")
-    names = ["broadcast_adjoint.svg", "views_share_buffer.svg", "linear_shapes.svg"]
+    names = ["broadcast_adjoint.svg", "views_share_buffer.svg", "linear_shapes.svg",
+             "unfold_conv.svg"]
     figures.main([str(tmp_path), "--only", *names])
     for name in names:
         drawn = re.findall(r"<text[^>]*>([^<]*)</text>", (tmp_path / name).read_text())
