@@ -13,7 +13,7 @@ The names follow PyTorch's (docs/pytorch-names.md lists what exists and what doe
 from .tensor import Tensor
 
 # isort: split
-from . import accelerator, autograd, backend, cuda, data, func, nn, optim, utils, viz
+from . import accelerator, autograd, backend, cuda, data, distributed, func, nn, optim, utils, viz
 from .autograd import (
     Function,
     enable_grad,
@@ -193,6 +193,7 @@ __all__ = [
     "float32",
     "float64",
     "from_numpy",
+    "distributed",
     "func",
     "full",
     "full_like",

@@ -28,7 +28,7 @@ LAYERS = [
                  "minigrad.tensor_functions", "minigrad.serialization"]),
     ("models and tools", ["minigrad.nn", "minigrad.optim", "minigrad.data", "minigrad.utils",
                           "minigrad.cuda", "minigrad.viz", "minigrad.accelerator",
-                          "minigrad.compiler", "minigrad.func"]),
+                          "minigrad.compiler", "minigrad.func", "minigrad.distributed"]),
     ("the package", ["minigrad"]),
 ]
 SEAM_FILE = "minigrad.tensor"

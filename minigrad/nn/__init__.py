@@ -1,6 +1,6 @@
 """Neural-network building blocks: Module, Parameter, layers, losses, functional forms."""
 
-from . import functional, init, utils
+from . import functional, init, parallel, utils
 from .containers import Dropout, Identity, LogSoftmax, ModuleList, Softmax
 from .conv import (
     AdaptiveAvgPool2d,
@@ -49,6 +49,7 @@ __all__ = [
     "Softmax",
     "Tanh",
     "functional",
+    "parallel",
     "init",
     "utils",
 ]

@@ -1,6 +1,6 @@
 """mg.utils.data: PyTorch's spelling (torch.utils.data) of minigrad.data."""
 
-from ..data import (
+from ...data import (
     BatchSampler,
     DataLoader,
     Dataset,
@@ -12,7 +12,8 @@ from ..data import (
     WeightedRandomSampler,
     default_collate,
 )
+from . import distributed  # noqa: E402  (torch.utils.data.distributed)
 
-__all__ = ["BatchSampler", "DataLoader", "Dataset", "RandomSampler", "Sampler",
+__all__ = ["distributed", "BatchSampler", "DataLoader", "Dataset", "RandomSampler", "Sampler",
            "SequentialSampler", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler",
            "default_collate"]
