@@ -131,7 +131,13 @@ def main(argv=None, restart: bool = False) -> int:
     args = parser.parse_args(argv)
     if args.evaluate:
         return evaluate_file(parser, args)
+    if args.distributed:  # every rank runs this script; rank 0 holds and writes the folder
+        mg.distributed.init_process_group("mpi")
+        if mg.distributed.get_rank() != 0:
+            return train_other_rank(parser, args, restart)
     run, state, settings, notes = settle_run(parser, args)  # the run folder, locked
+    if args.distributed:
+        mg.distributed.barrier()  # the folder is settled: the other ranks may read it
     try:
         return train(parser, args, run, state, settings, notes, restart)
     except RunFolderWriteError as error:  # the files written before are whole: say what is kept
@@ -139,6 +145,36 @@ def main(argv=None, restart: bool = False) -> int:
         return 1
     finally:
         run.unlock()
+
+
+class _NoFolder:
+    """What a rank other than 0 has in place of the run folder: it writes nothing."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def commit(self, state: dict) -> None:
+        pass
+
+    def remove_run(self) -> None:
+        pass
+
+
+def train_other_rank(parser, args, restart: bool) -> int:
+    """A rank other than 0: the settings and checkpoint rank 0 settled, read after it did."""
+    mg.distributed.barrier()
+    where = os.path.abspath(os.path.expanduser(args.out))
+    state = None
+    if args.resume:
+        state = RunFolder(where, create=False).read_checkpoint()
+        settings, _ = options.resumed_settings(parser, args, state["settings"], where)
+    else:
+        settings = options.new_run_settings(args)
+    args.overwrite = False  # (rank 0 clears the folder)
+    return train(parser, args, _NoFolder(where), state, settings, [], restart)
 
 
 def train(parser, args, run, state, settings, notes, restart: bool) -> int:
@@ -168,13 +204,23 @@ def train(parser, args, run, state, settings, notes, restart: bool) -> int:
 
     mg.manual_seed(settings["seed"])
     model = NeuralNet().to(device)
+    net, ranks, rank = model, 1, 0
+    if args.distributed:  # the same model on every rank, gradients averaged in backward
+        ranks, rank = mg.distributed.get_world_size(), mg.distributed.get_rank()
+        settings_ranks = settings.setdefault("ranks", ranks)
+        if settings_ranks != ranks:
+            parser.error(f"argument --resume: the run was trained on {settings_ranks} ranks; "
+                         f"resume it on as many (mpiexec -n {settings_ranks})")
+        net = nn.parallel.DistributedDataParallel(model)
     loss_fn = nn.CrossEntropyLoss()
     optimizer = mg.optim.SGD(model.parameters(), lr=settings["lr"],
                              momentum=settings["momentum"], nesterov=settings["momentum"] > 0,
                              weight_decay=settings["weight_decay"])
     scheduler = make_scheduler(settings["schedule"], optimizer, settings["epochs"])
-    train_loader = mg.data.DataLoader(train_set, settings["batch_size"], shuffle=True,
-                                      device=device)
+    sampler = mg.data.DistributedSampler(train_set, seed=settings["seed"]) if args.distributed \
+        else None  # each rank its 1/N of every epoch, in an order shared by all
+    train_loader = mg.data.DataLoader(train_set, settings["batch_size"], shuffle=sampler is None,
+                                      sampler=sampler, device=device)
     test_loader = mg.data.DataLoader(test_set, settings["test_batch_size"], device=device)
     history, best, best_model, start = [], None, None, 0
     if state is not None:
@@ -190,30 +236,39 @@ def train(parser, args, run, state, settings, notes, restart: bool) -> int:
         history, best, best_model = state["history"], state["best"], state["best_model"]
         start = state["epoch"]
     steps = min(settings["steps_per_epoch"] or len(train_loader), len(train_loader))
-    train_step = make_train_step(model, loss_fn, optimizer, compiled=not args.no_compile)
+    compiled = not args.no_compile and not args.distributed  # (DDP's hooks run eagerly)
+    train_step = make_train_step(net, loss_fn, optimizer, compiled=compiled)
+    say = print if rank == 0 else (lambda *_, **__: None)
 
-    print(model)
+    say(model)
     for note in [*notes, threads_note] if threads_note else notes:
-        print(note)
+        say(note)
     if start:
-        print(f"resuming from epoch {start} of {run.file('checkpoint.npz')}")
+        say(f"resuming from epoch {start} of {run.file('checkpoint.npz')}")
     blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
-    how = "eager steps" if args.no_compile else "steps compiled by mg.compile"
-    print(f"training on {device} ({blas} BLAS threads) with {how}: {len(train_set)} train / "
-          f"{len(test_set)} test images, "
-          f"{steps} batches of {settings['batch_size']} per epoch; writing to {run.path}")
+    how = "steps compiled by mg.compile" if compiled else "eager steps"
+    where = f" on each of {ranks} ranks (DistributedDataParallel over MPI)" if ranks > 1 else ""
+    say(f"training on {device} ({blas} BLAS threads) with {how}: {len(train_set)} train / "
+        f"{len(test_set)} test images, "
+        f"{steps} batches of {settings['batch_size']} per epoch{where}; writing to {run.path}")
     epochs, epoch = settings["epochs"], start
     try:
         for epoch in range(start + 1, epochs + 1):
             lr = optimizer.param_groups[0]["lr"]
+            if sampler is not None:
+                sampler.set_epoch(epoch)
             began = time.perf_counter()
             # Overflow on the way to a NaN would print NumPy warnings across the progress bar;
             # the NaN itself is caught below and stops the run with a hint.
             with tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False,
-                      disable=args.no_progress, dynamic_ncols=True) as bar, \
+                      disable=args.no_progress or rank != 0, dynamic_ncols=True) as bar, \
                     mg.backend.numpy.errstate(all="ignore"):
                 train_loss, train_acc = train_epoch(model, train_loader, train_step, bar, steps,
                                                     settings["log_interval"])
+                if ranks > 1:  # every rank saw as many images: the mean of the ranks' means
+                    pair = mg.tensor([train_loss, train_acc], dtype=mg.float64)
+                    mg.distributed.all_reduce(pair, mg.distributed.ReduceOp.AVG)
+                    train_loss, train_acc = pair.tolist()
                 train_time = time.perf_counter() - began
                 test_loss, test_acc = evaluate(model, test_loader)
             if not math.isfinite(test_loss):
@@ -234,7 +289,7 @@ def train(parser, args, run, state, settings, notes, restart: bool) -> int:
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict() if scheduler else None,
                         "rng": generator_state()})
-            print(f"epoch {epoch:2d}/{epochs}  {train_time:5.1f}s  lr {lr:.4g}  "
+            say(f"epoch {epoch:2d}/{epochs}  {train_time:5.1f}s  lr {lr:.4g}  "
                   f"train loss {train_loss:.4f} acc {train_acc:6.2%}  "
                   f"test loss {test_loss:.4f} acc {test_acc:6.2%}"
                   + ("  (best, saved)" if improved else ""), flush=True)
@@ -248,7 +303,8 @@ def train(parser, args, run, state, settings, notes, restart: bool) -> int:
               f"epoch was saved: lower --lr (try --lr {lr / 10:.2g}) or raise --batch-size; "
               f"{describe_best(best, run)}", file=sys.stderr)
         return 1
-    finish(run, history, settings, best)
+    if rank == 0:
+        finish(run, history, settings, best)
     return 0
 
 

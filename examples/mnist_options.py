@@ -154,6 +154,9 @@ def build_parser():
     add("--no-progress", action="store_true", help="no progress bar")
     add("--no-compile", action="store_true",
         help="run each training step through the eager engine instead of mg.compile's program")
+    add("--distributed", action="store_true",
+        help="data-parallel training over MPI: launch with mpiexec -n N (pip install -e "
+             "'.[examples,distributed]'); --batch-size is per rank, rank 0 writes --out")
     add("--resume", action="store_true",
         help="continue the run in --out from its checkpoint.npz, with its settings")
     add("--overwrite", action="store_true",
