@@ -77,3 +77,30 @@ def test_distributed_sampler_gives_torchs_index_lists():
         DistributedSampler(range(9), num_replicas=2, rank=2)
     with pytest.raises(RuntimeError, match="Requires distributed package"):
         DistributedSampler(range(9))
+
+
+@needs_mpi
+def test_mnist_trains_data_parallel_writes_one_folder_and_resumes_as_uninterrupted(data_root,
+                                                                                    tmp_path):
+    """mpiexec -n 2 python examples/mnist.py --distributed: rank 0 writes the run folder; a run
+    stopped after epoch 1 and resumed ends where an uninterrupted run does."""
+    script = Path(__file__).resolve().parent.parent / "examples" / "mnist.py"
+    common = ["--distributed", "--steps-per-epoch", "30", "--data-root", str(data_root),
+              "--no-progress", "--schedule", "none", "--device", "cpu"]
+
+    def launch(*args):
+        done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script), *common, *args],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    whole = launch("--epochs", "2", "--out", str(tmp_path / "whole"))
+    assert "on each of 2 ranks (DistributedDataParallel over MPI)" in whole
+    assert whole.count("epoch  1/2") == 1  # printed by rank 0 only
+    launch("--epochs", "1", "--out", str(tmp_path / "parts"))
+    resumed = launch("--epochs", "2", "--out", str(tmp_path / "parts"), "--resume")
+    last = [line for line in whole.splitlines() if line.startswith("epoch  2/2")][0]
+    again = [line for line in resumed.splitlines() if line.startswith("epoch  2/2")][0]
+    assert last.split("lr")[1] == again.split("lr")[1]  # the same losses and accuracies
+    assert sorted(p.name for p in (tmp_path / "whole").iterdir() if not p.name.startswith(".")) \
+        == sorted(p.name for p in (tmp_path / "parts").iterdir() if not p.name.startswith("."))
