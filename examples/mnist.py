@@ -132,6 +132,7 @@ def main(argv=None, restart: bool = False) -> int:
     if args.evaluate:
         return evaluate_file(parser, args)
     if args.distributed:  # every rank runs this script; rank 0 holds and writes the folder
+        options.use_threads(args.threads, restart)  # (a restart after MPI's start would break it)
         mg.distributed.init_process_group("mpi")
         if mg.distributed.get_rank() != 0:
             return train_other_rank(parser, args, restart)
