@@ -160,6 +160,16 @@ def cupy_module():
     return _cupy
 
 
+def nccl_module():
+    """CuPy's NCCL binding (cupy.cuda.nccl), for the 'nccl' distributed backend."""
+    cupy_module()
+    try:
+        return importlib.import_module("cupy.cuda.nccl")
+    except ImportError as error:
+        raise RuntimeError("backend='nccl' needs CuPy built with NCCL (cupy.cuda.nccl could not "
+                           f"be imported: {error}); use backend='mpi' for CPU tensors") from error
+
+
 def cuda_is_available() -> bool:
     """True when CuPy imports and sees at least one GPU; never raises."""
     try:

@@ -1568,6 +1568,13 @@ def shrink(program: Program, disagreement: Disagreement, budget: int = 400) -> t
                         i = min(i, len(best.statements)) - 1
                         continue
                 i -= chunk
+        for candidate in _bypasses(best):
+            if runs >= budget:
+                break
+            found = still(candidate)
+            if found is not None:
+                best, best_found, changed = candidate, found, True
+                break
         for k in range(len(best.outputs) - 1, -1, -1):
             if runs >= budget or len(best.outputs) <= 1:
                 break
@@ -1596,6 +1603,31 @@ def _without(program: Program, drop: set) -> Program | None:
     if program.outputs and not outputs:
         outputs = [(n, "1.0") for n in leaves[:1]]
     return replace(program, statements=kept, leaves=leaves, outputs=outputs)
+
+
+def _bypasses(program: Program):
+    """Programs that skip one statement: its variable, where later statements read it, replaced
+    by one of the variables it was computed from (`v3 = v2.sin()` after `v2 = v1.maximum(v0)`
+    becomes `v3 = v1.sin()`); replay refuses those whose shapes no longer fit."""
+    statements = program.statements
+    for number in range(len(statements) - 1, -1, -1):
+        statement = statements[number]
+        if statement.inplace or len(statement.defines) != 1:
+            continue
+        name = statement.defines[0]
+        if name in program.leaves:
+            continue
+        later = statements[number + 1:]
+        if not any(name in s.uses for s in later):
+            continue
+        word = re.compile(rf"\b{name}\b")
+        for source in dict.fromkeys(statement.uses):
+            rerouted = [replace(s, text=word.sub(source, s.text),
+                                uses=tuple(source if u == name else u for u in s.uses),
+                                target=source if s.target == name else s.target)
+                        if name in s.uses else s for s in later]
+            outputs = [(source if n == name else n, w) for n, w in program.outputs]
+            yield replace(program, statements=statements[:number] + rerouted, outputs=outputs)
 
 
 FLOAT = re.compile(r"(?<![\w.])-?\d+\.\d+(?:e-?\d+)?")

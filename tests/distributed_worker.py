@@ -11,6 +11,8 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # (tests.*)
+
 import minigrad as mg
 import minigrad.distributed as dist
 
@@ -195,13 +197,108 @@ def sampler() -> str:
     return "sampler"
 
 
-MODES = {f.__name__: f for f in (collectives, ddp, no_sync, unused, mismatch, batch_mismatch,
+def install_fake_gpu_and_nccl() -> None:
+    """The fake CuPy of tests/test_backend_seam.py as minigrad's "cuda", and a fake NCCL (as
+    cupy.cuda.nccl) whose allReduce reads and writes the arrays through the addresses it is
+    given and sums them over MPI: the unique id, pointers, counts, dtypes and ops are checked as
+    CuPy's binding takes them."""
+    import ctypes
+    import types
+
+    from mpi4py import MPI
+
+    from minigrad import backend
+    from minigrad.fused import kernels
+    from tests.test_backend_seam import make_fake_cupy
+
+    cupy, cupyx = make_fake_cupy()
+    backend._cupy = cupy
+    backend._generators = backend._Generators()
+    kernels.enabled = False
+    sys.modules["cupyx"] = cupyx
+    nccl = types.ModuleType("cupy.cuda.nccl")
+    kinds = {2: np.int32, 4: np.int64, 6: np.float16, 7: np.float32, 8: np.float64}
+    for name, code in (("INT32", 2), ("INT64", 4), ("FLOAT16", 6), ("FLOAT32", 7),
+                       ("FLOAT64", 8)):
+        setattr(nccl, f"NCCL_{name}", code)
+    ops = {0: MPI.SUM, 2: MPI.MAX, 3: MPI.MIN}
+    nccl.NCCL_SUM, nccl.NCCL_MAX, nccl.NCCL_MIN = 0, 2, 3
+    nccl.get_unique_id = lambda: tuple(np.random.default_rng().integers(0, 255, 128).tolist())
+    made = []
+
+    class NcclCommunicator:
+        def __init__(self, ndev, comm_id, rank):
+            ids = MPI.COMM_WORLD.allgather(comm_id)
+            assert all(i == ids[0] for i in ids) and ndev == MPI.COMM_WORLD.Get_size()
+            assert rank == MPI.COMM_WORLD.Get_rank()
+            made.append(self)
+
+        def allReduce(self, send, receive, count, datatype, op, stream):  # noqa: N802
+            total = np.empty(count, kinds[datatype])
+            MPI.COMM_WORLD.Allreduce(at(send, count, datatype).copy(), total, op=ops[op])
+            at(receive, count, datatype)[...] = total
+
+        def bcast(self, buffer, count, datatype, root, stream):
+            MPI.COMM_WORLD.Bcast(at(buffer, count, datatype), root=root)
+
+        def allGather(self, send, receive, count, datatype, stream):  # noqa: N802
+            MPI.COMM_WORLD.Allgather(at(send, count, datatype).copy(),
+                                     at(receive, count * MPI.COMM_WORLD.Get_size(), datatype))
+
+        def reduceScatter(self, send, receive, count, datatype, op, stream):  # noqa: N802
+            size = MPI.COMM_WORLD.Get_size()
+            MPI.COMM_WORLD.Reduce_scatter_block(at(send, count * size, datatype).copy(),
+                                                at(receive, count, datatype), op=ops[op])
+
+    def at(address: int, count: int, datatype: int) -> np.ndarray:
+        """The count elements of the given NCCL type at a device address (here, host memory)."""
+        kind = np.dtype(kinds[datatype])
+        buffer = (ctypes.c_char * (count * kind.itemsize)).from_address(address)
+        return np.frombuffer(buffer, dtype=kind)
+
+    nccl.NcclCommunicator = NcclCommunicator
+    package = types.ModuleType("cupy")
+    package.__path__ = []
+    package.cuda = types.ModuleType("cupy.cuda")
+    package.cuda.nccl = nccl
+    sys.modules.update({"cupy": package, "cupy.cuda": package.cuda, "cupy.cuda.nccl": nccl})
+
+
+def nccl() -> str:
+    """backend='nccl' on the fake GPU: all_reduce of "cuda" tensors goes through NCCL's binding."""
+    rank, size = dist.get_rank(), dist.get_world_size()
+    assert dist.get_backend() == "nccl" and dist._current().nccl is not None
+    for op, expected in ((dist.ReduceOp.SUM, 3.0), (dist.ReduceOp.AVG, 1.5),
+                         (dist.ReduceOp.MAX, 2.0), (dist.ReduceOp.MIN, 1.0)):
+        t = mg.full((2, 3), float(rank + 1), device="cuda")
+        dist.all_reduce(t, op=op)
+        assert t.device.type == "cuda" and np.allclose(t.cpu().numpy(), expected), (op, t)
+    t = mg.full((3,), float(rank), device="cuda")
+    dist.broadcast(t, src=1)
+    assert np.allclose(t.cpu().numpy(), 1.0)
+    gathered = [mg.zeros(2, device="cuda") for _ in range(size)]
+    dist.all_gather(gathered, mg.full((2,), float(rank), device="cuda"))
+    assert [g.cpu().numpy().tolist() for g in gathered] == [[0.0, 0.0], [1.0, 1.0]]
+    out = mg.zeros(2, device="cuda")
+    dist.reduce_scatter(out, [mg.full((2,), float(rank + r), device="cuda") for r in range(size)])
+    assert np.allclose(out.cpu().numpy(), 1.0 + 2 * rank)  # (0 + r) + (1 + r)
+    model = mg.nn.Linear(3, 2).to("cuda")
+    wrapped = mg.nn.parallel.DistributedDataParallel(model)
+    wrapped(mg.ones(4, 3, device="cuda") * (rank + 1)).sum().backward()
+    assert np.allclose(model.bias.grad.cpu().numpy(), 4.0)  # the same on each rank
+    assert size == 2
+    return "nccl"
+
+
+MODES = {f.__name__: f for f in (nccl, collectives, ddp, no_sync, unused, mismatch, batch_mismatch,
                                  dies, raises, sampler)}
 
 if __name__ == "__main__":
     mode = sys.argv[1]
     timeout = float(sys.argv[2]) if len(sys.argv) > 2 else 60
-    dist.init_process_group("mpi", timeout=timeout)
+    if mode == "nccl":
+        install_fake_gpu_and_nccl()
+    dist.init_process_group("nccl" if mode == "nccl" else "mpi", timeout=timeout)
     result = MODES[mode]()
     print(f"rank {dist.get_rank()} ok {result}", flush=True)
     dist.destroy_process_group()

@@ -96,7 +96,7 @@ def test_device_code_never_reaches_for_backend_numpy():
 NUMPY_ONLY_METHODS = {"ctypes", "getfield", "resize", "setfield", "setflags", "to_device"}
 # Functions the fake module offers: each exists in CuPy (checked against CuPy 14). When minigrad
 # starts using another one, check that CuPy has it and add it here.
-FUNCTIONS = """abs absolute add all any arange argmax argmin ascontiguousarray broadcast_to clip
+FUNCTIONS = """abs absolute all any arange argmax argmin ascontiguousarray broadcast_to clip
     concatenate copyto cos empty empty_like exp eye expand_dims expm1 full full_like isfinite isnan
     log log1p logical_and logical_not matmul maximum may_share_memory minimum moveaxis multiply
     divmod ones ones_like shares_memory sign sin sqrt square
@@ -193,6 +193,9 @@ class FakeDevice:
     def __exit__(self, *exc):
         CURRENT.device = self.previous
         return False
+
+    def use(self):  # cupy.cuda.Device.use(): make it the current device
+        CURRENT.device = self.id
 
 
 class FakeGpuArray:

@@ -28,7 +28,7 @@ def job(mode: str, *launcher: str, timeout: float = 60, ranks: int = 2):
 
 
 @needs_mpi
-@pytest.mark.parametrize("mode", ["collectives", "ddp", "no_sync", "unused", "mismatch",
+@pytest.mark.parametrize("mode", ["collectives", "nccl", "ddp", "no_sync", "unused", "mismatch",
                                   "batch_mismatch", "sampler"])
 def test_each_mode_passes_on_both_ranks(mode):
     done = job(mode)

@@ -85,9 +85,7 @@ def init_process_group(backend: str = "mpi", init_method=None, timeout=None,
 
 def _nccl_communicator(group: _Group):
     """NCCL's communicator for this rank's GPU: rank 0 makes the unique id, MPI carries it."""
-    cupy = backend.cupy_module()
-    from cupy.cuda import nccl  # noqa: PLC0415  (CuPy's NCCL binding, GPUs only)
-
+    cupy, nccl = backend.cupy_module(), backend.nccl_module()
     cupy.cuda.Device(group.rank % max(1, backend.cuda_device_count())).use()
     unique_id = nccl.get_unique_id() if group.rank == 0 else None
     unique_id = group.comm.bcast(unique_id, root=0)
@@ -243,6 +241,11 @@ def broadcast(tensor: Tensor, src: int, group=None, async_op: bool = False):
     g = _current()
     if not 0 <= src < g.size:
         raise ValueError(f"broadcast: src={src} is not a rank of this group (size {g.size})")
+    if g.nccl is not None and tensor.device.type == "cuda":
+        array = _nccl_buffer(tensor, "broadcast")
+        g.nccl.bcast(array.data.ptr, array.size, _nccl_kind(array), src, _stream())
+        tensor._bump_version()
+        return _finish(Work(g, _Done(), "broadcast (nccl)"), async_op)
     array = _buffer(tensor, "broadcast")
     request = g.comm.Ibcast(array, root=src)
     return _finish(Work(g, request, f"broadcast from rank {src}", tensor._bump_version),
@@ -255,15 +258,21 @@ def all_gather(tensor_list: list, tensor: Tensor, group=None, async_op: bool = F
     if len(tensor_list) != g.size:
         raise ValueError(f"all_gather: tensor_list has {len(tensor_list)} tensors, but the group "
                          f"has {g.size} ranks")
-    array = _buffer(tensor, "all_gather")
     for out in tensor_list:
         if tuple(out.shape) != tuple(tensor.shape) or out.dtype != tensor.dtype:
             raise ValueError(f"all_gather: every output must be shaped like the input "
                              f"{tuple(tensor.shape)} ({tensor.dtype}), got {tuple(out.shape)} "
                              f"({out.dtype})")
-    xp = backend.array_module(array)
-    gathered = xp.empty((g.size,) + array.shape, dtype=array.dtype)
-    request = g.comm.Iallgather(array, gathered)
+    if g.nccl is not None and tensor.device.type == "cuda":
+        array = _nccl_buffer(tensor, "all_gather")
+        gathered = backend.cupy_module().empty((g.size,) + array.shape, dtype=array.dtype)
+        g.nccl.allGather(array.data.ptr, gathered.data.ptr, array.size, _nccl_kind(array),
+                         _stream())
+        request = _Done()
+    else:
+        array = _buffer(tensor, "all_gather")
+        gathered = backend.array_module(array).empty((g.size,) + array.shape, dtype=array.dtype)
+        request = g.comm.Iallgather(array, gathered)
 
     def after():
         for rank, out in enumerate(tensor_list):
@@ -281,14 +290,21 @@ def reduce_scatter(output: Tensor, input_list: list, op=ReduceOp.SUM, group=None
     if len(input_list) != g.size:
         raise ValueError(f"reduce_scatter: input_list has {len(input_list)} tensors, but the "
                          f"group has {g.size} ranks")
-    out = _buffer(output, "reduce_scatter")
-    xp = backend.array_module(out)
     for item in input_list:
         if tuple(item.shape) != tuple(output.shape):
             raise ValueError(f"reduce_scatter: every input must be shaped like the output "
                              f"{tuple(output.shape)}, got {tuple(item.shape)}")
-    stacked = xp.ascontiguousarray(xp.stack([_buffer(t, "reduce_scatter") for t in input_list]))
-    request = g.comm.Ireduce_scatter_block(stacked, out, op=_mpi_op(op))
+    on_gpu = g.nccl is not None and output.device.type == "cuda"
+    buffer = _nccl_buffer if on_gpu else _buffer
+    out = buffer(output, "reduce_scatter")
+    xp = backend.array_module(out)
+    stacked = xp.ascontiguousarray(xp.stack([buffer(t, "reduce_scatter") for t in input_list]))
+    if on_gpu:
+        g.nccl.reduceScatter(stacked.data.ptr, out.data.ptr, out.size, _nccl_kind(out),
+                             _nccl_op(op), _stream())
+        request = _Done()
+    else:
+        request = g.comm.Ireduce_scatter_block(stacked, out, op=_mpi_op(op))
 
     def after():
         if op is ReduceOp.AVG:
@@ -300,21 +316,47 @@ def reduce_scatter(output: Tensor, input_list: list, op=ReduceOp.SUM, group=None
 
 def _nccl_all_reduce(g: _Group, tensor: Tensor, op: ReduceOp) -> Work:
     """all_reduce of a GPU tensor with NCCL, on the current stream."""
-    from cupy.cuda import nccl  # noqa: PLC0415
-
-    cupy = backend.cupy_module()
-    array = tensor.array
-    kinds = {"float32": nccl.NCCL_FLOAT32, "float64": nccl.NCCL_FLOAT64,
-             "float16": nccl.NCCL_FLOAT16, "int64": nccl.NCCL_INT64, "int32": nccl.NCCL_INT32}
-    ops = {ReduceOp.SUM: nccl.NCCL_SUM, ReduceOp.AVG: nccl.NCCL_SUM, ReduceOp.MAX: nccl.NCCL_MAX,
-           ReduceOp.MIN: nccl.NCCL_MIN}
-    stream = cupy.cuda.get_current_stream()
-    g.nccl.allReduce(array.data.ptr, array.data.ptr, array.size, kinds[array.dtype.name],
-                     ops[op], stream.ptr)
+    array = _nccl_buffer(tensor, "all_reduce")
+    g.nccl.allReduce(array.data.ptr, array.data.ptr, array.size, _nccl_kind(array), _nccl_op(op),
+                     _stream())
     if op is ReduceOp.AVG:
         array[...] /= g.size
     tensor._bump_version()
     return Work(g, _Done(), "all_reduce (nccl)")
+
+
+def _nccl_buffer(tensor: Tensor, who: str):
+    """The tensor's array for NCCL: contiguous GPU memory (collectives write into it)."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{who}: expected a Tensor, got {type(tensor).__name__}")
+    if tensor.device.type != "cuda":
+        raise RuntimeError(f"{who}: with backend='nccl' every tensor of a collective must be on "
+                           f"the GPU, got one on {tensor.device}")
+    array = tensor.array
+    if not array.flags.c_contiguous:
+        raise ValueError(f"{who}: the tensor must be contiguous (call .contiguous() first)")
+    return array
+
+
+def _nccl_kind(array) -> int:
+    nccl = backend.nccl_module()
+    kinds = {"float32": nccl.NCCL_FLOAT32, "float64": nccl.NCCL_FLOAT64,
+             "float16": nccl.NCCL_FLOAT16, "int64": nccl.NCCL_INT64, "int32": nccl.NCCL_INT32}
+    if array.dtype.name not in kinds:
+        raise TypeError(f"backend='nccl' does not reduce {array.dtype.name} tensors "
+                        f"(it takes {', '.join(kinds)})")
+    return kinds[array.dtype.name]
+
+
+def _nccl_op(op: ReduceOp) -> int:
+    nccl = backend.nccl_module()
+    return {ReduceOp.SUM: nccl.NCCL_SUM, ReduceOp.AVG: nccl.NCCL_SUM, ReduceOp.MAX: nccl.NCCL_MAX,
+            ReduceOp.MIN: nccl.NCCL_MIN}[ReduceOp(op)]
+
+
+def _stream() -> int:
+    """The current CUDA stream's handle: NCCL's work is ordered after what is queued there."""
+    return backend.cupy_module().cuda.get_current_stream().ptr
 
 
 class _Done:

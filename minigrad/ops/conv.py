@@ -66,7 +66,10 @@ def unfold_array(a, window: Window, fill=0.0, batch_inside: bool = False):
     kh, kw = window.kernel
     if _tiles(window) and not batch_inside:  # windows side by side: one reordering copy
         tiles = padded[:, :, :out_h * kh, :out_w * kw].reshape(n, c, out_h, kh, out_w, kw)
-        return tiles.transpose(0, 1, 3, 5, 2, 4).reshape(n, c * kh * kw, out_h * out_w)
+        cols = tiles.transpose(0, 1, 3, 5, 2, 4).reshape(n, c * kh * kw, out_h * out_w)
+        # A 1 x 1 kernel (or one as tall as the image) needs no reordering: the reshape is then
+        # a view of the input, and the columns must be their own tensor, as in PyTorch.
+        return cols.copy() if xp.may_share_memory(cols, a) else cols
     if batch_inside:  # channels first once, then each tap is a plain strided copy
         padded = xp.ascontiguousarray(padded.transpose(1, 0, 2, 3))
         cols = xp.empty((c, kh, kw, n, out_h, out_w), dtype=a.dtype)
