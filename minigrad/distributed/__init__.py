@@ -101,9 +101,18 @@ def _stop_all_on_error(group: _Group) -> None:
         if group.size > 1 and not issubclass(kind, KeyboardInterrupt):
             print(f"rank {group.rank} of {group.size} raised {kind.__name__}: {value}; "
                   "stopping the other ranks", file=sys.stderr, flush=True)
-            group.comm.Abort(1)
+            _abort(group)
 
     sys.excepthook = hook
+
+
+def _abort(group: _Group) -> None:
+    """MPI_Abort, once the launcher has had time to pass on what this rank printed (an abort
+    at once can tear the job down before the message naming the rank reaches the terminal)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    time.sleep(0.5)
+    group.comm.Abort(1)
 
 
 def _current() -> _Group:
@@ -179,7 +188,7 @@ class Work:
                            f"finish within {limit:g} s: another rank died, raised or is stuck "
                            "(a different number of steps, or of collectives, on the ranks)")
                 print(message + "; stopping the job", file=sys.stderr, flush=True)
-                self.group.comm.Abort(1)
+                _abort(self.group)
                 raise RuntimeError(message)  # (not reached: Abort ends the process)
             time.sleep(pause)
             pause = min(pause * 2, 1e-3)
