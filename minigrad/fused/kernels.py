@@ -57,6 +57,21 @@ def _function(name: str, dtype_name: str):
     return module.get_function(name)
 
 
+def compile_all() -> list:
+    """Build every kernel for float32 and float64 now (benchmarks/gpu_check.sh's first step):
+    the (name, dtype) pairs built; the first that NVRTC refuses raises, naming it."""
+    built = []
+    for name in SOURCES:
+        for dtype_name in _SCALAR_T:
+            try:
+                _function(name, dtype_name)
+            except Exception as error:
+                raise RuntimeError(f"kernel {name} ({dtype_name}) did not build: "
+                                   f"{error}") from error
+            built.append((name, dtype_name))
+    return built
+
+
 def grid_for(size: int) -> int:
     """Blocks for `size` elements, one thread each, capped (the grid-stride loops do the rest)."""
     return max(1, min((size + BLOCK - 1) // BLOCK, MAX_BLOCKS))
