@@ -74,6 +74,10 @@ template <class Body> void emulate(unsigned grid, unsigned block, Body body) {
 """
 C_SCALARS = {"long long": (ctypes.c_longlong, np.int64), "int": (ctypes.c_int, np.int32)}
 C_POINTEES = {"long long": np.int64, "unsigned long long": np.uint64}  # else scalar_t
+# Structs passed by value, as their fields (name, element dtype, shape): CuPy takes a
+# one-element NumPy array with these fields, laid out as the C struct (all 8-byte words here).
+C_STRUCTS = {"SgdTensors": [("address", np.dtype(np.int64), (3 * kernels.MAX_SGD_TENSORS,)),
+                            ("starts", np.dtype(np.int64), (kernels.MAX_SGD_TENSORS + 1,))]}
 
 
 def _parameters(source: str) -> tuple[str, list]:
@@ -109,6 +113,15 @@ class EmulatedKernel:
             assert array.dtype == expected, f"{where} got a {array.dtype} array"
             assert array.flags.c_contiguous, f"{where} got a non-contiguous array"
             return ctypes.c_void_p(array.ctypes.data)
+        if ctype.replace("const", "").strip() in C_STRUCTS:  # a struct passed by value
+            fields = C_STRUCTS[ctype.replace("const", "").strip()]
+            assert isinstance(value, np.ndarray) and value.shape == (1,), \
+                f"{where} got {type(value).__name__}, not a one-element NumPy struct array"
+            assert [(n, value.dtype[n].base, value.dtype[n].shape) for n in value.dtype.names] \
+                == fields, f"{where} got fields {value.dtype}, not {fields}"
+            words = ctypes.c_longlong * (value.dtype.itemsize // 8)
+            struct = type(ctype, (ctypes.Structure,), {"_fields_": [("words", words)]})
+            return struct.from_buffer_copy(value.tobytes())
         c_type, expected = C_SCALARS.get(ctype, (None, None))
         if ctype == "scalar_t":
             c_type = ctypes.c_float if self.dtype == np.float32 else ctypes.c_double

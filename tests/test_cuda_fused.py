@@ -158,6 +158,18 @@ def test_sgd_update_many_matches_one_launch_per_parameter(device, dtype, setting
                                           _host(reference["momentum_buffer"]))
 
 
+def test_sgd_update_many_takes_more_tensors_than_one_launch_holds(device):
+    count = kernels.MAX_SGD_TENSORS + 3  # two launches: 16 tensors, then 3
+    ours = [_on(_random((i + 1,), np.float32, seed=i)) for i in range(count)]
+    theirs = [_on(_host(a).copy()) for a in ours]
+    grads = [_on(_random((i + 1,), np.float32, seed=100 + i)) for i in range(count)]
+    kernels.sgd_update_many(ours, grads, [None] * count, 0.5, 0.0, 0.0, 0.0, False)
+    for param, grad in zip(theirs, grads, strict=True):
+        kernels.sgd_update(param, grad, None, 0.5, 0.0, 0.0, 0.0, False)
+    for mine, reference in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(_host(mine), _host(reference))
+
+
 def test_sgd_update_many_refuses_mixed_dtypes(device):
     params = [_on(np.zeros(3, np.float32)), _on(np.zeros(3, np.float64))]
     with pytest.raises(ValueError, match="one float dtype"):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..fused import gemm, kernels
-from ..fused.sources import MAX_BLOCKS
+from ..fused.sources import MAX_BLOCKS, MAX_SGD_TENSORS
 from ..grad_mode import no_grad
 from ..nn import CrossEntropyLoss, Linear, ReLU, Sequential
 from ..optim import SGD
@@ -178,27 +178,31 @@ class CapturedMLP:
                 gemm.matmul(grad, self.weights[index].array, self.output_grads[index - 1],
                             mask=self.outputs[index - 1])
         group = self.optimizer.param_groups[0]
-        table, total = self._table
         real, flag = self.dtype.type, kernels._int
-        kernels.launch("sgd_update_many", self.dtype, total, (
-            table, flag(len(self.params)), kernels._long(total), self.lr, real(group["momentum"]),
-            real(group["dampening"]), real(group["weight_decay"]), flag(bool(group["nesterov"])),
-            flag(0)))
+        for tensors, count, total in self._sgd_launches:
+            kernels.launch("sgd_update_many", self.dtype, total, (
+                tensors, flag(count), kernels._long(total), self.lr, real(group["momentum"]),
+                real(group["dampening"]), real(group["weight_decay"]),
+                flag(bool(group["nesterov"])), flag(0)))
 
     def capture(self) -> None:
         """Record the step's kernels as a CUDA graph (after a real step made the momentum
         buffers)."""
         xp = backend.module_for(self.device)
         arrays = self._sgd_arrays()
-        self._table = kernels.pointer_table(arrays[0::3], arrays[1::3], arrays[2::3])
+        self._sgd_launches = []  # (SgdTensors struct, tensors, elements) per launch, baked in
+        for start in range(0, len(self.params), MAX_SGD_TENSORS):
+            part = slice(3 * start, 3 * (start + MAX_SGD_TENSORS))
+            tensors, total = kernels.sgd_tensors(arrays[part][0::3], arrays[part][1::3],
+                                                 arrays[part][2::3])
+            self._sgd_launches.append((tensors, len(arrays[part]) // 3, total))
         for name in _USED_KERNELS:  # compile before the capture
             kernels._function(name, self.dtype.name)
         # The GEMM and cross-entropy kernels have run; one SGD launch with no elements loads
         # that module too (with CUDA's lazy loading a kernel is loaded at its first launch).
-        table, _ = self._table
         kernels.launch("sgd_update_many", self.dtype, 0, (
-            table, kernels._int(0), kernels._long(0), self.lr, *(self.dtype.type(0),) * 3,
-            kernels._int(0), kernels._int(0)))
+            self._sgd_launches[0][0], kernels._int(0), kernels._long(0), self.lr,
+            *(self.dtype.type(0),) * 3, kernels._int(0), kernels._int(0)))
         stream = xp.cuda.Stream(non_blocking=True)
         with stream:
             stream.begin_capture()

@@ -33,7 +33,7 @@ import functools
 
 from .. import backend
 from . import sources
-from .sources import BLOCK, MAX_BLOCKS, PRELUDE, SOURCES, TILE
+from .sources import BLOCK, MAX_BLOCKS, MAX_SGD_TENSORS, PRELUDE, SOURCES, TILE
 
 enabled = False  # the switch: read on every call (see above)
 
@@ -241,26 +241,23 @@ def sgd_update(param, grad, state, lr, momentum, dampening, weight_decay, nester
     launch("sgd_update", param.dtype, param.size, args)
 
 
-def pointer_table(params, grads, buffers):
-    """The int64 device table sgd_update_many reads: 3 addresses per tensor, then the starts."""
+def sgd_tensors(params, grads, buffers):
+    """The SgdTensors struct sgd_update_many takes by value (a one-element host array whose
+    fields are the C struct's): 3 addresses per tensor, then the starts; and the total size."""
+    if len(params) > MAX_SGD_TENSORS:
+        raise ValueError(f"sgd_tensors: {len(params)} tensors, at most {MAX_SGD_TENSORS} per "
+                         "launch")
+    host = backend.module_for(backend.CPU)  # the struct lives in the launch's arguments
+    struct = host.zeros(1, dtype=[("address", backend.int64, (3 * MAX_SGD_TENSORS,)),
+                                  ("starts", backend.int64, (MAX_SGD_TENSORS + 1,))])
     starts, total = [], 0
     for param in params:
         starts.append(total)
         total += param.size
     addresses = [address(a) for triple in zip(params, grads, buffers, strict=True) for a in triple]
-    return _cupy().asarray(addresses + starts + [total], dtype=backend.int64), total
-
-
-_TABLES: dict = {}  # (addresses, sizes) -> (table, total), the last 16 sets
-
-
-def _table_for(params, grads, buffers):
-    key = (tuple(address(a) for a in (*params, *grads, *buffers)), tuple(p.size for p in params))
-    found = _TABLES.pop(key, None) or pointer_table(params, grads, buffers)
-    _TABLES[key] = found  # now the most recent
-    if len(_TABLES) > 16:
-        del _TABLES[next(iter(_TABLES))]
-    return found
+    struct["address"][0, :len(addresses)] = addresses
+    struct["starts"][0, :len(starts) + 1] = starts + [total]
+    return struct, total
 
 
 def device_scalar(value: float, dtype, device_id: int):
@@ -279,8 +276,8 @@ def sgd_update_many(params, grads, states, lr, momentum, dampening, weight_decay
     """sgd_update for a list of parameter arrays of one dtype and device, in one launch.
 
     `states` are the parameters' optimizer state dicts (None each when momentum is 0). The
-    pointer table is uploaded once per set of addresses and kept (16 sets at most), so with
-    gradients that live in the same arrays every step the launch is the only GPU work.
+    arrays' addresses go in the launch's arguments (sgd_tensors), so the launch is the only GPU
+    work, whichever arrays hold the gradients; past MAX_SGD_TENSORS tensors, one launch per 16.
     """
     if not params:
         return
@@ -297,12 +294,14 @@ def sgd_update_many(params, grads, states, lr, momentum, dampening, weight_decay
             sgd_update(param, grad, state, lr, momentum, dampening, weight_decay, nesterov)
         return
     buffers = [buffer for buffer, _ in found]
-    table, total = _table_for(params, grads, buffers)
-    real = first.dtype.type
-    args = (table, _int(len(params)), _long(total), device_scalar(lr, first.dtype,
-            first.device.id), real(momentum), real(dampening), real(weight_decay),
-            _int(bool(nesterov)), _int(first_steps.pop()))
-    launch("sgd_update_many", first.dtype, total, args)
+    real, first_step = first.dtype.type, _int(first_steps.pop())
+    rate = device_scalar(lr, first.dtype, first.device.id)
+    for start in range(0, len(params), MAX_SGD_TENSORS):  # (an optimizer of many tensors)
+        part = slice(start, start + MAX_SGD_TENSORS)
+        tensors, total = sgd_tensors(params[part], grads[part], buffers[part])
+        args = (tensors, _int(len(params[part])), _long(total), rate, real(momentum),
+                real(dampening), real(weight_decay), _int(bool(nesterov)), first_step)
+        launch("sgd_update_many", first.dtype, total, args)
 
 
 def gather_batch(inputs, targets, order, start: int, stop: int):

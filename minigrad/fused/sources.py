@@ -10,12 +10,14 @@ from __future__ import annotations
 BLOCK = 256  # threads per block; the block reductions need a power of two
 TILE = 16  # the GEMM's square tile; one thread per output element of a tile
 MAX_BLOCKS = 4096  # grid-stride loops cover the rest; also the size of the block-sum workspace
+MAX_SGD_TENSORS = 16  # parameters per sgd_update_many launch (their addresses go by value)
 assert BLOCK == TILE * TILE and BLOCK & (BLOCK - 1) == 0
 
 PRELUDE = rf"""
 // scalar_t is float or double: each source is compiled once per dtype.
 #define BLOCK {BLOCK}
 #define TILE {TILE}
+#define MAX_SGD_TENSORS {MAX_SGD_TENSORS}
 __device__ inline float real_exp(float x) {{ return expf(x); }}
 __device__ inline double real_exp(double x) {{ return exp(x); }}
 __device__ inline float real_log(float x) {{ return logf(x); }}
@@ -187,22 +189,28 @@ extern "C" __global__ void sgd_update(scalar_t* param, const scalar_t* grad, sca
 """
 
 SGD_UPDATE_MANY = _SGD_STEP + r"""
-// Every parameter of an optimizer in one launch. table holds, for tensors t = 0..T-1, the
-// addresses of param t, its gradient and its momentum buffer (3T numbers), then where each
-// tensor starts in the concatenation of all of them (T + 1 numbers, the last one `total`).
-// lr is read on the device, so a captured graph follows a learning-rate schedule.
-extern "C" __global__ void sgd_update_many(const long long* table, int tensors, long long total,
+// Up to MAX_SGD_TENSORS parameters in one launch. Their addresses travel in the launch's own
+// arguments (this struct, passed by value), so new gradient arrays at every step cost no upload:
+// for tensors t = 0..count-1, address[3t], address[3t + 1] and address[3t + 2] are param t, its
+// gradient and its momentum buffer, and starts[t] is where it begins in the concatenation of
+// all of them (starts[count] = total). lr is read on the device, so a captured graph follows a
+// learning-rate schedule.
+struct SgdTensors {
+    long long address[3 * MAX_SGD_TENSORS];
+    long long starts[MAX_SGD_TENSORS + 1];
+};
+extern "C" __global__ void sgd_update_many(const SgdTensors tensors, int count, long long total,
                                            const scalar_t* lr, scalar_t momentum,
                                            scalar_t dampening, scalar_t weight_decay,
                                            int nesterov, int first_step) {
-    const long long* starts = table + 3 * tensors;
     scalar_t rate = lr[0];
     GRID_STRIDE_LOOP(i, total) {
         int t = 0;
-        while (i >= starts[t + 1]) ++t;
-        sgd_element((scalar_t*)table[3 * t], (const scalar_t*)table[3 * t + 1],
-                    (scalar_t*)table[3 * t + 2], i - starts[t], rate, momentum, dampening,
-                    weight_decay, nesterov, first_step);
+        while (t + 1 < count && i >= tensors.starts[t + 1]) ++t;
+        sgd_element((scalar_t*)tensors.address[3 * t],
+                    (const scalar_t*)tensors.address[3 * t + 1],
+                    (scalar_t*)tensors.address[3 * t + 2], i - tensors.starts[t], rate, momentum,
+                    dampening, weight_decay, nesterov, first_step);
     }
 }
 """
