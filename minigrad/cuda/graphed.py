@@ -124,24 +124,29 @@ class CapturedMLP:
             self.lr.fill(group["lr"])
             self._lr_value = group["lr"]
 
-    def captured(self) -> bool:
-        """Whether the graph is there and still fits the arrays and settings it baked in."""
-        return self.graph is not None and self._captured_for == self.signature()
-
     def launch(self) -> None:
         xp = backend.module_for(self.device)
         self.graph.launch(stream=xp.cuda.get_current_stream())
 
     def signature(self) -> tuple:
-        """What the graph has baked in: the arrays' addresses and the optimizer's settings."""
+        """What the graph has baked in: the optimizer's settings and the very array objects of
+        the parameters and momentum buffers (an array object never moves, so comparing them by
+        identity is enough, and cheaper at every replay than asking each for its address)."""
         group = self.optimizer.param_groups[0]
-        settings = tuple(group[k] for k in ("momentum", "dampening", "weight_decay", "nesterov"))
-        addresses = []
-        for param in self.params:  # read only: a missing buffer must be made by a real step
-            buffer = self.optimizer.state.get(param, {}).get("momentum_buffer")
-            addresses += [kernels.address(param.array), buffer if buffer is None else
-                          kernels.address(buffer)]
-        return settings + tuple(addresses)
+        state = self.optimizer.state
+        buffers = (state.get(param, {}).get("momentum_buffer") for param in self.params)
+        return (group["momentum"], group["dampening"], group["weight_decay"], group["nesterov"],
+                *(param.array for param in self.params), *buffers)  # (read only: a missing
+        # buffer is made by the eager step before a capture, never here)
+
+    def captured(self) -> bool:
+        """Whether the graph is there and still fits the arrays and settings it baked in."""
+        if self.graph is None:
+            return False
+        now = self.signature()
+        return len(now) == len(self._captured_for) and all(
+            a is b or (not backend.is_array(a) and a == b)
+            for a, b in zip(now, self._captured_for, strict=True))
 
     def _sgd_arrays(self) -> list:
         """param, grad, momentum buffer per parameter (the parameter again without momentum)."""
