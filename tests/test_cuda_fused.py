@@ -232,6 +232,51 @@ def test_gemm_with_each_epilogue_matches_numpy(device, dtype, m, k, n, transpose
     np.testing.assert_allclose(_host(row_sum), op_a.sum(axis=1), **tolerance)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, k, n", [(5, 300, 7), (20, 35, 19), (1, 129, 1), (33, 64, 2)])
+def test_gemm_split_along_k_matches_numpy_the_same_every_time(device, dtype, m, k, n,
+                                                               monkeypatch):
+    """Split-K: the slices' shares added in slice order, with the epilogue after: the NumPy
+    result, the same bits at every launch, and every arrival counter back at zero."""
+    monkeypatch.setattr(gemm, "MIN_SLICE_STEPS", 1)  # split even these small k
+    _, slices, _ = gemm.plan(m, n, k)
+    assert slices > 1
+    a, b = _random((k, m), dtype), _random((k, n), dtype, seed=1)  # grad.T @ x, as a weight grad
+    bias, mask = _random((n,), dtype, seed=2), _random((m, n), dtype, seed=3)
+    scalars, counters = gemm.space_needed(m, n, k)
+    space = gemm.make_space(kernels._cupy(), scalars, counters, dtype)
+    tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    results = []
+    for _ in range(2):
+        out, row_sum = _on(np.full((m, n), np.nan, dtype)), _on(np.full(m, np.nan, dtype))
+        gemm.matmul(_on(a), _on(b), out, transpose_a=True, bias=_on(bias), relu=True,
+                    row_sum=row_sum, space=space)
+        results.append(_host(out))
+        np.testing.assert_allclose(results[-1], np.maximum(a.T @ b + bias, 0), **tolerance)
+        np.testing.assert_allclose(_host(row_sum), a.T.sum(axis=1), **tolerance)
+        assert not _host(space.arrived).any(), "a tile's counter was left set"
+    np.testing.assert_array_equal(results[0], results[1])
+    out = _on(np.full((m, n), np.nan, dtype))
+    gemm.matmul(_on(a), _on(b), out, transpose_a=True, mask=_on(mask), space=space)
+    np.testing.assert_allclose(_host(out), np.where(mask > 0, a.T @ b, 0), **tolerance)
+    with pytest.raises(ValueError, match="workspace holds"):
+        small = gemm.make_space(kernels._cupy(), scalars - 1, counters, dtype)
+        gemm.matmul(_on(a), _on(b), out, transpose_a=True, space=small)
+
+
+@pytest.mark.parametrize("m, n, k", [(64, 128, 784), (64, 64, 128), (512, 10, 64), (1, 1, 1),
+                                     (128, 784, 64), (3, 5, 0), (0, 4, 100), (7, 9, 4097)])
+def test_gemm_plan_covers_k_with_whole_tiles_and_no_empty_slice(m, n, k):
+    tiles, slices, k_per_slice = gemm.plan(m, n, k)
+    assert tiles == -(-m // 16) * max(1, -(-n // 16)) and slices >= 1
+    if k:
+        assert k_per_slice % kernels.TILE == 0 and (slices - 1) * k_per_slice < k
+        assert slices * k_per_slice >= k
+    if slices > 1:
+        assert tiles * slices <= gemm.FILL_BLOCKS and k_per_slice >= gemm.MIN_SLICE_STEPS * 16
+    assert gemm.plan(64, 128, 784).slices > 1  # the tutorial's first layer at batch 64
+
+
 def test_gemm_refuses_shapes_that_do_not_fit(device):
     a, b = _on(np.zeros((3, 4), np.float32)), _on(np.zeros((5, 2), np.float32))
     with pytest.raises(ValueError, match=r"\(3, 4\) @ \(5, 2\)"):

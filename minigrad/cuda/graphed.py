@@ -106,6 +106,14 @@ class CapturedMLP:
             self.loss = xp.empty((), dtype=dt)
             self.lr = xp.empty((), dtype=dt)
             self.space = (xp.zeros(1, dtype=backend.uint64), xp.empty(MAX_BLOCKS, dtype=dt))
+            # One split-K workspace for every product: they run one after another.
+            layers = list(zip(sizes, sizes[1:], strict=False))  # (fan_in, fan_out) per layer
+            needs = [gemm.space_needed(*mnk) for fan_in, fan_out in layers for mnk in (
+                (b, fan_out, fan_in),  # forward: x @ W.T
+                (fan_out, fan_in, b),  # weight gradient: grad.T @ x
+                (b, fan_in, fan_out))]  # input gradient: grad @ W
+            self.gemm_space = gemm.make_space(xp, max(s for s, _ in needs),
+                                              max(c for _, c in needs), dt)
         self._lr_value = None
 
     def set_batch(self, x, y) -> None:
@@ -165,7 +173,7 @@ class CapturedMLP:
         for index, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
             hidden = index < len(self.weights) - 1
             gemm.matmul(inputs, weight.array, self.outputs[index], transpose_b=True,
-                        bias=bias.array, relu=hidden)
+                        bias=bias.array, relu=hidden, space=self.gemm_space)
             inputs = self.outputs[index]
 
     def _launch_step(self) -> None:
@@ -178,10 +186,10 @@ class CapturedMLP:
             grad = self.output_grads[index]
             inputs = self.x if index == 0 else self.outputs[index - 1]
             gemm.matmul(grad, inputs, self.grads[2 * index], transpose_a=True,
-                        row_sum=self.grads[2 * index + 1])
+                        row_sum=self.grads[2 * index + 1], space=self.gemm_space)
             if index:  # the input gradient, times the earlier ReLU's mask
                 gemm.matmul(grad, self.weights[index].array, self.output_grads[index - 1],
-                            mask=self.outputs[index - 1])
+                            mask=self.outputs[index - 1], space=self.gemm_space)
         group = self.optimizer.param_groups[0]
         real, flag = self.dtype.type, kernels._int
         for tensors, count, total in self._sgd_launches:

@@ -242,41 +242,71 @@ GEMM = r"""
 //   2  c = max(c, 0)                (then ReLU)
 //   4  c = 0 where mask[i, j] <= 0  (ReLU's backward: mask is the ReLU's output)
 //   8  row_sum[i] = sum_k a(i, k)   (with a = grad^T: a Linear's bias gradient)
-// One block of TILE x TILE threads per TILE x TILE tile of c, its grid flattened to 1-D; each
-// thread adds its dot product in k order. A tile side whose stride is 1 along k is read with
-// neighbouring threads on neighbouring addresses.
+// One block of TILE x TILE threads per TILE x TILE tile of c, and per slice of k: block
+// slice * tiles + tile. Each thread adds its dot product over its slice in k order. A tile side
+// whose stride is 1 along k is read with neighbouring threads on neighbouring addresses.
+// Split-K: a long k and few tiles (batch 64 against 784 inputs: 32 tiles, 49 steps of k) would
+// leave most of the GPU idle, so `slices` blocks share each tile's k. Each writes its share to
+// `partial` (slices x (m*n products, then m row sums)); the tile's last block to arrive (counted
+// in arrived[tile], which it sets back to 0) adds the shares in slice order, so the result is
+// the same at every run, and applies the epilogue. With slices = 1 the block writes c at once.
 extern "C" __global__ void gemm(const scalar_t* a, long long a_row, long long a_col,
                                 const scalar_t* b, long long b_row, long long b_col, scalar_t* c,
                                 long long m, long long n, long long k, const scalar_t* bias,
-                                const scalar_t* mask, scalar_t* row_sum, int epilogue) {
+                                const scalar_t* mask, scalar_t* row_sum, int epilogue,
+                                int slices, long long k_per_slice, scalar_t* partial,
+                                unsigned long long* arrived) {
     __shared__ scalar_t a_tile[TILE][TILE + 1];  // [row][k]; +1: no bank conflicts
     __shared__ scalar_t b_tile[TILE][TILE + 1];  // [k][column]
+    __shared__ int is_last;
     int ty = threadIdx.x / TILE, tx = threadIdx.x % TILE;
     long long tiles_n = n > 0 ? (n + TILE - 1) / TILE : 1;
-    long long row0 = (blockIdx.x / tiles_n) * TILE, col0 = (blockIdx.x % tiles_n) * TILE;
+    long long tiles = ((m + TILE - 1) / TILE) * tiles_n;
+    long long tile = blockIdx.x % tiles, slice = blockIdx.x / tiles;
+    long long row0 = (tile / tiles_n) * TILE, col0 = (tile % tiles_n) * TILE;
     long long row = row0 + ty, col = col0 + tx;
+    long long k_begin = slice * k_per_slice;
+    long long k_end = k_begin + k_per_slice < k ? k_begin + k_per_slice : k;
     bool sums = (epilogue & 8) && col0 == 0;  // one column of blocks adds the rows of a
     scalar_t acc = 0, sum = 0;
-    for (long long k0 = 0; k0 < k; k0 += TILE) {
+    for (long long k0 = k_begin; k0 < k_end; k0 += TILE) {
         if (a_row == 1) {  // a(i, k) contiguous along i: thread tx reads row row0 + tx
             long long i = row0 + tx, kk = k0 + ty;
-            a_tile[tx][ty] = (i < m && kk < k) ? a[i + kk * a_col] : (scalar_t)0;
+            a_tile[tx][ty] = (i < m && kk < k_end) ? a[i + kk * a_col] : (scalar_t)0;
         } else {
             long long kk = k0 + tx;
-            a_tile[ty][tx] = (row < m && kk < k) ? a[row * a_row + kk * a_col] : (scalar_t)0;
+            a_tile[ty][tx] = (row < m && kk < k_end) ? a[row * a_row + kk * a_col] : (scalar_t)0;
         }
         if (b_row == 1) {  // b(k, j) contiguous along k: thread tx reads k0 + tx
             long long j = col0 + ty, kk = k0 + tx;
-            b_tile[tx][ty] = (kk < k && j < n) ? b[kk + j * b_col] : (scalar_t)0;
+            b_tile[tx][ty] = (kk < k_end && j < n) ? b[kk + j * b_col] : (scalar_t)0;
         } else {
             long long kk = k0 + ty;
-            b_tile[ty][tx] = (kk < k && col < n) ? b[kk * b_row + col * b_col] : (scalar_t)0;
+            b_tile[ty][tx] = (kk < k_end && col < n) ? b[kk * b_row + col * b_col] : (scalar_t)0;
         }
         __syncthreads();
         for (int t = 0; t < TILE; ++t) acc += a_tile[ty][t] * b_tile[t][tx];
         if (sums && tx == 0)
             for (int t = 0; t < TILE; ++t) sum += a_tile[ty][t];
         __syncthreads();
+    }
+    if (slices > 1) {  // leave this slice's share; the tile's last block adds them all
+        scalar_t* share = partial + slice * (m * n + m);
+        if (row < m && col < n) share[row * n + col] = acc;
+        if (sums && tx == 0 && row < m) share[m * n + row] = sum;
+        __threadfence();  // the share is visible to every block before the count says so
+        __syncthreads();
+        if (threadIdx.x == 0) is_last = atomicAdd(arrived + tile, 1ULL) == slices - 1ULL;
+        __syncthreads();
+        if (!is_last) return;
+        acc = 0;
+        sum = 0;
+        for (long long s = 0; s < slices; ++s) {  // in slice order: the same sum every run
+            volatile const scalar_t* other = partial + s * (m * n + m);
+            if (row < m && col < n) acc += other[row * n + col];
+            if (sums && tx == 0 && row < m) sum += other[m * n + row];
+        }
+        if (threadIdx.x == 0) arrived[tile] = 0;  // ready for the next launch or replay
     }
     if (sums && tx == 0 && row < m) row_sum[row] = sum;
     if (row < m && col < n) {
