@@ -27,6 +27,8 @@ EAGER_FUSED = 19  # the eager step with the fused kernels (docs/gpu.md)
 # ReLU's backward is PyTorch's threshold rule, where(z <= 0, 0, grad): 2 launches on a GPU).
 EAGER_UNFUSED = 81
 GRAPHED = 5  # the loader's gather kernel, 2 copies into the static batch, the graph, the loss copy
+COMPILED = 6  # the gather, 2 copies into the static batch, the graph, one copy of every
+# gradient (views of one array), the loss copied out
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def emulated(fake_gpu, emulated_kernels, monkeypatch):  # noqa: F811 (the import
 TUTORIAL, NARROW = (784, 128, 64, 10), (30, 16, 12, 10)  # launches do not depend on widths
 
 
-def _setup(graphed: bool, sizes=TUTORIAL):
+def _setup(graphed, sizes=TUTORIAL):
     rng = np.random.default_rng(0)
     inputs = rng.standard_normal((3 * BATCH, sizes[0])).astype(np.float32)
     targets = rng.integers(0, 10, 3 * BATCH)
@@ -49,20 +51,22 @@ def _setup(graphed: bool, sizes=TUTORIAL):
     optimizer = mg.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
     loss_fn = nn.CrossEntropyLoss()
     loader = mg.data.DataLoader((inputs, targets), BATCH, shuffle=True, device="cuda")
-    if graphed:
-        step = mg.cuda.graphed_step(model, loss_fn, optimizer, BATCH)
-    else:
-        def step(x, y):
-            optimizer.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            optimizer.step()
-            return loss
-    return loader, step
+    if graphed is True:
+        return loader, mg.cuda.graphed_step(model, loss_fn, optimizer, BATCH)
+
+    def step(x, y):
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return loader, (mg.compile(step) if graphed == "compiled" else step)
 
 
-def count_step(graphed: bool, sizes=TUTORIAL) -> Counter:
-    """The launches of the third step (after the first made the momentum buffers and the graph)."""
+def count_step(graphed, sizes=TUTORIAL) -> Counter:
+    """The launches of the third step (after the first made the momentum buffers and the graph):
+    graphed is False (eager), True (mg.cuda.graphed_step) or "compiled" (mg.compile)."""
     loader, step = _setup(graphed, sizes)
     batches = iter(loader)  # the epoch's shuffle is drawn here, outside the counted step
     for _ in range(2):
@@ -98,3 +102,9 @@ def test_graphed_step_launches(emulated):
     counts = count_step(graphed=True, sizes=NARROW)  # our GEMMs are slow on the emulator
     assert sum(counts.values()) == GRAPHED, _describe(counts)
     assert counts["graph_launch"] == 1, _describe(counts)
+
+
+def test_compiled_step_launches(emulated):
+    counts = count_step(graphed="compiled", sizes=NARROW)
+    assert counts["graph_launch"] == 1, _describe(counts)
+    assert sum(counts.values()) == COMPILED, _describe(counts)

@@ -102,7 +102,10 @@ class CapturedMLP:
             self.y = xp.empty(b, dtype=backend.int64)
             self.outputs = [xp.empty((b, n), dtype=dt) for n in sizes[1:]]  # ReLU'd, then logits
             self.output_grads = [xp.empty((b, n), dtype=dt) for n in sizes[1:]]  # pre-activation
-            self.grads = [xp.empty(p.shape, dtype=dt) for p in self.params]
+            # The gradients, one after another in one array: a replay hands out a copy of them
+            # all in one launch (fresh_grads).
+            self.flat_grads = xp.empty(sum(p.array.size for p in self.params), dtype=dt)
+            self.grads = _split(self.flat_grads, self.params)
             self.loss = xp.empty((), dtype=dt)
             self.lr = xp.empty((), dtype=dt)
             self.space = (xp.zeros(1, dtype=backend.uint64), xp.empty(MAX_BLOCKS, dtype=dt))
@@ -115,6 +118,10 @@ class CapturedMLP:
             self.gemm_space = gemm.make_space(xp, max(s for s, _ in needs),
                                               max(c for _, c in needs), dt)
         self._lr_value = None
+
+    def fresh_grads(self) -> list:
+        """A copy of every parameter's gradient (views of one new array: one launch)."""
+        return _split(self.flat_grads.copy(), self.params)
 
     def set_batch(self, x, y) -> None:
         """Copy a batch (arrays) into the graph's input buffers."""
@@ -224,6 +231,16 @@ class CapturedMLP:
             finally:
                 graph = stream.end_capture()
         self.graph, self._captured_for = graph, self.signature()
+
+
+def _split(flat, params) -> list:
+    """Consecutive pieces of a flat array, shaped like the parameters (C-contiguous views)."""
+    pieces, start = [], 0
+    for param in params:
+        size = param.array.size
+        pieces.append(flat[start:start + size].reshape(param.array.shape))
+        start += size
+    return pieces
 
 
 class GraphedStep:
