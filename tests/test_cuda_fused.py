@@ -268,12 +268,14 @@ def test_gemm_split_along_k_matches_numpy_the_same_every_time(device, dtype, m, 
                                      (128, 784, 64), (3, 5, 0), (0, 4, 100), (7, 9, 4097)])
 def test_gemm_plan_covers_k_with_whole_tiles_and_no_empty_slice(m, n, k):
     tiles, slices, k_per_slice = gemm.plan(m, n, k)
-    assert tiles == -(-m // 16) * max(1, -(-n // 16)) and slices >= 1
+    side = gemm.GEMM_TILE
+    assert tiles == -(-m // side) * max(1, -(-n // side)) and slices >= 1
     if k:
-        assert k_per_slice % kernels.TILE == 0 and (slices - 1) * k_per_slice < k
+        assert k_per_slice % gemm.K_STEP == 0 and (slices - 1) * k_per_slice < k
         assert slices * k_per_slice >= k
     if slices > 1:
-        assert tiles * slices <= gemm.FILL_BLOCKS and k_per_slice >= gemm.MIN_SLICE_STEPS * 16
+        assert tiles * slices <= gemm.FILL_BLOCKS
+        assert k_per_slice >= gemm.MIN_SLICE_STEPS * gemm.K_STEP
     assert gemm.plan(64, 128, 784).slices > 1  # the tutorial's first layer at batch 64
 
 

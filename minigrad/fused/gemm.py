@@ -14,14 +14,14 @@ from collections import namedtuple
 
 from .. import backend
 from . import kernels
-from .sources import TILE
+from .sources import GEMM_TILE, K_STEP
 
 BIAS, RELU, MASK, ROW_SUM = 1, 2, 4, 8  # the epilogue bits of sources.GEMM
 _long, _int = kernels._long, kernels._int
 
 # Split-K (sources.GEMM): cut k into slices when the tiles alone would not fill the GPU.
 FILL_BLOCKS = 256  # blocks that keep a GPU of ~130 SMs busy (an H100 has 132)
-MIN_SLICE_STEPS = 4  # TILE-wide steps of k per slice at least: fewer cost more than they save
+MIN_SLICE_STEPS = 4  # K_STEP-wide steps of k per slice at least: fewer cost more than they save
 
 Plan = namedtuple("Plan", "tiles slices k_per_slice")
 Space = namedtuple("Space", "partial arrived")  # the split-K workspace (see space_for)
@@ -29,12 +29,12 @@ Space = namedtuple("Space", "partial arrived")  # the split-K workspace (see spa
 
 def plan(m: int, n: int, k: int) -> Plan:
     """How gemm covers an (m, k) @ (k, n) product: tiles of c, slices of k, k per slice."""
-    tiles = -(-m // TILE) * max(1, -(-n // TILE))
-    steps = -(-k // TILE)
+    tiles = -(-m // GEMM_TILE) * max(1, -(-n // GEMM_TILE))
+    steps = -(-k // K_STEP)
     slices = 1
     if tiles and tiles < FILL_BLOCKS // 2:
         slices = max(1, min(steps // MIN_SLICE_STEPS, FILL_BLOCKS // tiles))
-    k_per_slice = -(-steps // slices) * TILE if k else 0
+    k_per_slice = -(-steps // slices) * K_STEP if k else 0
     if k_per_slice:
         slices = -(-k // k_per_slice)  # no empty slice
     return Plan(tiles, slices, k_per_slice)

@@ -1,14 +1,17 @@
 """The CUDA C of the fused kernels (minigrad/fused/kernels.py and gemm.py launch them).
 
 Each source is self-contained (no #include) and compiled once per dtype with `scalar_t` defined as
-float or double (kernels.source_for). BLOCK (threads per block) and TILE (the GEMM's tile side)
-come from the Python constants below, so the launches and the kernels cannot disagree.
+float or double (kernels.source_for). BLOCK (threads per block), TILE (the side of the GEMM's
+square of threads), GEMM_TILE and K_STEP come from the Python constants below, so the launches
+and the kernels cannot disagree.
 """
 
 from __future__ import annotations
 
 BLOCK = 256  # threads per block; the block reductions need a power of two
-TILE = 16  # the GEMM's square tile; one thread per output element of a tile
+TILE = 16  # the GEMM's threads as a TILE x TILE square
+GEMM_TILE = 2 * TILE  # the GEMM's tile of c: each thread computes 2 x 2 of its elements
+K_STEP = 16  # the GEMM reads a and b in steps of K_STEP along k
 MAX_BLOCKS = 4096  # grid-stride loops cover the rest; also the size of the block-sum workspace
 MAX_SGD_TENSORS = 16  # parameters per sgd_update_many launch (their addresses go by value)
 assert BLOCK == TILE * TILE and BLOCK & (BLOCK - 1) == 0
@@ -17,6 +20,8 @@ PRELUDE = rf"""
 // scalar_t is float or double: each source is compiled once per dtype.
 #define BLOCK {BLOCK}
 #define TILE {TILE}
+#define GEMM_TILE {GEMM_TILE}
+#define K_STEP {K_STEP}
 #define MAX_SGD_TENSORS {MAX_SGD_TENSORS}
 __device__ inline float real_exp(float x) {{ return expf(x); }}
 __device__ inline double real_exp(double x) {{ return exp(x); }}
@@ -242,78 +247,103 @@ GEMM = r"""
 //   2  c = max(c, 0)                (then ReLU)
 //   4  c = 0 where mask[i, j] <= 0  (ReLU's backward: mask is the ReLU's output)
 //   8  row_sum[i] = sum_k a(i, k)   (with a = grad^T: a Linear's bias gradient)
-// One block of TILE x TILE threads per TILE x TILE tile of c, and per slice of k: block
-// slice * tiles + tile. Each thread adds its dot product over its slice in k order. A tile side
-// whose stride is 1 along k is read with neighbouring threads on neighbouring addresses.
-// Split-K: a long k and few tiles (batch 64 against 784 inputs: 32 tiles, 49 steps of k) would
-// leave most of the GPU idle, so `slices` blocks share each tile's k. Each writes its share to
-// `partial` (slices x (m*n products, then m row sums)); the tile's last block to arrive (counted
-// in arrived[tile], which it sets back to 0) adds the shares in slice order, so the result is
-// the same at every run, and applies the epilogue. With slices = 1 the block writes c at once.
+// One block of TILE x TILE threads per GEMM_TILE x GEMM_TILE tile of c and per slice of k (block
+// slice * tiles + tile). Thread (ty, tx) computes the 2 x 2 elements at rows ty and ty + TILE
+// and columns tx and tx + TILE of the tile (each number read from shared memory serves two
+// products), adding in k order. a and b are read K_STEP columns (rows) at a time, neighbouring
+// threads on neighbouring addresses along whichever of i, k (k, j) has stride 1.
+// Split-K: a long k and few tiles (batch 64 against 784 inputs) would leave most of the GPU
+// idle, so `slices` blocks share each tile's k. Each writes its share to `partial` (slices x
+// (m*n products, then m row sums)); the tile's last block to arrive (counted in arrived[tile],
+// which it sets back to 0) adds the shares in slice order, so the result is the same at every
+// run, and applies the epilogue. With slices = 1 the block writes c at once.
 extern "C" __global__ void gemm(const scalar_t* a, long long a_row, long long a_col,
                                 const scalar_t* b, long long b_row, long long b_col, scalar_t* c,
                                 long long m, long long n, long long k, const scalar_t* bias,
                                 const scalar_t* mask, scalar_t* row_sum, int epilogue,
                                 int slices, long long k_per_slice, scalar_t* partial,
                                 unsigned long long* arrived) {
-    __shared__ scalar_t a_tile[TILE][TILE + 1];  // [row][k]; +1: no bank conflicts
-    __shared__ scalar_t b_tile[TILE][TILE + 1];  // [k][column]
+    __shared__ scalar_t a_tile[GEMM_TILE][K_STEP + 1];  // [row][k]; +1: no bank conflicts
+    __shared__ scalar_t b_tile[K_STEP][GEMM_TILE + 1];  // [k][column]
     __shared__ int is_last;
     int ty = threadIdx.x / TILE, tx = threadIdx.x % TILE;
-    long long tiles_n = n > 0 ? (n + TILE - 1) / TILE : 1;
-    long long tiles = ((m + TILE - 1) / TILE) * tiles_n;
+    long long tiles_n = n > 0 ? (n + GEMM_TILE - 1) / GEMM_TILE : 1;
+    long long tiles = ((m + GEMM_TILE - 1) / GEMM_TILE) * tiles_n;
     long long tile = blockIdx.x % tiles, slice = blockIdx.x / tiles;
-    long long row0 = (tile / tiles_n) * TILE, col0 = (tile % tiles_n) * TILE;
-    long long row = row0 + ty, col = col0 + tx;
+    long long row0 = (tile / tiles_n) * GEMM_TILE, col0 = (tile % tiles_n) * GEMM_TILE;
     long long k_begin = slice * k_per_slice;
     long long k_end = k_begin + k_per_slice < k ? k_begin + k_per_slice : k;
-    bool sums = (epilogue & 8) && col0 == 0;  // one column of blocks adds the rows of a
-    scalar_t acc = 0, sum = 0;
-    for (long long k0 = k_begin; k0 < k_end; k0 += TILE) {
-        if (a_row == 1) {  // a(i, k) contiguous along i: thread tx reads row row0 + tx
-            long long i = row0 + tx, kk = k0 + ty;
-            a_tile[tx][ty] = (i < m && kk < k_end) ? a[i + kk * a_col] : (scalar_t)0;
-        } else {
-            long long kk = k0 + tx;
-            a_tile[ty][tx] = (row < m && kk < k_end) ? a[row * a_row + kk * a_col] : (scalar_t)0;
-        }
-        if (b_row == 1) {  // b(k, j) contiguous along k: thread tx reads k0 + tx
-            long long j = col0 + ty, kk = k0 + tx;
-            b_tile[tx][ty] = (kk < k_end && j < n) ? b[kk + j * b_col] : (scalar_t)0;
-        } else {
-            long long kk = k0 + ty;
-            b_tile[ty][tx] = (kk < k_end && col < n) ? b[kk * b_row + col * b_col] : (scalar_t)0;
+    bool sums = (epilogue & 8) && col0 == 0 && tx == 0;  // one column of blocks adds a's rows
+    scalar_t acc[2][2] = {{0, 0}, {0, 0}}, sum[2] = {0, 0};
+    for (long long k0 = k_begin; k0 < k_end; k0 += K_STEP) {
+        for (int e = threadIdx.x; e < GEMM_TILE * K_STEP; e += BLOCK) {  // 2 numbers a thread
+            int r, kk;  // neighbouring threads: neighbouring r, or neighbouring kk
+            if (a_row == 1) { r = e % GEMM_TILE; kk = e / GEMM_TILE; }
+            else { kk = e % K_STEP; r = e / K_STEP; }
+            long long i = row0 + r, ka = k0 + kk;
+            a_tile[r][kk] = (i < m && ka < k_end) ? a[i * a_row + ka * a_col] : (scalar_t)0;
+            int col, kb;
+            if (b_row == 1) { kb = e % K_STEP; col = e / K_STEP; }
+            else { col = e % GEMM_TILE; kb = e / GEMM_TILE; }
+            long long j = col0 + col, kj = k0 + kb;
+            b_tile[kb][col] = (kj < k_end && j < n) ? b[kj * b_row + j * b_col] : (scalar_t)0;
         }
         __syncthreads();
-        for (int t = 0; t < TILE; ++t) acc += a_tile[ty][t] * b_tile[t][tx];
-        if (sums && tx == 0)
-            for (int t = 0; t < TILE; ++t) sum += a_tile[ty][t];
+        for (int t = 0; t < K_STEP; ++t) {
+            scalar_t a0 = a_tile[ty][t], a1 = a_tile[ty + TILE][t];
+            scalar_t b0 = b_tile[t][tx], b1 = b_tile[t][tx + TILE];
+            acc[0][0] += a0 * b0;
+            acc[0][1] += a0 * b1;
+            acc[1][0] += a1 * b0;
+            acc[1][1] += a1 * b1;
+            if (sums) { sum[0] += a0; sum[1] += a1; }
+        }
         __syncthreads();
     }
     if (slices > 1) {  // leave this slice's share; the tile's last block adds them all
         scalar_t* share = partial + slice * (m * n + m);
-        if (row < m && col < n) share[row * n + col] = acc;
-        if (sums && tx == 0 && row < m) share[m * n + row] = sum;
+        for (int u = 0; u < 2; ++u) {
+            long long row = row0 + ty + u * TILE;
+            if (row >= m) continue;
+            for (int v = 0; v < 2; ++v) {
+                long long col = col0 + tx + v * TILE;
+                if (col < n) share[row * n + col] = acc[u][v];
+            }
+            if (sums) share[m * n + row] = sum[u];
+        }
         __threadfence();  // the share is visible to every block before the count says so
         __syncthreads();
         if (threadIdx.x == 0) is_last = atomicAdd(arrived + tile, 1ULL) == slices - 1ULL;
         __syncthreads();
         if (!is_last) return;
-        acc = 0;
-        sum = 0;
-        for (long long s = 0; s < slices; ++s) {  // in slice order: the same sum every run
-            volatile const scalar_t* other = partial + s * (m * n + m);
-            if (row < m && col < n) acc += other[row * n + col];
-            if (sums && tx == 0 && row < m) sum += other[m * n + row];
+        for (int u = 0; u < 2; ++u) {
+            long long row = row0 + ty + u * TILE;
+            sum[u] = 0;
+            for (int v = 0; v < 2; ++v) {
+                long long col = col0 + tx + v * TILE;
+                acc[u][v] = 0;
+                for (long long s = 0; s < slices && row < m && col < n; ++s)  // in slice order
+                    acc[u][v] += ((volatile const scalar_t*)partial)[s * (m * n + m) + row * n
+                                                                     + col];
+            }
+            for (long long s = 0; s < slices && sums && row < m; ++s)
+                sum[u] += ((volatile const scalar_t*)partial)[s * (m * n + m) + m * n + row];
         }
         if (threadIdx.x == 0) arrived[tile] = 0;  // ready for the next launch or replay
     }
-    if (sums && tx == 0 && row < m) row_sum[row] = sum;
-    if (row < m && col < n) {
-        if (epilogue & 1) acc += bias[col];
-        if (epilogue & 2) acc = acc <= 0 ? (scalar_t)0 : acc;
-        if (epilogue & 4) acc = mask[row * n + col] <= 0 ? (scalar_t)0 : acc;
-        c[row * n + col] = acc;
+    for (int u = 0; u < 2; ++u) {
+        long long row = row0 + ty + u * TILE;
+        if (row >= m) continue;
+        if (sums) row_sum[row] = sum[u];
+        for (int v = 0; v < 2; ++v) {
+            long long col = col0 + tx + v * TILE;
+            if (col >= n) continue;
+            scalar_t value = acc[u][v];
+            if (epilogue & 1) value += bias[col];
+            if (epilogue & 2) value = value <= 0 ? (scalar_t)0 : value;
+            if (epilogue & 4) value = mask[row * n + col] <= 0 ? (scalar_t)0 : value;
+            c[row * n + col] = value;
+        }
     }
 }
 """
