@@ -7,13 +7,16 @@ gathered there by index (the last, smaller batch included). Each variant runs on
 epoch (kernel compilation, cuBLAS set-up) and then --epochs timed epochs, each
 ended by a device synchronize; the median is reported, with the test accuracy after training.
 
-    minigrad            eager, with the fused kernels (minigrad.cuda.kernels, the default)
+    minigrad            eager, with the fused kernels (minigrad.cuda.kernels.enabled = True, as
+                        examples/mnist.py sets it on a GPU)
     minigrad-unfused    eager, minigrad.cuda.kernels.enabled = False: the plain CuPy array code
     minigrad-graphed    mg.cuda.graphed_step: the whole step as one CUDA graph (opt-in; the last,
                         smaller batch of an epoch runs eagerly)
     pytorch             torch eager, torch.optim.SGD with its defaults (foreach on CUDA)
 
 "x PyTorch" in the table is this variant's epoch time over PyTorch eager's (below 1: faster).
+A variant that raises does not stop the others (PyTorch's, the baseline, runs last): its error
+and the traceback's last lines go into the JSON and the table, and the exit status is 1.
 
     python benchmarks/bench_gpu.py                        # batch 64 and 512, 5 timed epochs
     python benchmarks/bench_gpu.py --epochs 3 --batch-sizes 64
@@ -33,6 +36,7 @@ import platform
 import statistics
 import sys
 import time
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -120,12 +124,13 @@ def run_minigrad(variant, data, start, batch_size, args):
         optimizer.step()
         return loss
 
-    step = eager_step
-    if variant == "minigrad-graphed":
-        step = mg.cuda.graphed_step(model, loss_fn, optimizer, batch_size)
     synchronize = _minigrad_synchronize(device)
-    mg.cuda.kernels.enabled = variant != "minigrad-unfused"
+    was_enabled = mg.cuda.kernels.enabled
+    mg.cuda.kernels.enabled = variant != "minigrad-unfused"  # before graphed_step, which needs it
     try:
+        step = eager_step
+        if variant == "minigrad-graphed":
+            step = mg.cuda.graphed_step(model, loss_fn, optimizer, batch_size)
         times = []
         for epoch in range(args.epochs + 1):  # epoch 0: the warm-up
             began = time.perf_counter()
@@ -138,7 +143,7 @@ def run_minigrad(variant, data, start, batch_size, args):
                 times.append(time.perf_counter() - began)
         accuracy = _minigrad_accuracy(model, test_x, test_y, device)
     finally:
-        mg.cuda.kernels.enabled = True
+        mg.cuda.kernels.enabled = was_enabled
     return times, accuracy, len(loader)
 
 
@@ -227,12 +232,43 @@ def describe_machine(device) -> dict:
     return info
 
 
+def run_variant(variant, data, start, batch_size, args) -> dict:
+    """One row of the report: the variant's times and accuracy, or the error it raised (caught,
+    so that the variants after it, PyTorch's baseline last, still run)."""
+    row = dict(batch_size=batch_size, variant=variant)
+    try:
+        if variant == "pytorch":
+            times, accuracy, steps = run_pytorch(data, start, batch_size, args)
+        else:
+            times, accuracy, steps = run_minigrad(variant, data, start, batch_size, args)
+    except Exception as error:  # not KeyboardInterrupt: gpu_check.sh's time limit sends SIGINT
+        lines = traceback.format_exc().rstrip().splitlines()
+        row["error"] = dict(type=type(error).__name__, message=str(error),
+                            traceback="\n".join(lines[-12:]))
+        return row
+    steps = min(steps, args.max_steps or steps)
+    median = statistics.median(times)
+    row.update(
+        epoch_times_s=times,
+        median_epoch_s=median,
+        steps_per_epoch=steps,
+        steps_per_s=steps / median,
+        test_accuracy=accuracy,
+    )
+    return row
+
+
 def table(rows) -> str:
     lines = [
         "| batch | variant | median epoch (s) | x PyTorch | steps/s | test accuracy |",
         "| ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
+        if "error" in row:
+            error = row["error"]
+            message = f"{error['type']}: {error['message']}".replace("|", "/").replace("\n", " ")
+            lines.append(f"| {row['batch_size']} | {row['variant']} | FAILED: {message} | | | |")
+            continue
         ratio = row.get("time_vs_pytorch")
         lines.append(
             f"| {row['batch_size']} | {row['variant']} | {row['median_epoch_s']:.3f} | "
@@ -275,39 +311,35 @@ def main(argv=None) -> int:
     }
     for batch_size in args.batch_sizes:
         for variant in variants:
-            if variant == "pytorch":
-                times, accuracy, steps = run_pytorch(data, start, batch_size, args)
+            row = run_variant(variant, data, start, batch_size, args)
+            report["results"].append(row)
+            if "error" in row:
+                print(f"batch {batch_size:4d}  {variant:18s} FAILED:\n{row['error']['traceback']}",
+                      flush=True)
             else:
-                times, accuracy, steps = run_minigrad(variant, data, start, batch_size, args)
-            steps = min(steps, args.max_steps or steps)
-            median = statistics.median(times)
-            report["results"].append(
-                dict(
-                    batch_size=batch_size,
-                    variant=variant,
-                    epoch_times_s=times,
-                    median_epoch_s=median,
-                    steps_per_epoch=steps,
-                    steps_per_s=steps / median,
-                    test_accuracy=accuracy,
+                print(
+                    f"batch {batch_size:4d}  {variant:18s} median epoch {row['median_epoch_s']:.3f}"
+                    f" s  test accuracy {row['test_accuracy']:.2%}",
+                    flush=True,
                 )
-            )
-            print(
-                f"batch {batch_size:4d}  {variant:18s} median epoch {median:.3f} s"
-                f"  test accuracy {accuracy:.2%}",
-                flush=True,
-            )
             save(report, Path(args.out))  # after every variant, so a cut-short run leaves rows
     print("\n" + table(report["results"]))
     print(f"\nwrote bench_gpu.json and bench_gpu.md in {args.out}")
+    failures = [f"{r['variant']} at batch {r['batch_size']}" for r in report["results"]
+                if "error" in r]
+    if failures:
+        print(f"bench_gpu.py: {len(failures)} variant(s) FAILED: {', '.join(failures)}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
 def save(report: dict, out: Path) -> None:
     """bench_gpu.json and bench_gpu.md (the table), with times over PyTorch's where known."""
     rows = report["results"]
-    pytorch = {r["batch_size"]: r["median_epoch_s"] for r in rows if r["variant"] == "pytorch"}
-    for row in rows:
+    timed = [r for r in rows if "error" not in r]
+    pytorch = {r["batch_size"]: r["median_epoch_s"] for r in timed if r["variant"] == "pytorch"}
+    for row in timed:
         if row["batch_size"] in pytorch:
             row["time_vs_pytorch"] = row["median_epoch_s"] / pytorch[row["batch_size"]]
     out.mkdir(parents=True, exist_ok=True)
