@@ -10,6 +10,8 @@ ended by a device synchronize; the median is reported, with the test accuracy af
     minigrad            eager, with the fused kernels (minigrad.cuda.kernels.enabled = True, as
                         examples/mnist.py sets it on a GPU)
     minigrad-unfused    eager, minigrad.cuda.kernels.enabled = False: the plain CuPy array code
+    minigrad-compiled   mg.compile of the eager step, with the fused kernels (examples/mnist.py's
+                        default): its capture pass makes the step one CUDA graph
     minigrad-graphed    mg.cuda.graphed_step: the whole step as one CUDA graph (opt-in; the last,
                         smaller batch of an epoch runs eagerly)
     pytorch             torch eager, torch.optim.SGD with its defaults (foreach on CUDA)
@@ -47,7 +49,7 @@ sys.path.insert(0, str(REPO))  # run from anywhere without installing minigrad
 
 import minigrad as mg  # noqa: E402
 
-VARIANTS = ("minigrad", "minigrad-unfused", "minigrad-graphed", "pytorch")
+VARIANTS = ("minigrad", "minigrad-unfused", "minigrad-compiled", "minigrad-graphed", "pytorch")
 LR, MOMENTUM = 0.05, 0.9
 
 
@@ -131,6 +133,8 @@ def run_minigrad(variant, data, start, batch_size, args):
         step = eager_step
         if variant == "minigrad-graphed":
             step = mg.cuda.graphed_step(model, loss_fn, optimizer, batch_size)
+        elif variant == "minigrad-compiled":
+            step = mg.compile(eager_step)
         times = []
         for epoch in range(args.epochs + 1):  # epoch 0: the warm-up
             began = time.perf_counter()
@@ -289,7 +293,8 @@ def main(argv=None) -> int:
         )
         return 1
     variants = [
-        v for v in args.variants if args.device.startswith("cuda") or v in ("minigrad", "pytorch")
+        v for v in args.variants
+        if args.device.startswith("cuda") or v in ("minigrad", "minigrad-compiled", "pytorch")
     ]
     data = load_data(args.data_root)
     start = initial_state()

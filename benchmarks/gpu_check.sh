@@ -19,7 +19,7 @@
 #   4. [60] pytest -m cuda tests/ (all GPU tests)                         -> junit_cuda.xml
 #   5. [20 + 15] compute-sanitizer memcheck (every kernel) and racecheck (the two with shared
 #      memory) over benchmarks/sanitize_kernels.py -> sanitizer.log; INFORMATION, not the verdict
-#   6. [30] benchmarks/bench_gpu.py: eager, fused, captured vs PyTorch    -> bench_gpu.json/.md
+#   6. [30] benchmarks/bench_gpu.py: eager, fused, compiled, captured vs PyTorch -> bench_gpu.json/.md
 #   7. [15] benchmarks/probe_cupy_calls.py: CPU and GPU cost of each call -> probe_cupy.json/.md
 # Everything printed also goes to $OUT/gpu_check.log: at most 8 files, all at the top of $OUT.
 # The summary at the end gives each step's time against its limit.
