@@ -111,6 +111,40 @@ def test_graphed_step_refuses_at_once_when_the_fused_kernels_are_off(monkeypatch
                              mg.optim.SGD(model.parameters(), lr=0.1), 8)
 
 
+def _captured(momentum=0.9):
+    """(step, optimizer, x, y): a GraphedStep after two steps (the second one a replay)."""
+    model = _model(np.float32).to("cuda")
+    optimizer = mg.optim.SGD(model.parameters(), lr=0.1, momentum=momentum)
+    step = mg.cuda.graphed_step(model, mg.nn.CrossEntropyLoss(), optimizer, 8)
+    inputs, targets = _data(8)
+    x = mg.tensor(inputs.astype(np.float32), device="cuda")
+    y = mg.tensor(targets, device="cuda")
+    step(x, y)
+    step(x, y)
+    assert step.replays == 1
+    return step, optimizer, x, y
+
+
+def test_a_cleared_optimizer_state_makes_the_next_step_capture_again():
+    """The momentum buffers the graph baked in are gone (state loaded from before any step):
+    the next step runs eagerly, makes new buffers and captures again, never replays the old."""
+    step, optimizer, x, y = _captured()
+    optimizer.state.clear()
+    assert not step.mlp.captured()
+    step(x, y)
+    assert step.replays == 1 and step.mlp.captured()  # an eager step, then a new capture
+    step(x, y)
+    assert step.replays == 2
+
+
+def test_a_capture_with_the_kernels_switched_off_later_says_so(monkeypatch):
+    step, optimizer, x, y = _captured()
+    optimizer.param_groups[0]["momentum"] = 0.5  # a change of settings: the next step captures
+    monkeypatch.setattr(mg.cuda.kernels, "enabled", False)
+    with pytest.raises(RuntimeError, match="switched off; switch them on again"):
+        step(x, y)
+
+
 class TanhNet(mg.nn.Module):
     """Not the MLP the kernels compute: its forward uses tanh."""
 

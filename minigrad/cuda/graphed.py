@@ -160,7 +160,7 @@ class CapturedMLP:
             return False
         now = self.signature()
         return len(now) == len(self._captured_for) and all(
-            a is b or (not backend.is_array(a) and a == b)
+            a is b or (not backend.is_array(a) and not backend.is_array(b) and a == b)
             for a, b in zip(now, self._captured_for, strict=True))
 
     def _sgd_arrays(self) -> list:
@@ -176,6 +176,10 @@ class CapturedMLP:
         return found
 
     def forward(self) -> None:
+        if not kernels.enabled:  # switched off after the step was made
+            raise RuntimeError("graphed_step: the captured step is made of minigrad's fused CUDA "
+                               "kernels, which were switched off; switch them on again: "
+                               "mg.cuda.kernels.enabled = True")
         inputs = self.x
         for index, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
             hidden = index < len(self.weights) - 1
@@ -185,6 +189,11 @@ class CapturedMLP:
 
     def _launch_step(self) -> None:
         """Every kernel of one step, on the current stream (what the graph records)."""
+        self._launch_gradients()
+        self._launch_sgd()
+
+    def _launch_gradients(self) -> None:
+        """The forward, the loss and the gradients, into the graph's own buffers."""
         self.forward()
         kernels.cross_entropy_forward(self.outputs[-1], self.y, 1.0 / self.batch_size,
                                       out=self.output_grads[-1], as_gradient=True,
@@ -197,6 +206,8 @@ class CapturedMLP:
             if index:  # the input gradient, times the earlier ReLU's mask
                 gemm.matmul(grad, self.weights[index].array, self.output_grads[index - 1],
                             mask=self.outputs[index - 1], space=self.gemm_space)
+
+    def _launch_sgd(self) -> None:
         group = self.optimizer.param_groups[0]
         real, flag = self.dtype.type, kernels._int
         for tensors, count, total in self._sgd_launches:
@@ -218,8 +229,10 @@ class CapturedMLP:
             self._sgd_launches.append((tensors, len(arrays[part]) // 3, total))
         for name in _USED_KERNELS:  # compile before the capture
             kernels._function(name, self.dtype.name)
-        # The GEMM and cross-entropy kernels have run; one SGD launch with no elements loads
-        # that module too (with CUDA's lazy loading a kernel is loaded at its first launch).
+        # With CUDA's lazy loading a kernel is loaded at its first launch: launch each once
+        # before the capture. The gradients go to the graph's own buffers (harmless); the SGD
+        # launch has no elements.
+        self._launch_gradients()
         kernels.launch("sgd_update_many", self.dtype, 0, (
             self._sgd_launches[0][0], kernels._int(0), kernels._long(0), self.lr,
             *(self.dtype.type(0),) * 3, kernels._int(0), kernels._int(0)))
@@ -228,8 +241,13 @@ class CapturedMLP:
             stream.begin_capture()
             try:
                 self._launch_step()
-            finally:
-                graph = stream.end_capture()
+            except BaseException:
+                try:  # end the broken capture, but report what broke it, not end_capture's error
+                    stream.end_capture()
+                except Exception:  # noqa: S110
+                    pass
+                raise
+            graph = stream.end_capture()
         self.graph, self._captured_for = graph, self.signature()
 
 

@@ -124,6 +124,7 @@ extern "C" __global__ void cross_entropy_forward(const scalar_t* logits, const l
         block_sums[blockIdx.x] = total;
         __threadfence();  // the sum is visible to every block before the count says it is there
         is_last = atomicAdd(finished, 1ULL) == gridDim.x - 1;
+        __threadfence();  // and the other blocks' sums are read after their count
     }
     __syncthreads();
     if (is_last) {
@@ -313,7 +314,10 @@ extern "C" __global__ void gemm(const scalar_t* a, long long a_row, long long a_
         }
         __threadfence();  // the share is visible to every block before the count says so
         __syncthreads();
-        if (threadIdx.x == 0) is_last = atomicAdd(arrived + tile, 1ULL) == slices - 1ULL;
+        if (threadIdx.x == 0) {
+            is_last = atomicAdd(arrived + tile, 1ULL) == slices - 1ULL;
+            __threadfence();  // and the other blocks' shares are read after their count
+        }
         __syncthreads();
         if (!is_last) return;
         for (int u = 0; u < 2; ++u) {
