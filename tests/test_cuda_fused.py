@@ -197,6 +197,18 @@ def test_gather_batch_marks_an_index_outside_the_data_set(device):
         kernels.gather_batch(_on(inputs), _on(targets), _on(np.arange(4)), 2, 5)
 
 
+def test_gather_batch_writes_into_arrays_it_is_given(device):
+    inputs, targets = _random((6, 3), np.float32), np.arange(6) * 10
+    order = _on(np.array([5, 0, 2, 4]))
+    x, y = _on(np.full((2, 3), np.nan, np.float32)), _on(np.full(2, -7))
+    returned = kernels.gather_batch(_on(inputs), _on(targets), order, 1, 3, out=(x, y))
+    assert returned[0] is x and returned[1] is y
+    np.testing.assert_array_equal(_host(x), inputs[[0, 2]])
+    assert _host(y).tolist() == [0, 20]
+    with pytest.raises(ValueError, match="out must be C-contiguous arrays of shapes"):
+        kernels.gather_batch(_on(inputs), _on(targets), order, 0, 3, out=(x, y))
+
+
 GEMM_SHAPES = [(1, 1, 1), (17, 33, 5), (20, 35, 19), (5, 0, 3), (0, 4, 3), (3, 4, 0)]
 GPU_GEMM_SHAPES = [] if SMALL_ONLY else [(257, 784, 128), (2000, 64, 10), (64, 2000, 1000)]
 

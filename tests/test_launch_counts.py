@@ -26,9 +26,9 @@ EAGER_FUSED = 19  # the eager step with the fused kernels (docs/gpu.md)
 # look for ignored targets, and the op's own range check, which a compiled replay relies on;
 # ReLU's backward is PyTorch's threshold rule, where(z <= 0, 0, grad): 2 launches on a GPU).
 EAGER_UNFUSED = 81
-GRAPHED = 5  # the loader's gather kernel, 2 copies into the static batch, the graph, the loss copy
-COMPILED = 6  # the gather, 2 copies into the static batch, the graph, one copy of every
-# gradient (views of one array), the loss copied out
+GRAPHED = 4  # the loader's gather kernel, 1 copy into the static batch (a gather_batch launch),
+# the graph, the loss copy
+COMPILED = 5  # the same, and one copy of every gradient (views of one array) before the loss's
 
 
 @pytest.fixture

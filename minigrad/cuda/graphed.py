@@ -118,13 +118,22 @@ class CapturedMLP:
             self.gemm_space = gemm.make_space(xp, max(s for s, _ in needs),
                                               max(c for _, c in needs), dt)
         self._lr_value = None
+        self._rows = None  # 0, 1, ..., batch_size - 1 on the device (set_batch's gather order)
 
     def fresh_grads(self) -> list:
         """A copy of every parameter's gradient (views of one new array: one launch)."""
         return _split(self.flat_grads.copy(), self.params)
 
     def set_batch(self, x, y) -> None:
-        """Copy a batch (arrays) into the graph's input buffers."""
+        """Copy a batch (arrays) into the graph's input buffers: one gather_batch launch (rows
+        0..b-1 of the batch, in order) where it takes the arrays, else two copies."""
+        if (x.ndim == 2 and y.ndim == 1 and y.dtype == backend.int64 and y.flags.c_contiguous
+                and kernels.applies(x, self.x)):
+            if self._rows is None:
+                self._rows = backend.module_for(self.device).arange(self.batch_size,
+                                                                    dtype=backend.int64)
+            kernels.gather_batch(x, y, self._rows, 0, self.batch_size, out=(self.x, self.y))
+            return
         xp = backend.module_for(self.device)
         xp.copyto(self.x, x)
         xp.copyto(self.y, y)

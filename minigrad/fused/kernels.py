@@ -304,11 +304,13 @@ def sgd_update_many(params, grads, states, lr, momentum, dampening, weight_decay
         launch("sgd_update_many", first.dtype, total, args)
 
 
-def gather_batch(inputs, targets, order, start: int, stop: int):
+def gather_batch(inputs, targets, order, start: int, stop: int, out=None):
     """(inputs[order[start:stop]], targets[order[start:stop]]) in one launch, for 2-D inputs.
 
     Reference: DataLoader.__iter__'s two gathers. An index outside the data set gives a NaN row
     and a target of -1 instead of CuPy's wrap-around (the loader's own permutation has none).
+    out: an (x, y) pair to write into (C-contiguous, inputs' dtype and int64), instead of new
+    arrays (the captured step copies a batch into its buffers this way, in one launch).
     """
     if inputs.ndim != 2 or targets.ndim != 1 or len(inputs) != len(targets):
         raise ValueError(f"gather_batch: expected inputs (N, features) and targets (N,), got "
@@ -318,8 +320,15 @@ def gather_batch(inputs, targets, order, start: int, stop: int):
                          f"{len(order)}")
     xp = _cupy()
     rows, features = stop - start, inputs.shape[1]
-    x = xp.empty((rows, features), dtype=inputs.dtype)
-    y = xp.empty(rows, dtype=backend.int64)
+    if out is None:
+        x, y = xp.empty((rows, features), dtype=inputs.dtype), xp.empty(rows, dtype=backend.int64)
+    else:
+        x, y = out
+        if x.shape != (rows, features) or y.shape != (rows,) or y.dtype != backend.int64 \
+                or not applies(inputs, x) or not y.flags.c_contiguous:
+            raise ValueError(f"gather_batch: out must be C-contiguous arrays of shapes "
+                             f"{(rows, features)} ({inputs.dtype}) and {(rows,)} (int64), got "
+                             f"{tuple(x.shape)} ({x.dtype}) and {tuple(y.shape)} ({y.dtype})")
     args = (inputs, _int64_targets(targets), _int64_targets(order), x, y, _long(start),
             _long(rows), _long(features), _long(len(inputs)))
     launch("gather_batch", inputs.dtype, max(rows * features, rows), args)
