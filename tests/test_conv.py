@@ -127,6 +127,25 @@ def test_max_pool_indices_and_ties_as_torch():
         np.testing.assert_array_equal(ours[0].detach().numpy(), theirs[0].detach().numpy())
 
 
+def test_a_nan_gradient_stays_at_the_max_tap_as_in_torch():
+    """Max pooling's backward places the gradient at each window's max (a select): a NaN
+    coming back does not spread over the window (found by the fuzzer, seed 44)."""
+    x = np.arange(32.0).reshape(1, 2, 4, 4)
+    weights = np.ones((1, 2, 2, 2))
+    weights[0, 0, 0, 1] = weights[0, 1, 1, 0] = np.nan
+    found = []
+    for lib in (torch, mg):
+        xs = lib.tensor(x, requires_grad=True)
+        pooled = lib.nn.functional.max_pool2d(xs, 2)
+        (g,) = lib.autograd.grad((pooled * pooled * lib.tensor(weights)).sum(), [xs],
+                                 create_graph=True)
+        (gg,) = lib.autograd.grad(g.sum(), [xs])
+        found.append((g.detach().numpy(), gg.numpy()))
+    assert np.isnan(found[0][0]).sum() == 2  # torch: only at the two windows' max taps
+    np.testing.assert_array_equal(found[1][0], found[0][0])  # NaN in the same places
+    np.testing.assert_array_equal(found[1][1], found[0][1])
+
+
 def test_modules_match_torch_with_the_same_weights():
     layers = [("Conv2d", (3, 4, 3), {"stride": 2, "padding": 1}),
               ("Conv2d", (4, 4, 2), {"groups": 2, "bias": False, "padding": "same"}),

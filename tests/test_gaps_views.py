@@ -93,6 +93,54 @@ def test_only_a_partial_overlap_is_refused_not_the_same_disjoint_or_broadcast_el
     agree(lambda lib: PARTLY_OVERLAPPING["x -= x[0]"](matrix(lib)), PARTLY_OVERLAPS)
 
 
+# x[index] = x with a one-element x: PyTorch drops the value's leading size-1 dims and expands
+# what is left; a 0-d leftover expands with stride 0 everywhere, which is never the written
+# elements' own strides (a partial overlap) unless nothing needs expanding (found by the fuzzer,
+# seed 43).
+SELF_ASSIGNED = [((1,), (None, slice(None))), ((1, 1), (None,)), ((1,), (None,)),
+                 ((1,), (slice(None), None)), ((1, 2), (None, 0)), ((2, 1), (None,)),
+                 ((1,), (None, None, Ellipsis)), ((1, 1), (0,)), ((1, 1), (0, 0)),
+                 ((1, 1), (slice(None),)), ((1, 1), (None, 0)), ((1,), (0,)), ((1,), Ellipsis),
+                 ((3,), (None, slice(None))), ((1, 3), (0,)), ((1, 1, 1), (0, 0))]
+
+
+@pytest.mark.parametrize("shape, index", SELF_ASSIGNED, ids=str)
+def test_assigning_a_tensor_into_its_own_elements_raises_where_torch_does(shape, index):
+    def program(lib):
+        x = lib.arange(1.0, 1.0 + torch.Size(shape).numel(), dtype=lib.float64).reshape(shape)
+        x[index] = x
+        return x
+    agree(program)
+
+
+def test_a_value_with_leading_size_1_dims_is_written_as_torch_writes_it():
+    """x[0] = ones(1) writes one number (NumPy refuses it), with its gradient of the value's
+    shape; a value that does not fit is torch's RuntimeError."""
+    def program(lib):
+        x = lib.zeros(3, dtype=lib.float64, requires_grad=True)
+        v = lib.tensor([[2.0]], dtype=lib.float64, requires_grad=True)
+        y = x * 1.0
+        y[1] = v * 3.0
+        y[2] = lib.ones(1, 1, 1, dtype=lib.float64)
+        weights = lib.tensor([1.0, 2.0, 3.0], dtype=lib.float64)
+        grads = lib.autograd.grad((y * weights).sum(), [x, v])
+        plain = lib.zeros(2, 3)
+        plain[0, 1] = lib.ones(1, 1)
+        plain[1] = lib.ones(1, 3) * 4
+        return y, grads[0], grads[1], grads[1].shape, plain
+    agree(program)
+    for write in (lambda x: x.__setitem__((slice(None), None), lib_ones(x, 3)),
+                  lambda x: x.__setitem__(0, lib_ones(x, 2, 1)),
+                  lambda x: x.__setitem__([0, 1], lib_ones(x, 3))):
+        agree(lambda lib, write=write: write(lib.zeros(3)))
+        agree(lambda lib, write=write: write(lib.zeros(3, requires_grad=True) * 1.0))
+
+
+def lib_ones(like, *shape):
+    """ones(*shape) from the library `like` comes from."""
+    return (torch if isinstance(like, torch.Tensor) else mg).ones(*shape)
+
+
 # ---- transpose-of-0d-untracked -------------------------------------------------------------------
 
 

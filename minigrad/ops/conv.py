@@ -23,6 +23,7 @@ from collections import namedtuple
 from .. import backend
 from ..engine.function import Op
 from . import movement
+from .selection import Where
 
 Window = namedtuple("Window", ["kernel", "dilation", "padding", "stride"])  # (kh, kw), ...,
 # padding as (top, bottom, left, right)
@@ -260,14 +261,16 @@ class MaxPool2d(Op):
         """dy = dx at each window's max tap"""
         cols = Unfold.apply(tangents[0], ctx.window)  # (N, C*kk, L)
         n, c = outputs[0].shape[:2]
-        picked = cols.reshape(n, c, -1, ctx.taps[0, 0].size) * _winners(ctx, outputs[0])
+        picked = Where.apply(_winners(ctx), cols.reshape(n, c, -1, ctx.taps[0, 0].size), 0.0)
         return picked.sum(2).reshape(outputs[0].shape)
 
     @staticmethod
     def backward(ctx, grad):
         ctx.saved_tensors  # noqa: B018  (reading them checks their version)
         n, c, out_h, out_w = grad.shape
-        placed = grad.reshape(n, c, 1, out_h * out_w) * _winners(ctx, grad)  # (N, C, kk, L)
+        # A select, not a product with a 0/1 mask: a NaN gradient stays at the max tap, as
+        # PyTorch's scatter leaves it (0 * NaN would spread it over the whole window).
+        placed = Where.apply(_winners(ctx), grad.reshape(n, c, 1, out_h * out_w), 0.0)
         return Fold.apply(placed.reshape(n, -1, out_h * out_w), ctx.input_size, ctx.window), None
 
 
@@ -298,14 +301,13 @@ def max_pool_array(a, window: Window):
     return best, taps
 
 
-def _winners(ctx, like):
-    """(N, C, kh*kw, L): 1 at each window's max tap, 0 at the others (a constant)."""
+def _winners(ctx):
+    """(N, C, kh*kw, L) bools: True at each window's max tap (a constant array)."""
     kh, kw = ctx.window.kernel
     xp = backend.array_module(ctx.taps)
     n, c = ctx.taps.shape[:2]
     taps = ctx.taps.reshape(n, c, 1, -1)
-    mask = (taps == xp.arange(kh * kw).reshape(1, 1, -1, 1)).astype(like.dtype)
-    return type(like)._wrap_no_copy_no_checks(mask, like.device)
+    return taps == xp.arange(kh * kw).reshape(1, 1, -1, 1)
 
 
 class Pad(Op):

@@ -82,7 +82,7 @@ def setitem(tensor: Tensor, index, value) -> None:
         if isinstance(value, Tensor) and value.device is not tensor.device:
             raise RuntimeError(
                 f"setitem: value is on {value.device}, the tensor on {tensor.device}")
-        tensor.array[index] = value.array if isinstance(value, Tensor) else value
+        movement.assign(tensor.array, index, value.array if isinstance(value, Tensor) else value)
         tensor._bump_version()
         if grad_mode.tracer is not None:  # mg.compile writes the write down (compiler/trace.py)
             grad_mode.tracer.record_write(tensor, index, value)
@@ -129,11 +129,12 @@ def _refuse_setitem_overlap(tensor, index, value) -> None:
     element and the index is one mask (then it is masked_fill_, which reads the value first)."""
     region = _written_region(tensor.array, index)
     if _is_basic(index):
-        source = _copied_from(value, region.shape)
-        if source is not None and _same_data(region, source):
+        source, from_one_element = _copied_from(value, region.shape)
+        if source is not None and not from_one_element and _same_data(region, source):
             return  # copy_ returns at once
         _refuse_internal_overlap(region, "setitem")
-        if source is not None and backend.partly_overlap(region, source):
+        if source is not None and (backend.partly_overlap(region, source) or (
+                from_one_element and backend.overlap(region, source))):
             raise RuntimeError(_PARTLY_OVERLAPS.format(op="setitem"))
     elif isinstance(value, Tensor) and not _is_masked_fill(index, value):
         if backend.overlap(region, value.array):
@@ -181,23 +182,25 @@ def _is_masked_fill(index, value) -> bool:
 
 
 def _copied_from(value, shape):
-    """What PyTorch's x[i] = value copies into x[i]: value's array when the shapes are equal;
-    None for a number or a 0-d tensor (x[i] is filled with it: nothing to check against); else
-    value with its leading size-1 dims dropped and broadcast to shape (None where it does not
-    broadcast: the assignment raises then)."""
+    """(source, from_one_element): what PyTorch's x[i] = value copies into x[i]. value's array
+    when the shapes are equal; None for a number or a 0-d tensor (x[i] is filled with it: nothing
+    to check against); else value with its leading size-1 dims dropped and broadcast to shape
+    (None where it does not broadcast: the assignment raises then). from_one_element: every dim
+    was dropped (a one-element value), and PyTorch's expand of what is left, a 0-d view, gives
+    every dim stride 0: never the written elements' own strides, so sharing memory with them is
+    a partial overlap (x[None] = x for x of shape (1,) raises in PyTorch, x[None] = x for shape
+    (3,) does not)."""
     if not isinstance(value, Tensor) or value.ndim == 0:
-        return None
+        return None, False
     array = value.array
     if array.shape == shape:
-        return array
-    leading = 0
-    while leading < array.ndim and array.shape[leading] == 1:
-        leading += 1
+        return array, False
+    dropped = movement.without_leading_ones(array)
     try:
-        dropped = array[(0,) * leading + (Ellipsis,)]  # a view, even 0-d
-        return backend.array_module(array).broadcast_to(dropped, shape)
+        source = backend.array_module(array).broadcast_to(dropped, shape)
     except ValueError:
-        return None
+        return None, False
+    return source, dropped.ndim == 0 and len(shape) > 0
 
 
 def _is_basic(index) -> bool:

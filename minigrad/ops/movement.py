@@ -297,6 +297,35 @@ class Copy(Op):
         return _no_gradient(grad), grad_src
 
 
+def without_leading_ones(value):
+    """What x[index] = value writes: an array value without its leading size-1 dims, as
+    PyTorch's setitem drops them (x[0] = ones(1) writes one number; NumPy would refuse it)."""
+    shape = getattr(value, "shape", ())
+    leading = _leading_ones(shape)
+    return value.reshape(shape[leading:]) if leading else value
+
+
+def assign(target, index, value) -> None:
+    """target[index] = value (arrays) as PyTorch's setitem: value's leading size-1 dims
+    dropped, and a value that does not broadcast to target[index] is PyTorch's RuntimeError."""
+    try:
+        target[index] = without_leading_ones(value)
+    except ValueError as error:
+        if "broadcast" not in str(error) and "sequence" not in str(error):
+            raise  # (not a shape that does not fit)
+        shape = getattr(value, "shape", None)
+        what = f"value tensor of shape {list(shape)}" if shape is not None else f"value {value!r}"
+        raise RuntimeError(f"shape mismatch: {what} cannot be broadcast to indexing result of "
+                           f"shape {list(target[index].shape)}") from None
+
+
+def _leading_ones(shape) -> int:
+    leading = 0
+    while leading < len(shape) and shape[leading] == 1:
+        leading += 1
+    return leading
+
+
 class SetItem(Op):
     """z = x with z[index] = value;  dz/dx = 1 outside index, dz/dvalue = grad[index] summed"""
 
@@ -306,7 +335,7 @@ class SetItem(Op):
         ctx.index = owned_index(index) if True in ctx.needs_input_grad else index
         ctx.value_shape = getattr(value_array, "shape", ())
         z = x.array.copy()
-        z[index] = value_array
+        assign(z, index, value_array)
         return z
 
     @staticmethod
@@ -321,7 +350,9 @@ class SetItem(Op):
         grad_x = SetItem.apply(grad, 0.0, ctx.index) if ctx.needs_input_grad[0] else None
         grad_value = None
         if ctx.needs_input_grad[1]:
-            grad_value = unbroadcast(grad[ctx.index], ctx.value_shape)
+            shape = ctx.value_shape  # summed to the value's shape without its leading 1s
+            kept = shape[_leading_ones(shape):]
+            grad_value = unbroadcast(grad[ctx.index], kept).reshape(shape)
         return grad_x, grad_value, None
 
 
