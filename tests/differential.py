@@ -771,6 +771,14 @@ def _broadcasts(small: tuple, big: tuple) -> bool:
     return all(s in (1, b) for s, b in zip(small[::-1], big[::-1], strict=False))
 
 
+def _fits_setitem(value: tuple, indexed: tuple) -> bool:
+    """Whether x[index] = value takes a value of this shape: its leading size-1 dims dropped
+    (as torch's setitem drops them), it broadcasts to exactly the indexed part."""
+    while value and value[0] == 1:
+        value = value[1:]
+    return _broadcasts(value, indexed)
+
+
 def _dims(g: Generator, ndim: int) -> int:
     return g.rng.randrange(-ndim, ndim) if ndim else 0
 
@@ -1357,12 +1365,14 @@ def op_setitem(g: Generator):
         value, uses = repr(round(g.rng.uniform(-2, 2), 2)), ()
     elif roll < 0.7:  # a constant that broadcasts to the indexed part (never grows it)
         shape = g.broadcastable_shape(indexed)[-len(indexed):] if indexed else ()
+        if g.rng.random() < 0.15:  # leading size-1 dims, which torch drops (x[0] = ones(1))
+            shape = (1,) * g.rng.randint(1, 2) + shape
         value, uses = literal(g.values(shape)), ()
     else:
-        found = g.pick(lambda n: _broadcasts(g.shape(n), indexed) and n != x)
+        found = g.pick(lambda n: _fits_setitem(g.shape(n), indexed) and n != x)
         if found is None:
             found = g.leaf(g.broadcastable_shape(indexed), requires_grad=g.rng.random() < 0.6)
-            if not _broadcasts(g.shape(found), indexed):
+            if not _fits_setitem(g.shape(found), indexed):
                 return None
         value, uses = found, (found,)
     text = f"{x}[{index}] = {value}"
@@ -1477,6 +1487,21 @@ def _overlapping_operand(g: Generator, s: Statement) -> bool:
     return any(_has_gaps(g.value(n)) or _has_gaps(g.value(s.target)) for n in operands)
 
 
+def _same_elements_other_size_1_strides(g: Generator, s: Statement) -> bool:
+    """An in-place op whose operand is the written tensor's very elements (one start, one
+    shape) with torch strides that differ only on size-1 dims, where a stride moves nothing."""
+    if not s.inplace or s.target not in g.info:
+        return False
+    written, target = set(_written(g, s)), g.value(s.target)
+    for name in s.uses:
+        if name in written and name != s.target:
+            t = g.value(name)
+            if (t.data_ptr() == target.data_ptr() and t.shape == target.shape
+                    and t.stride() != target.stride()):
+                return True
+    return False
+
+
 def _has_gaps(t) -> bool:
     """Whether a torch tensor's elements leave gaps in the memory they span (not dense)."""
     dims = sorted((st, size) for size, st in zip(t.shape, t.stride(), strict=True) if size > 1)
@@ -1523,6 +1548,12 @@ KNOWN_GAPS: dict = {
         "has gaps in memory (v0 *= v0[:, :1]): torch checks no overlap there and reads values "
         "it has already overwritten, in its loop's order; minigrad computes from the old "
         "values (or refuses, as torch does for dense operands)", _overlapping_operand),
+    "overlap-by-size-1-strides": Gap(
+        "an in-place op whose operand is the written tensor's very elements with other strides "
+        "on size-1 dims (v2 = v0.t().reshape(1, 2); v2 -= v0.t()): torch's view gives a "
+        "size-1 dim its own stride and calls the two a partial overlap; NumPy keeps the old "
+        "stride there, so minigrad sees the same elements and computes (the values torch "
+        "gives on a clone)", _same_elements_other_size_1_strides),
 }
 
 

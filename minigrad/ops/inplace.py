@@ -281,6 +281,7 @@ def _modify_view(view, op: str, compute, written=None):
         region = _written_region(view.array, index)
         values = Tensor._wrap_no_copy_no_checks(
             backend.array_module(positions).empty(positions.shape, view.dtype), view.device)
+        value = movement.without_leading_ones(value)  # (a Tensor's reshape: recorded)
         new_values = movement.Copy.apply(values, value)  # value broadcast, in the view's dtype
     # Written through an expand()ed view, PyTorch's CopySlices cannot send the old base its
     # gradient back through the view: it raises in backward (see CopySlices).
