@@ -113,6 +113,17 @@ def test_assigning_a_tensor_into_its_own_elements_raises_where_torch_does(shape,
     agree(program)
 
 
+def test_one_expanded_element_assigned_to_itself_is_the_same_elements_as_in_torch():
+    """Split pieces of an expanded 0-d tensor are one memory location with stride 0: writing
+    one into the other through x[None, :] is the same elements for torch (seed 29)."""
+    def program(lib):
+        v2 = lib.tensor(0.79, dtype=lib.float64).expand(2)
+        v5, v6 = v2.split(1, dim=0)
+        v5[None, :] = v6
+        return v2
+    agree(program)
+
+
 def test_a_value_with_leading_size_1_dims_is_written_as_torch_writes_it():
     """x[0] = ones(1) writes one number (NumPy refuses it), with its gradient of the value's
     shape; a value that does not fit is torch's RuntimeError."""

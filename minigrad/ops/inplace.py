@@ -134,7 +134,7 @@ def _refuse_setitem_overlap(tensor, index, value) -> None:
             return  # copy_ returns at once
         _refuse_internal_overlap(region, "setitem")
         if source is not None and (backend.partly_overlap(region, source) or (
-                from_one_element and backend.overlap(region, source))):
+                from_one_element and any(region.strides) and backend.overlap(region, source))):
             raise RuntimeError(_PARTLY_OVERLAPS.format(op="setitem"))
     elif isinstance(value, Tensor) and not _is_masked_fill(index, value):
         if backend.overlap(region, value.array):
@@ -187,9 +187,9 @@ def _copied_from(value, shape):
     to check against); else value with its leading size-1 dims dropped and broadcast to shape
     (None where it does not broadcast: the assignment raises then). from_one_element: every dim
     was dropped (a one-element value), and PyTorch's expand of what is left, a 0-d view, gives
-    every dim stride 0: never the written elements' own strides, so sharing memory with them is
-    a partial overlap (x[None] = x for x of shape (1,) raises in PyTorch, x[None] = x for shape
-    (3,) does not)."""
+    every dim stride 0: unless the written elements are themselves one expanded element (every
+    stride 0), sharing memory with them is a partial overlap (x[None] = x for x of shape (1,)
+    raises in PyTorch, x[None] = x for shape (3,) does not)."""
     if not isinstance(value, Tensor) or value.ndim == 0:
         return None, False
     array = value.array
