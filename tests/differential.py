@@ -1533,14 +1533,17 @@ KNOWN_GAPS: dict = {
         "(checked against finite differences)", _tag_is("loss:bce")),
     # -- views and aliasing --
     "result-layout-differs": Gap(
-        "results laid out differently in memory: cat/stack of transposed tensors, "
+        "results laid out differently in memory: advanced indexing of a non-contiguous "
+        "tensor (torch's result follows the input's layout, minigrad's is contiguous, as torch's "
+        "is for a contiguous input), cat/stack of transposed tensors, "
         "softmax/log_softmax of one and sum/mean/amax over the outer dim of a permuted one keep "
         "NumPy's order (not contiguous; torch's are), x.t().clone() is contiguous (torch keeps "
         "the strides), a + b of a transposed a and a contiguous b follows NumPy's choice (torch "
         "follows a), a loss with reduction='none' of a permuted input: view() raises where "
         "torch's works or the other way round, reshape() copies where torch's views, and "
         "overlap checks (which torch makes only between dense tensors) differ",
-        _layout_from("softmax:", "cat", "stack", "view:clone", "requires_grad_", "binary:",
+        _layout_from("getitem:list", "getitem:tensor", "getitem:pair", "getitem:mask",
+                     "softmax:", "cat", "stack", "view:clone", "requires_grad_", "binary:",
                      "scalar:", "reduce:", "loss:")),
     "inplace-overlapping-operand": Gap(
         "an in-place op whose operand shares memory with the written tensor while one of them "
