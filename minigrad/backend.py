@@ -401,11 +401,6 @@ def overlap(a, b) -> bool:
     return bool(array_module(a).may_share_memory(a, b))
 
 
-def overlap_possible(a, b) -> bool:
-    """Whether two arrays' memory ranges meet (NumPy's and CuPy's cheap bounds check)."""
-    return bool(array_module(a).may_share_memory(a, b))
-
-
 def same_elements(a, b) -> bool:
     """Whether two arrays are the very same elements in the same places: one start, one shape,
     and one stride per dim, as PyTorch would give them (_torch_strides)."""

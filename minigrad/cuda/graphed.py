@@ -26,13 +26,11 @@ from __future__ import annotations
 
 from .. import backend
 from ..fused import gemm, kernels
-from ..fused.sources import MAX_BLOCKS, MAX_SGD_TENSORS
+from ..fused.sources import MAX_BLOCKS
 from ..grad_mode import no_grad
 from ..nn import CrossEntropyLoss, Linear, ReLU, Sequential
 from ..optim import SGD
 from ..tensor import Tensor
-
-_USED_KERNELS = ("gemm", "cross_entropy_forward", "sgd_update_many")
 
 
 def graphed_step(model, loss_fn, optimizer, batch_size: int, layers=None) -> GraphedStep:
@@ -219,7 +217,7 @@ class CapturedMLP:
     def _launch_sgd(self) -> None:
         group = self.optimizer.param_groups[0]
         real, flag = self.dtype.type, kernels._int
-        for tensors, count, total in self._sgd_launches:
+        for tensors, total, count in self._sgd_launches:
             kernels.launch("sgd_update_many", self.dtype, total, (
                 tensors, flag(count), kernels._long(total), self.lr, real(group["momentum"]),
                 real(group["dampening"]), real(group["weight_decay"]),
@@ -230,17 +228,11 @@ class CapturedMLP:
         buffers)."""
         xp = backend.module_for(self.device)
         arrays = self._sgd_arrays()
-        self._sgd_launches = []  # (SgdTensors struct, tensors, elements) per launch, baked in
-        for start in range(0, len(self.params), MAX_SGD_TENSORS):
-            part = slice(3 * start, 3 * (start + MAX_SGD_TENSORS))
-            tensors, total = kernels.sgd_tensors(arrays[part][0::3], arrays[part][1::3],
-                                                 arrays[part][2::3])
-            self._sgd_launches.append((tensors, len(arrays[part]) // 3, total))
-        for name in _USED_KERNELS:  # compile before the capture
-            kernels._function(name, self.dtype.name)
-        # With CUDA's lazy loading a kernel is loaded at its first launch: launch each once
-        # before the capture. The gradients go to the graph's own buffers (harmless); the SGD
-        # launch has no elements.
+        # (SgdTensors struct, elements, tensors) per launch: the addresses are baked in
+        self._sgd_launches = kernels.sgd_launches(arrays[0::3], arrays[1::3], arrays[2::3])
+        # Each kernel is compiled, and with CUDA's lazy loading loaded, at its first launch:
+        # launch each once before the capture. The gradients go to the graph's own buffers
+        # (harmless); the SGD launch has no elements.
         self._launch_gradients()
         kernels.launch("sgd_update_many", self.dtype, 0, (
             self._sgd_launches[0][0], kernels._int(0), kernels._long(0), self.lr,

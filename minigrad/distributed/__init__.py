@@ -208,11 +208,15 @@ def _finish(work: Work, async_op: bool):
     return None
 
 
-def _buffer(tensor: Tensor, who: str):
-    """The tensor's array for MPI: contiguous host memory (collectives write into it)."""
+def _buffer(tensor: Tensor, who: str, gpu: bool = False):
+    """The tensor's array for a collective to write into: contiguous host memory for MPI, or
+    (gpu) contiguous GPU memory for NCCL."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{who}: expected a Tensor, got {type(tensor).__name__}")
-    if tensor.device.type != "cpu":
+    if gpu and tensor.device.type != "cuda":
+        raise RuntimeError(f"{who}: with backend='nccl' every tensor of a collective must be on "
+                           f"the GPU, got one on {tensor.device}")
+    if not gpu and tensor.device.type != "cpu":
         raise RuntimeError(f"{who}: the 'mpi' backend takes CPU tensors, got one on "
                            f"{tensor.device}; use backend='nccl' for GPU tensors")
     array = tensor.array
@@ -251,7 +255,7 @@ def broadcast(tensor: Tensor, src: int, group=None, async_op: bool = False):
     if not 0 <= src < g.size:
         raise ValueError(f"broadcast: src={src} is not a rank of this group (size {g.size})")
     if g.nccl is not None and tensor.device.type == "cuda":
-        array = _nccl_buffer(tensor, "broadcast")
+        array = _buffer(tensor, "broadcast", gpu=True)
         g.nccl.bcast(array.data.ptr, array.size, _nccl_kind(array), src, _stream())
         tensor._bump_version()
         return _finish(Work(g, _Done(), "broadcast (nccl)"), async_op)
@@ -273,7 +277,7 @@ def all_gather(tensor_list: list, tensor: Tensor, group=None, async_op: bool = F
                              f"{tuple(tensor.shape)} ({tensor.dtype}), got {tuple(out.shape)} "
                              f"({out.dtype})")
     if g.nccl is not None and tensor.device.type == "cuda":
-        array = _nccl_buffer(tensor, "all_gather")
+        array = _buffer(tensor, "all_gather", gpu=True)
         gathered = backend.cupy_module().empty((g.size,) + array.shape, dtype=array.dtype)
         g.nccl.allGather(array.data.ptr, gathered.data.ptr, array.size, _nccl_kind(array),
                          _stream())
@@ -304,10 +308,10 @@ def reduce_scatter(output: Tensor, input_list: list, op=ReduceOp.SUM, group=None
             raise ValueError(f"reduce_scatter: every input must be shaped like the output "
                              f"{tuple(output.shape)}, got {tuple(item.shape)}")
     on_gpu = g.nccl is not None and output.device.type == "cuda"
-    buffer = _nccl_buffer if on_gpu else _buffer
-    out = buffer(output, "reduce_scatter")
+    out = _buffer(output, "reduce_scatter", on_gpu)
     xp = backend.array_module(out)
-    stacked = xp.ascontiguousarray(xp.stack([buffer(t, "reduce_scatter") for t in input_list]))
+    stacked = xp.ascontiguousarray(xp.stack([_buffer(t, "reduce_scatter", on_gpu)
+                                             for t in input_list]))
     if on_gpu:
         g.nccl.reduceScatter(stacked.data.ptr, out.data.ptr, out.size, _nccl_kind(out),
                              _nccl_op(op), _stream())
@@ -325,26 +329,13 @@ def reduce_scatter(output: Tensor, input_list: list, op=ReduceOp.SUM, group=None
 
 def _nccl_all_reduce(g: _Group, tensor: Tensor, op: ReduceOp) -> Work:
     """all_reduce of a GPU tensor with NCCL, on the current stream."""
-    array = _nccl_buffer(tensor, "all_reduce")
+    array = _buffer(tensor, "all_reduce", gpu=True)
     g.nccl.allReduce(array.data.ptr, array.data.ptr, array.size, _nccl_kind(array), _nccl_op(op),
                      _stream())
     if op is ReduceOp.AVG:
         array[...] /= g.size
     tensor._bump_version()
     return Work(g, _Done(), "all_reduce (nccl)")
-
-
-def _nccl_buffer(tensor: Tensor, who: str):
-    """The tensor's array for NCCL: contiguous GPU memory (collectives write into it)."""
-    if not isinstance(tensor, Tensor):
-        raise TypeError(f"{who}: expected a Tensor, got {type(tensor).__name__}")
-    if tensor.device.type != "cuda":
-        raise RuntimeError(f"{who}: with backend='nccl' every tensor of a collective must be on "
-                           f"the GPU, got one on {tensor.device}")
-    array = tensor.array
-    if not array.flags.c_contiguous:
-        raise ValueError(f"{who}: the tensor must be contiguous (call .contiguous() first)")
-    return array
 
 
 def _nccl_kind(array) -> int:

@@ -27,7 +27,7 @@ FILL_BLOCKS = 256  # blocks that keep a GPU of ~130 SMs busy (an H100 has 132)
 MIN_SLICE_STEPS = 4  # K_STEP-wide steps of k per slice at least: fewer cost more than they save
 
 Plan = namedtuple("Plan", "tiles slices k_per_slice")
-Space = namedtuple("Space", "partial arrived")  # the split-K workspace (see space_for)
+Space = namedtuple("Space", "partial arrived")  # the split-K workspace (make_space)
 
 
 def plan(m: int, n: int, k: int) -> Plan:

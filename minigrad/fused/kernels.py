@@ -241,15 +241,24 @@ def sgd_update(param, grad, state, lr, momentum, dampening, weight_decay, nester
     launch("sgd_update", param.dtype, param.size, args)
 
 
-def sgd_tensors(params, grads, buffers):
+# sources.SGD_UPDATE_MANY's struct SgdTensors, field by field (all 8-byte words: no padding)
+_SGD_TENSORS = backend.dtype([("address", backend.int64, (3 * MAX_SGD_TENSORS,)),
+                              ("starts", backend.int64, (MAX_SGD_TENSORS + 1,))])
+
+
+def sgd_launches(params, grads, buffers):
+    """(SgdTensors struct, tensors, elements) for each sgd_update_many launch that updates these
+    arrays: MAX_SGD_TENSORS tensors per launch."""
+    return [(*_sgd_tensors(params[part], grads[part], buffers[part]), len(params[part]))
+            for part in (slice(start, start + MAX_SGD_TENSORS)
+                         for start in range(0, len(params), MAX_SGD_TENSORS))]
+
+
+def _sgd_tensors(params, grads, buffers):
     """The SgdTensors struct sgd_update_many takes by value (a one-element host array whose
     fields are the C struct's): 3 addresses per tensor, then the starts; and the total size."""
-    if len(params) > MAX_SGD_TENSORS:
-        raise ValueError(f"sgd_tensors: {len(params)} tensors, at most {MAX_SGD_TENSORS} per "
-                         "launch")
     host = backend.module_for(backend.CPU)  # the struct lives in the launch's arguments
-    struct = host.zeros(1, dtype=[("address", backend.int64, (3 * MAX_SGD_TENSORS,)),
-                                  ("starts", backend.int64, (MAX_SGD_TENSORS + 1,))])
+    struct = host.zeros(1, dtype=_SGD_TENSORS)
     starts, total = [], 0
     for param in params:
         starts.append(total)
@@ -276,7 +285,7 @@ def sgd_update_many(params, grads, states, lr, momentum, dampening, weight_decay
     """sgd_update for a list of parameter arrays of one dtype and device, in one launch.
 
     `states` are the parameters' optimizer state dicts (None each when momentum is 0). The
-    arrays' addresses go in the launch's arguments (sgd_tensors), so the launch is the only GPU
+    arrays' addresses go in the launch's arguments (sgd_launches), so the launch is the only GPU
     work, whichever arrays hold the gradients; past MAX_SGD_TENSORS tensors, one launch per 16.
     """
     if not params:
@@ -296,11 +305,9 @@ def sgd_update_many(params, grads, states, lr, momentum, dampening, weight_decay
     buffers = [buffer for buffer, _ in found]
     real, first_step = first.dtype.type, _int(first_steps.pop())
     rate = device_scalar(lr, first.dtype, first.device.id)
-    for start in range(0, len(params), MAX_SGD_TENSORS):  # (an optimizer of many tensors)
-        part = slice(start, start + MAX_SGD_TENSORS)
-        tensors, total = sgd_tensors(params[part], grads[part], buffers[part])
-        args = (tensors, _int(len(params[part])), _long(total), rate, real(momentum),
-                real(dampening), real(weight_decay), _int(bool(nesterov)), first_step)
+    for tensors, total, count in sgd_launches(params, grads, buffers):
+        args = (tensors, _int(count), _long(total), rate, real(momentum), real(dampening),
+                real(weight_decay), _int(bool(nesterov)), first_step)
         launch("sgd_update_many", first.dtype, total, args)
 
 

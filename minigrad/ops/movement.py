@@ -112,10 +112,12 @@ class GetItem(Op):
             z = x.array[index]
             if not backend.is_array(z):  # NumPy gives a copied scalar for x[1]; PyTorch a view
                 z = x.array[(*index, Ellipsis) if isinstance(index, tuple) else (index, Ellipsis)]
-            elif not z.flags.c_contiguous and not backend.overlap_possible(z, x.array):
-                # Advanced indexing copies, and NumPy may lay the copy out in its own order
-                # (x[:, [1, 0]]: the indexed dim first); PyTorch's copy is contiguous.
-                z = backend.array_module(z).ascontiguousarray(z)
+            elif not z.flags.c_contiguous:
+                xp = backend.array_module(z)
+                if not xp.may_share_memory(z, x.array):
+                    # Advanced indexing copies, and NumPy may lay the copy out in its own order
+                    # (x[:, [1, 0]]: the indexed dim first); PyTorch's copy is contiguous.
+                    z = xp.ascontiguousarray(z)
             return z
         except IndexError as error:
             raise IndexError(
