@@ -1492,14 +1492,34 @@ def _same_elements_other_size_1_strides(g: Generator, s: Statement) -> bool:
     shape) with torch strides that differ only on size-1 dims, where a stride moves nothing."""
     if not s.inplace or s.target not in g.info:
         return False
-    written, target = set(_written(g, s)), g.value(s.target)
+    written, target = set(_written(g, s)), _written_view(g, s)
     for name in s.uses:
         if name in written and name != s.target:
             t = g.value(name)
-            if (t.data_ptr() == target.data_ptr() and t.shape == target.shape
+            if (t.data_ptr() == target.data_ptr() and t.squeeze().shape == target.squeeze().shape
+                    and t.squeeze().stride() == target.squeeze().stride()
                     and t.stride() != target.stride()):
                 return True
     return False
+
+
+def _written_view(g: Generator, s: Statement):
+    """What an in-place statement writes through in torch: x[index] for x[index] = v with a
+    basic index (copy_ into that view: v3[::2] = v2 for a size-1 v3 compares the strides of
+    v3[::2] and v2), the target itself otherwise."""
+    target = g.value(s.target)
+    text = s.text.removeprefix("with lib.no_grad(): ")
+    if not s.tag.startswith("setitem:") or not text.startswith(f"{s.target}["):
+        return target
+    index_text = text[len(s.target) + 1:].rsplit("] = ", 1)[0]
+    try:
+        index = eval(f"_index[{index_text}]", {"lib": torch, "_index": _IndexOf()})
+    except NameError:  # an index naming tensors is advanced: index_put_, no view
+        return target
+    parts = index if isinstance(index, tuple) else (index,)
+    if not all(isinstance(p, int | slice) or p is None or p is Ellipsis for p in parts):
+        return target
+    return target[index]
 
 
 def _has_gaps(t) -> bool:
@@ -1552,10 +1572,12 @@ KNOWN_GAPS: dict = {
         "values (or refuses, as torch does for dense operands)", _overlapping_operand),
     "overlap-by-size-1-strides": Gap(
         "an in-place op whose operand is the written tensor's very elements with other strides "
-        "on size-1 dims (v2 = v0.t().reshape(1, 2); v2 -= v0.t()): torch's view gives a "
-        "size-1 dim its own stride and calls the two a partial overlap; NumPy keeps the old "
-        "stride there, so minigrad sees the same elements and computes (the values torch "
-        "gives on a clone)", _same_elements_other_size_1_strides),
+        "on size-1 dims (v2 = v0.t().reshape(1, 2); v2 -= v0.t(), or v3[::2] = v2 for a "
+        "size-1 v2 and v3 = v2.expand_as(v2)): torch compares strides on size-1 dims too and "
+        "calls the two a partial overlap; minigrad ignores strides on size-1 dims (NumPy's "
+        "there are often not torch's: reshape keeps the old one), so it sees the same "
+        "elements and computes (the values torch gives on a clone)",
+        _same_elements_other_size_1_strides),
 }
 
 
