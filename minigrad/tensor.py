@@ -20,7 +20,7 @@ import warnings
 import weakref
 from collections import namedtuple
 
-from . import backend
+from . import backend, printing
 from .grad_mode import enable_grad, grad_mode
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
@@ -239,6 +239,58 @@ class Tensor:
         """Whether the elements are laid out in row-major order."""
         return bool(self.array.flags.c_contiguous)
 
+    @property
+    def is_cuda(self) -> bool:
+        """Whether the tensor lives on a GPU."""
+        return self.device is not backend.CPU
+
+    @property
+    def mT(self) -> Tensor:  # noqa: N802  (PyTorch's name)
+        """The last two dims swapped (a batch of matrices, each transposed)."""
+        if self.ndim < 2:
+            raise RuntimeError(f"tensor.mT is only supported on matrices or batches of "
+                               f"matrices. Got {self.ndim}-D tensor.")
+        return self.transpose(-2, -1)
+
+    def __format__(self, format_spec: str) -> str:
+        """f"{loss:.4f}": a 0-d tensor formats as its number, as in PyTorch."""
+        if self.ndim == 0:
+            return self.item().__format__(format_spec)
+        return object.__format__(self, format_spec)
+
+    # ---- new tensors with this one's dtype and device ------------------------------------
+
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+        """A new tensor of `size` holding fill_value, with this tensor's dtype and device
+        unless given."""
+        shape = tuple(size) if isinstance(size, (tuple, list)) else (size,)
+        host = backend.numpy.full(shape, fill_value, backend.dtype(dtype) or self.dtype)
+        return Tensor._from_data(host, device=device or self.device,
+                                 requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        """A new tensor of zeros with this tensor's dtype and device unless given."""
+        return self.new_full(_size(size), 0, dtype=dtype, device=device,
+                             requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        """A new tensor of ones with this tensor's dtype and device unless given."""
+        return self.new_full(_size(size), 1, dtype=dtype, device=device,
+                             requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        """A new tensor with this tensor's dtype and device unless given (filled with zeros
+        here: minigrad hands out no uninitialised memory)."""
+        return self.new_zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
+        """A new tensor holding a copy of data, with this tensor's dtype and device unless
+        given."""
+        if isinstance(data, Tensor):
+            data = data.detach().array
+        return Tensor._from_data(data, dtype=dtype or self.dtype, device=device or self.device,
+                                 requires_grad=requires_grad)
+
     def __iter__(self):
         """The sub-tensors along dim 0 (each one indexes this tensor, so gradients flow)."""
         if self.ndim == 0:
@@ -251,21 +303,7 @@ class Tensor:
         return self.shape[0]
 
     def __repr__(self) -> str:
-        body = backend.numpy.array2string(
-            backend.to_host(self.array), separator=", ", prefix="tensor("
-        )
-        extras = []
-        if self.device is not backend.CPU:
-            extras.append(f"device='{self.device}'")
-        if self.dtype not in (backend.float32, backend.int64, backend.bool_):
-            extras.append(f"dtype=minigrad.{self.dtype}")
-        if self._view_of is not None and self._lost_history():
-            extras.append("grad_fn=<Invalid>")  # (as PyTorch prints it; reading grad_fn raises)
-        elif self.grad_fn is not None:
-            extras.append(f"grad_fn={self.grad_fn!r}")
-        elif self.requires_grad:
-            extras.append("requires_grad=True")
-        return "tensor(" + ", ".join([body] + extras) + ")"
+        return printing.tensor_repr(self)  # (PyTorch's format, rule by rule)
 
     # ---- autograd ------------------------------------------------------------------------
 
@@ -441,21 +479,32 @@ class Tensor:
 
     # ---- conversion: to another device or dtype, to Python and NumPy ---------------------
 
-    def numpy(self):
-        """A NumPy copy of the data, on the host."""
-        if self.requires_grad:
+    def numpy(self, *, force: bool = False):
+        """The data as a NumPy array: on the CPU the tensor's own memory, as in PyTorch (a
+        write through either shows in the other); a GPU tensor's is copied to the host.
+        force=True allows it for a tensor that requires grad (the memory is still shared)."""
+        if self.requires_grad and not force:
             raise RuntimeError(
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
                 "instead."
             )
-        host = backend.to_host(self.array)
-        return host.copy() if host is self.array else host
+        return backend.to_host(self.array)
+
+    def __array__(self, dtype=None, copy=None):
+        """NumPy's conversion (np.asarray(t), matplotlib): numpy(), then dtype if asked."""
+        array = self.numpy()
+        if copy is False and dtype is not None and array.dtype != dtype:
+            raise ValueError(f"__array__: cannot convert {self.dtype} to {dtype} without a copy")
+        if dtype is not None:
+            array = array.astype(dtype, copy=False)
+        return array.copy() if copy else array
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
         if self.array.size != 1:
-            raise ValueError(
-                f"item: only one-element tensors can be converted, got shape {self.shape}"
+            raise RuntimeError(
+                f"a Tensor with {self.array.size} elements cannot be converted to Scalar "
+                f"(item: only one-element tensors can be converted, got shape {self.shape})"
             )
         return self.array.item()
 
@@ -657,6 +706,50 @@ class Tensor:
         """z = -1, 0 or 1 by the sign of each element (no gradient: its slope is 0)."""
         return elementwise.Sign.apply(self)
 
+    def log1p(self) -> Tensor:
+        """z = log(1 + x), elementwise, accurate for small x."""
+        return elementwise.Log1p.apply(self)
+
+    def expm1(self) -> Tensor:
+        """z = exp(x) - 1, elementwise, accurate for small x."""
+        return elementwise.Expm1.apply(self)
+
+    def log2(self) -> Tensor:
+        """z = log(x) / log(2), elementwise."""
+        return self.log() / math.log(2.0)
+
+    def log10(self) -> Tensor:
+        """z = log(x) / log(10), elementwise."""
+        return self.log() / math.log(10.0)
+
+    def square(self) -> Tensor:
+        """z = x ** 2, elementwise."""
+        return self ** 2
+
+    def rsqrt(self) -> Tensor:
+        """z = 1 / sqrt(x), elementwise."""
+        return self.sqrt().reciprocal()
+
+    def floor(self) -> Tensor:
+        """The largest whole number <= x, elementwise (no gradient: its slope is 0)."""
+        return elementwise.Round.apply(self, "floor")
+
+    def ceil(self) -> Tensor:
+        """The smallest whole number >= x, elementwise (no gradient: its slope is 0)."""
+        return elementwise.Round.apply(self, "ceil")
+
+    def trunc(self) -> Tensor:
+        """x without its fraction (towards 0), elementwise (no gradient: its slope is 0)."""
+        return elementwise.Round.apply(self, "trunc")
+
+    def round(self, decimals: int = 0) -> Tensor:
+        """The nearest whole number (halves to even), or multiple of 10**-decimals; no
+        gradient (its slope is 0)."""
+        if decimals == 0:
+            return elementwise.Round.apply(self, "round")
+        scale = 10.0 ** decimals
+        return elementwise.Round.apply(self * scale, "round") / scale
+
     # ---- selection: each element from one input (ops/selection.py) -----------------------
 
     def clamp(self, min=None, max=None) -> Tensor:  # noqa: A002  (PyTorch's argument names)
@@ -690,6 +783,36 @@ class Tensor:
     def where(self, condition, other) -> Tensor:
         """z = self where condition is true, else other (as torch.where(condition, self, other))."""
         return selection.Where.apply(_mask(condition), self, _scalar(other))
+
+    def masked_fill(self, mask, value) -> Tensor:
+        """z = value where mask is true, else x (mask a bool tensor, broadcast; value a number
+        or a 0-d tensor)."""
+        _check_masked_fill(mask, value)
+        return selection.Where.apply(_mask(mask), _scalar(value), self)
+
+    def masked_fill_(self, mask, value) -> Tensor:
+        """x = value where mask is true, in place."""
+        _check_masked_fill(mask, value)
+        return inplace.modify(self, "masked_fill_", lambda s: s.masked_fill(mask, value), value)
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        """The lower triangle of each matrix (elements on and below the `diagonal`-th diagonal),
+        zeros elsewhere."""
+        return self._triangle("tril", diagonal)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        """The upper triangle of each matrix (elements on and above the `diagonal`-th diagonal),
+        zeros elsewhere."""
+        return self._triangle("triu", diagonal)
+
+    def _triangle(self, op: str, diagonal: int) -> Tensor:
+        if self.ndim < 2:
+            raise RuntimeError(f"{op}: input tensor must have at least 2 dimensions")
+        rows, columns = self.shape[-2:]
+        xp = backend.array_module(self.array)
+        below = xp.tri(rows, columns, diagonal if op == "tril" else diagonal - 1, dtype=bool)
+        kept = below if op == "tril" else ~below
+        return selection.Where.apply(kept, self, 0)
 
     # ---- activations (ops/activation.py) -------------------------------------------------
 
@@ -772,6 +895,15 @@ class Tensor:
                              f"(shape {self.shape})")
         return selection.NoGradient.apply(
             lambda a: getattr(a, op)(axis=axis, keepdims=keepdim), self)
+
+    def cumsum(self, dim: int, *, dtype=None) -> Tensor:
+        """z_i = x_1 + ... + x_i along dim (integers sum in int64)."""
+        source = self if dtype is None else self.to(dtype=dtype)
+        return reduce.CumSum.apply(source, dim)
+
+    def logsumexp(self, dim, keepdim: bool = False) -> Tensor:
+        """z = log(sum(exp(x))) over dim, computed stably."""
+        return reduce.LogSumExp.apply(self, dim, keepdim)
 
     def amax(self, dim=None, keepdim: bool = False):
         """The largest values over `dim` (an int or a tuple; all dims when None); ties share the
@@ -955,6 +1087,38 @@ class Tensor:
             merged *= size
         return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1 :])
 
+    def flip(self, *dims) -> Tensor:
+        """A copy with the order of the elements along each of `dims` reversed."""
+        result = self
+        for axis in reduce.normalize_dims(shape_args(dims), self.ndim, "flip"):
+            backwards = list(range(self.shape[axis] - 1, -1, -1))
+            result = result[(slice(None),) * axis + (backwards,)]
+        return result if result is not self else self.clone()
+
+    def outer(self, vec2) -> Tensor:
+        """z_ij = x_i y_j (two 1-D tensors)."""
+        for name, vector in (("self", self), ("vec2", vec2)):
+            if vector.ndim != 1:
+                raise RuntimeError(f"outer: Expected 1-D argument {name}, but got "
+                                   f"{vector.ndim}-D")
+        return self.unsqueeze(1) * vec2.unsqueeze(0)
+
+    def dot(self, other) -> Tensor:
+        """z = sum_i x_i y_i (two 1-D tensors of one length and dtype)."""
+        if self.ndim != 1 or other.ndim != 1:
+            raise RuntimeError(f"1D tensors expected, but got {self.ndim}D and {other.ndim}D "
+                               "tensors")
+        if self.shape != other.shape:
+            raise RuntimeError(
+                f"inconsistent tensor size, expected tensor [{self.shape[0]}] and src "
+                f"[{other.shape[0]}] to have the same number of elements, but got "
+                f"{self.shape[0]} and {other.shape[0]} elements respectively")
+        if self.dtype != other.dtype:
+            raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                               f"{backend.scalar_name(self.dtype)} and "
+                               f"{backend.scalar_name(other.dtype)}")
+        return (self * other).sum()
+
     def __getitem__(self, index) -> Tensor:
         return movement.GetItem.apply(self, _index_arrays(index))
 
@@ -1029,6 +1193,42 @@ class Tensor:
     def clamp_(self, min=None, max=None):  # noqa: A002  (PyTorch's argument names)
         """self = clamp(self, min, max), in place."""
         return inplace.modify(self, "clamp_", lambda s: s.clamp(min, max), min, max)
+
+    def pow_(self, exponent):
+        """self = self ** exponent, in place."""
+        return inplace.modify(self, "pow_", lambda s: s ** exponent, exponent)
+
+    def relu_(self):
+        """self = max(self, 0), in place."""
+        return inplace.modify(self, "relu_", lambda s: s.relu())
+
+    def sigmoid_(self):
+        """self = 1 / (1 + exp(-self)), in place."""
+        return inplace.modify(self, "sigmoid_", lambda s: s.sigmoid())
+
+    def tanh_(self):
+        """self = tanh(self), in place."""
+        return inplace.modify(self, "tanh_", lambda s: s.tanh())
+
+    def exp_(self):
+        """self = exp(self), in place."""
+        return inplace.modify(self, "exp_", lambda s: s.exp())
+
+    def log_(self):
+        """self = log(self), in place."""
+        return inplace.modify(self, "log_", lambda s: s.log())
+
+    def sqrt_(self):
+        """self = sqrt(self), in place."""
+        return inplace.modify(self, "sqrt_", lambda s: s.sqrt())
+
+    def abs_(self):
+        """self = |self|, in place."""
+        return inplace.modify(self, "abs_", lambda s: s.abs())
+
+    def neg_(self):
+        """self = -self, in place."""
+        return inplace.modify(self, "neg_", lambda s: -s)
 
     def zero_(self):
         """Fill with zeros in place."""
@@ -1210,6 +1410,22 @@ def reset_grad(tensor: Tensor, set_to_none: bool = True) -> None:
     elif tensor.grad is not None:
         tensor.grad.detach_()
         tensor.grad.zero_()
+
+
+def _check_masked_fill(mask, value) -> None:
+    """PyTorch's two checks: a bool mask, and a number or 0-d tensor to fill with."""
+    dtype = getattr(mask, "dtype", None)
+    if dtype != backend.bool_:
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{dtype}")
+    if isinstance(value, Tensor) and value.ndim != 0:
+        raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got "
+                           f"tensor with {value.ndim} dimension(s).")
+
+
+def _size(size: tuple) -> tuple:
+    """new_zeros(2, 3) and new_zeros((2, 3)) both mean the shape (2, 3)."""
+    return tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
 
 
 def _plain(data):

@@ -1,12 +1,18 @@
 """Functions called as mg.X(...), with PyTorch's names and keywords (`input`, `other`, `dim`).
 
 Most are the Tensor method of the same name (mg.exp(x) is x.exp()); cat and stack join several
-tensors. Python numbers are accepted where PyTorch accepts them (mg.add(x, 2)).
+tensors. Python numbers are accepted where PyTorch accepts them (mg.add(x, 2)). The functions
+PyTorch gives an `out=` keyword take it too (`with_out`, at the end): the result is written into
+`out`, which is returned.
 """
 
 from __future__ import annotations
 
-from .grad_mode import grad_mode
+import builtins  # (this module defines any, all, max, min, sum and round: PyTorch's names)
+import warnings
+
+from . import backend
+from .grad_mode import grad_mode, no_grad
 from .ops import movement, selection
 from .tensor import Tensor
 
@@ -50,6 +56,11 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:  # noqa: A002
     """Batched matrix products: (b, n, m) @ (b, m, p) -> (b, n, p)."""
     return _tensor(input, "bmm").bmm(mat2)
+
+
+def is_tensor(obj) -> bool:
+    """Whether obj is a minigrad Tensor."""
+    return isinstance(obj, Tensor)
 
 
 def _tensor(value, op: str) -> Tensor:
@@ -251,7 +262,89 @@ _ONE_TENSOR = {
     "le": "input <= other.", "gt": "input > other.", "ge": "input >= other.",
     "isnan": "True where NaN.", "isfinite": "True where finite.",
     "amax": "The largest values over dim.", "amin": "The smallest values over dim.",
+    "log1p": "log(1 + x), elementwise.", "expm1": "exp(x) - 1, elementwise.",
+    "log2": "log(x) / log(2), elementwise.", "log10": "log(x) / log(10), elementwise.",
+    "square": "x ** 2, elementwise.", "rsqrt": "1 / sqrt(x), elementwise.",
+    "floor": "The largest whole number <= x.", "ceil": "The smallest whole number >= x.",
+    "trunc": "x without its fraction.", "round": "The nearest whole number (halves to even).",
+    "cumsum": "z_i = x_1 + ... + x_i along dim.", "logsumexp": "log(sum(exp(x))) over dim.",
+    "flip": "The elements along dims in reverse order.", "tril": "The lower triangle.",
+    "triu": "The upper triangle.", "outer": "z_ij = x_i y_j.", "dot": "sum_i x_i y_i.",
+    "masked_fill": "value where mask, else input.", "all": "Whether every element is nonzero.",
+    "any": "Whether some element is nonzero.",
 }
 for _name, _doc in _ONE_TENSOR.items():
     globals()[_name] = _method(_name, _doc)
+absolute, negative = globals()["abs"], globals()["neg"]
+
+
+def with_out(function, exact_dtype: bool = False):
+    """function with PyTorch's out= keyword: out[...] = function(...), and out is returned.
+
+    As in PyTorch: not differentiable (with grad enabled, an argument or out that requires grad
+    is an error); out is resized to the result's shape (with a warning unless it was empty); the
+    result is cast to out's dtype when that stays within its kind (float64 -> float32, int ->
+    float, not float -> int); matmul, mm and bmm want out's dtype exactly (exact_dtype)."""
+
+    def wrapped(*args, out=None, **kwargs):
+        if out is None:
+            return function(*args, **kwargs)
+        name = function.__name__
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
+        tensors += [t for a in args if isinstance(a, list | tuple) for t in a
+                    if isinstance(t, Tensor)]  # cat and stack
+        if grad_mode.enabled and builtins.any(t.requires_grad for t in (*tensors, out)):
+            raise RuntimeError(
+                f"{name}(): functions with out=... arguments don't support automatic "
+                "differentiation, but one of the arguments requires grad.")
+        with no_grad():
+            result = function(*args, **kwargs)
+        _check_out_dtype(result.dtype, out.dtype, exact_dtype)
+        if out.shape != result.shape:
+            _resize(out, result.shape)
+        with no_grad():
+            out.copy_(result)
+        return out
+
+    wrapped.__name__ = wrapped.__qualname__ = function.__name__
+    wrapped.__doc__ = function.__doc__
+    wrapped.__wrapped__ = function
+    return wrapped
+
+
+def _check_out_dtype(result, out, exact: bool) -> None:
+    """PyTorch's two rules for out's dtype (see with_out)."""
+    if exact and result != out:
+        raise RuntimeError(
+            f"Expected out tensor to have dtype {backend.scalar_name(result).lower()}, "
+            f"but got {backend.scalar_name(out).lower()} instead")
+    if not backend.numpy.can_cast(result, out, casting="same_kind"):
+        raise RuntimeError(
+            f"result type {backend.scalar_name(result)} can't be cast to the desired output "
+            f"type {backend.scalar_name(out)}")
+
+
+def _resize(out: Tensor, shape: tuple) -> None:
+    """Give out new memory of the result's shape, as PyTorch's resize_ does for an out=."""
+    if out.numel():
+        warnings.warn(
+            f"An output with one or more elements was resized since it had shape "
+            f"{list(out.shape)}, which does not match the required output shape {list(shape)}. "
+            "This behavior is deprecated (as in PyTorch): pass an out of the result's shape, or "
+            "one with zero elements.", UserWarning, stacklevel=3)
+    out.array = backend.array_module(out.array).empty(shape, out.dtype)
+    out._bump_version()
+
+
+for _name in ("cat", "stack", "add", "sub", "mul", "div", "pow", "maximum", "minimum", "clamp",
+              "max", "min", "sum", "mean", "clone", "where", *_ONE_TENSOR):
+    globals()[_name] = with_out(globals()[_name])
+for _name in ("mm", "matmul", "bmm"):
+    globals()[_name] = with_out(globals()[_name], exact_dtype=True)
+concatenate = concat = globals()["cat"]
+subtract, multiply = globals()["sub"], globals()["mul"]
+divide = true_divide = globals()["div"]
+clip = globals()["clamp"]
 absolute, negative = globals()["abs"], globals()["neg"]

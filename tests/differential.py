@@ -798,9 +798,13 @@ UNARY = {"exp": "{x}.exp()", "tanh": "{x}.tanh()", "sigmoid": "{x}.sigmoid()",
          "F.relu": "F.relu({x})", "F.softplus": "F.softplus({x})", "pow2": "{x} ** 2",
          "pow3": "{x} ** 3", "pow(2)": "{x}.pow(2)", "lib.tanh": "lib.tanh({x})",
          "F.sigmoid": "F.sigmoid({x})", "absolute": "{x}.absolute()",
-         "negative": "{x}.negative()", "lib.abs": "lib.abs({x})"}
+         "negative": "{x}.negative()", "lib.abs": "lib.abs({x})", "expm1": "{x}.expm1()",
+         "square": "{x}.square()", "floor": "{x}.floor()", "ceil": "lib.ceil({x})",
+         "trunc": "{x}.trunc()", "round": "{x}.round()", "round-decimals": "{x}.round(decimals=1)"}
 POSITIVE = {"log": "{x}.log()", "sqrt": "{x}.sqrt()", "pow0.5": "{x} ** 0.5",
-            "pow(1.5)": "{x}.pow(1.5)", "lib.log": "lib.log({x})", "lib.sqrt": "lib.sqrt({x})"}
+            "pow(1.5)": "{x}.pow(1.5)", "lib.log": "lib.log({x})", "lib.sqrt": "lib.sqrt({x})",
+            "log1p": "{x}.log1p()", "log2": "lib.log2({x})", "log10": "{x}.log10()",
+            "rsqrt": "{x}.rsqrt()"}
 NONZERO = {"rdiv": "1.0 / {x}", "rdiv2": "2.0 / {x}", "pow-1": "{x} ** -1"}
 
 
@@ -812,9 +816,16 @@ def op_unary(g: Generator):
     forms, domain = ((UNARY, "small") if roll < 0.65 else
                      (POSITIVE, "positive") if roll < 0.85 else (NONZERO, "nonzero"))
     kind = g.rng.choice(list(forms))
+    if kind in ROUNDINGS:  # a step function turns a last-bit difference upstream into a whole
+        x = g.pick(lambda n: _is_leaf(g.value(n)))  # one: only exact values go in
+        if x is None:
+            return None
     name = g.new_name()
     text = f"{name} = " + forms[kind].format(x=g.safe(x, domain))
     return Statement(text, f"unary:{kind}", (name,), (x,))
+
+
+ROUNDINGS = ("floor", "ceil", "trunc", "round", "round-decimals")
 
 
 SCALAR = {"mul": "{x} * {c}", "add": "{x} + {c}", "sub": "{x} - {c}", "rsub": "{c} - {x}",
@@ -855,6 +866,38 @@ BINARY = {"add": "{x} + {y}", "sub": "{x} - {y}", "mul": "{x} * {y}", "div": "{x
           "clamp-tensors": "{x}.clamp({y}, {y} + 1.0)", "multiply": "{x}.multiply({y})",
           "subtract": "{x}.subtract({y})", "divide": "{x}.divide({ny})",
           "lib.div": "lib.div({x}, {ny})"}
+
+
+def op_more(g: Generator):
+    """cumsum, logsumexp, flip, tril/triu, masked_fill, outer and dot."""
+    x = g.pick()
+    if x is None:
+        return None
+    shape, name = g.shape(x), g.new_name()
+    ndim = len(shape)
+    kind = g.rng.choice(["cumsum", "logsumexp", "flip", "triangle", "masked_fill", "outer",
+                         "dot"])
+    dim = g.rng.randrange(-max(ndim, 1), max(ndim, 1))
+    if kind == "cumsum":
+        text = f"{x}.cumsum({dim})" if g.rng.random() < 0.7 else f"lib.cumsum({x}, dim={dim})"
+    elif kind == "logsumexp":
+        text = f"{x}.logsumexp({dim}, keepdim={g.rng.random() < 0.4})"
+    elif kind == "flip" and ndim:
+        dims = g.rng.sample(range(ndim), g.rng.randint(1, ndim))
+        text = f"{x}.flip({', '.join(map(str, dims))})"
+    elif kind == "triangle" and ndim >= 2:
+        text = f"{x}.{g.rng.choice(['tril', 'triu'])}({g.rng.randint(-1, 1)})"
+    elif kind == "masked_fill":
+        text = f"{x}.masked_fill({x} > {round(g.rng.uniform(-1, 1), 2)}, " \
+               f"{round(g.rng.uniform(-2, 2), 2)})"
+    elif kind in ("outer", "dot") and ndim == 1:
+        y, uses = g.operand(shape, allow_number=False)
+        if kind == "outer":
+            return Statement(f"{name} = {x}.outer({y})", "more:outer", (name,), (x, *uses))
+        return Statement(f"{name} = lib.dot({x}, {y})", "more:dot", (name,), (x, *uses))
+    else:
+        return None
+    return Statement(f"{name} = {text}", f"more:{kind}", (name,), (x,))
 
 
 def op_binary(g: Generator):
@@ -1285,7 +1328,10 @@ INPLACE = {"add_": "{x}.add_({y})", "sub_": "{x}.sub_({y})", "mul_": "{x}.mul_({
            "div_": "{x}.div_({ny})", "+=": "{x} += {y}", "-=": "{x} -= {y}", "*=": "{x} *= {y}",
            "/=": "{x} /= {ny}", "add_-alpha": "{x}.add_({y}, alpha={c})",
            "clamp_": "{x}.clamp_({c}, {d})", "clamp_-min": "{x}.clamp_(min={c})",
-           "clamp_-max": "{x}.clamp_(max={d})"}
+           "clamp_-max": "{x}.clamp_(max={d})", "relu_": "{x}.relu_()",
+           "sigmoid_": "{x}.sigmoid_()", "tanh_": "{x}.tanh_()", "exp_": "{x}.exp_()",
+           "abs_": "{x}.abs_()", "neg_": "{x}.neg_()", "pow_": "{x}.pow_(2)",
+           "relu-inplace": "F.relu({x}, inplace=True)"}
 
 
 def _inplace_target(g: Generator) -> str | None:
@@ -1416,7 +1462,7 @@ def op_requires_grad(g: Generator):
 PURE_MENU = [(3, op_leaf), (14, op_unary), (7, op_scalar), (14, op_binary), (10, op_reduce),
              (4, op_softmax), (6, op_matmul), (14, op_view), (10, op_getitem), (4, op_split),
              (4, op_cat), (2, op_compare), (2, op_argmax), (5, op_loss), (2, op_misuse),
-             (1, op_requires_grad), (3, op_conv)]
+             (1, op_requires_grad), (3, op_conv), (4, op_more)]
 INPLACE_MENU = [(22, op_inplace), (8, op_fill), (14, op_setitem), (8, op_view_then)]
 
 
@@ -1559,12 +1605,13 @@ KNOWN_GAPS: dict = {
         "softmax/log_softmax of one and sum/mean/amax over the outer dim of a permuted one keep "
         "NumPy's order (not contiguous; torch's are), x.t().clone() is contiguous (torch keeps "
         "the strides), a + b of a transposed a and a contiguous b follows NumPy's choice (torch "
-        "follows a), a loss with reduction='none' of a permuted input: view() raises where "
+        "follows a), a loss with reduction='none' of a permuted input, flip, cumsum, "
+        "masked_fill or tril/triu of a transposed one: view() raises where "
         "torch's works or the other way round, reshape() copies where torch's views, and "
         "overlap checks (which torch makes only between dense tensors) differ",
         _layout_from("getitem:list", "getitem:tensor", "getitem:pair", "getitem:mask",
                      "softmax:", "cat", "stack", "view:clone", "requires_grad_", "binary:",
-                     "scalar:", "reduce:", "loss:")),
+                     "scalar:", "reduce:", "loss:", "more:")),
     "inplace-overlapping-operand": Gap(
         "an in-place op whose operand shares memory with the written tensor while one of them "
         "has gaps in memory (v0 *= v0[:, :1]): torch checks no overlap there and reads values "

@@ -221,6 +221,52 @@ def test_issue_26_example_agrees(name):
     agrees(FIXED[name])
 
 
+def test_an_in_place_activation_saves_the_tensor_itself_as_torch():
+    agrees("""
+        v0 = lib.tensor([[1.0, 1.0], [1.0, 1.0]], dtype=lib.float64, requires_grad=True)
+        v1 = lib.maximum(v0, v0)
+        v1.tanh_()
+        with lib.no_grad(): v1.add_(1.0, alpha=1.0)
+        loss = v1.sum()
+        grads = lib.autograd.grad(loss, [v0], allow_unused=True, create_graph=True)
+    """)  # torch: modified by an inplace operation (tanh_ saved v1, its output); seed 81
+
+
+def test_an_in_place_activation_on_a_view_saves_the_view_as_torch():
+    agrees("""
+        v0 = lib.tensor([[0.5], [1.5]], dtype=lib.float64, requires_grad=True)
+        v1 = v0 * 1.0
+        v2 = v1.view(-1)
+        v2.sigmoid_()
+        v3 = lib.tensor([-1.33], dtype=lib.float64, requires_grad=True)
+        v2 *= v3
+        loss = v1.sum()
+        grads = lib.autograd.grad(loss, [v0, v3], allow_unused=True, create_graph=True)
+    """)  # torch: modified by an inplace operation (sigmoid_ saved the view v2); seed 81
+
+
+def test_conv2d_keeps_its_weight_even_when_only_the_weight_needs_a_gradient():
+    agrees("""
+        v0 = lib.tensor([[[[1.0, 2.0, 0.5, 1.0], [1.0, 1.0, -1.0, 1.0]]]], dtype=lib.float64)
+        v1 = lib.tensor([[[[1.0, 0.5], [-1.0, 1.0]]]], dtype=lib.float64, requires_grad=True)
+        v2 = F.conv2d(v0, v1, stride=2, padding=1)
+        v3 = v1.detach()
+        v3.copy_(v3)
+        loss = v2.sum()
+        grads = lib.autograd.grad(loss, [v1], allow_unused=True, create_graph=True)
+    """)  # torch: modified by an inplace operation (the weight, saved by the convolution); seed 93
+
+
+def test_logsumexp_saves_its_result_as_torch():
+    agrees("""
+        v0 = lib.tensor([[0.5, -1.0], [2.0, 1.5]], dtype=lib.float64, requires_grad=True)
+        v1 = v0.logsumexp(1, keepdim=True)
+        v1.mul_(2.0)
+        loss = v1.sum()
+        grads = lib.autograd.grad(loss, [v0], allow_unused=True, create_graph=True)
+    """)  # torch: modified by an inplace operation (output 0 of Logsumexp); seed 91
+
+
 # ---- the known gaps: each class's smallest program, as torch runs it -----------------------------
 
 

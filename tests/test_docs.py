@@ -173,7 +173,7 @@ def numbers_match(printed: str, shown: str) -> bool:
 def output_difference(printed: str, shown: str):
     """None when the printed output matches what the page shows; else a description of where not.
 
-    Lines are compared with runs of spaces counted as one (NumPy pads columns to the widest
+    Lines are compared with runs of spaces counted as one (a tensor pads its columns to the widest
     number), words and punctuation exactly, and numbers with numbers_match.
     """
     printed_lines = printed.strip("\n").split("\n")

@@ -20,7 +20,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "minigrad"
 # (layer, module-name prefixes), bottom first. A prefix "minigrad.ops" covers the package's
 # __init__ and every module in it.
 LAYERS = [
-    ("arrays", ["minigrad.backend", "minigrad.promotion", "minigrad.grad_mode", "minigrad.fused"]),
+    ("arrays", ["minigrad.backend", "minigrad.promotion", "minigrad.grad_mode", "minigrad.fused",
+                "minigrad.printing"]),
     ("tensor", ["minigrad.tensor"]),
     ("engine", ["minigrad.engine"]),
     ("ops", ["minigrad.ops"]),
@@ -28,7 +29,8 @@ LAYERS = [
                  "minigrad.tensor_functions", "minigrad.serialization"]),
     ("models and tools", ["minigrad.nn", "minigrad.optim", "minigrad.data", "minigrad.utils",
                           "minigrad.cuda", "minigrad.viz", "minigrad.accelerator",
-                          "minigrad.compiler", "minigrad.func", "minigrad.distributed"]),
+                          "minigrad.compiler", "minigrad.func", "minigrad.distributed",
+                          "minigrad.backends"]),
     ("the package", ["minigrad"]),
 ]
 SEAM_FILE = "minigrad.tensor"

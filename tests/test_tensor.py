@@ -181,12 +181,15 @@ def test_item_tolist_numpy(device):
     assert t.tolist() == [[1.5, 2.5]]
     assert mg.tensor([[4.0]], device=device).item() == 4.0
     assert isinstance(mg.tensor(3, device=device).item(), int)
-    with pytest.raises(ValueError, match=r"one-element.*\(1, 2\)"):
+    with pytest.raises(RuntimeError, match=r"with 2 elements cannot be converted.*\(1, 2\)"):
         t.item()
     host = t.detach().numpy()
     assert isinstance(host, np.ndarray)
-    host[0, 0] = 100.0  # a copy: the tensor does not change
-    assert t.tolist() == [[1.5, 2.5]]
+    host[0, 0] = 100.0  # on the CPU the tensor's own memory, as in PyTorch; a GPU's is a copy
+    assert t.tolist() == ([[100.0, 2.5]] if device == "cpu" else [[1.5, 2.5]])
+    t.detach().add_(1.0)
+    assert host.tolist() == ([[101.0, 3.5]] if device == "cpu" else [[100.0, 2.5]])
+    assert np.asarray(t).tolist() == t.tolist() and np.asarray(t, dtype=np.float64).dtype == "f8"
 
 
 def test_attributes(device):

@@ -111,6 +111,15 @@ class Context:
             values.append(value.unpack(self) if type(value) in _SAVED_KINDS else value)
         return tuple(values)
 
+    def saved_output_is_now(self, output_nr: int, tensor) -> None:
+        """An in-place op wrote this node's output into `tensor` (ops/inplace.py): what was
+        saved of that output is the tensor from now on, as in PyTorch, where the two are one
+        tensor (x.tanh_() saves x itself): changing it in place again makes backward raise."""
+        for value in self._saved or ():
+            if type(value) is SavedTensor and value.output_nr == output_nr:
+                value.array, value.device = tensor.array, tensor.device
+                value.counter, value.version = tensor._version_counter, tensor._version
+
     def release(self) -> None:
         """Free the saved tensors (called by the engine after this node's backward)."""
         self._saved = None

@@ -33,6 +33,9 @@ from .functional_loss import (  # noqa: F401  (F.mse_loss, ...: PyTorch keeps th
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x @ W^T + b, as one fused Function."""
     if not isinstance(input, Tensor):
+        if type(input).__module__.startswith("torch"):
+            raise TypeError("linear: input must be a minigrad Tensor, got a PyTorch "
+                            f"{type(input).__name__} (convert it: mg.from_numpy(x.numpy()))")
         raise TypeError(f"linear: input must be a Tensor, got {type(input).__name__} "
                         "(make one with mg.tensor(...))")
     # bias is always passed, even as None, so backward's three gradients match three inputs.
@@ -46,9 +49,14 @@ def linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Te
     return matmul.LinearReLU.apply(input, weight, bias)
 
 
-def relu(input: Tensor) -> Tensor:
-    """y = max(x, 0)"""
-    return activation.ReLU.apply(input)
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """y = max(x, 0) (with inplace=True, written into x, which is returned)"""
+    return input.relu_() if inplace else activation.ReLU.apply(input)
+
+
+def relu_(input: Tensor) -> Tensor:
+    """x = max(x, 0), in place"""
+    return input.relu_()
 
 
 def sigmoid(input: Tensor) -> Tensor:

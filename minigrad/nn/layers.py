@@ -56,9 +56,17 @@ class Linear(Module):
 class ReLU(Module):
     """y = max(x, 0)"""
 
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, input: Tensor) -> Tensor:
-        """y = max(x, 0), elementwise."""
-        return F.relu(input)
+        """y = max(x, 0), elementwise (written into x itself with inplace=True)."""
+        return F.relu(input, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        """inplace=True, as PyTorch shows it (nothing otherwise)."""
+        return "inplace=True" if self.inplace else ""
 
 
 class Sigmoid(Module):

@@ -178,8 +178,8 @@ class Conv2d(Op):
 
     @staticmethod
     def forward(ctx, x, weight, bias, window, groups):
-        needs_x, needs_w = ctx.needs_input_grad[:2]
-        ctx.save_for_backward(x if needs_w else None, weight if needs_x else None)
+        ctx.save_for_backward(x, weight)  # both, always, as PyTorch: changing either in place
+        # before backward is an error even where only the other's gradient would read it
         ctx.window, ctx.groups = window, groups
         ctx.input_size, ctx.weight_shape = x.array.shape[2:], weight.array.shape
         a, w = x.array, weight.array

@@ -1,5 +1,5 @@
 """Elementwise math with NumPy broadcasting: add, sub, mul, div, reciprocal, pow, neg, exp, log,
-sqrt, sin, cos, abs, sign.
+log1p, expm1, sqrt, sin, cos, abs, sign, and the roundings (floor, ceil, trunc, round).
 
 Inputs may be Tensors or Python numbers; a number gets no gradient (its needs_input_grad is
 False). forward computes on the arrays; backward is written with Tensor operations, so it can be
@@ -258,6 +258,45 @@ class Log(Op):
         return grad / x
 
 
+class Log1p(Op):
+    """z = log(1 + x), accurate for small x;  dz/dx = 1 / (1 + x)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return backend.array_module(x.array).log1p(_float(x.array))
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = dx / (1 + x)"""
+        return tangents[0] / (1 + inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (1 + x)
+
+
+class Expm1(Op):
+    """z = exp(x) - 1, accurate for small x;  dz/dx = exp(x) = z + 1"""
+
+    @staticmethod
+    def forward(ctx, x):
+        z = backend.array_module(x.array).expm1(_float(x.array))
+        ctx.save_for_backward(z)
+        return z
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = (z + 1) dx"""
+        return tangents[0] * (outputs[0] + 1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved_tensors
+        return grad * (z + 1)
+
+
 class Sqrt(Op):
     """z = sqrt(x);  dz/dx = 1 / (2 z)"""
 
@@ -354,6 +393,28 @@ class Sign(Op):
     @staticmethod
     def backward(ctx, grad):
         return zeros_like(grad)
+
+
+class Round(Op):
+    """z = floor(x), ceil(x), trunc(x) or round(x) (halves to even, as PyTorch's round);
+    dz/dx = 0 (piecewise constant)"""
+
+    @staticmethod
+    def forward(ctx, x, how: str):
+        if x.array.dtype.kind != "f":  # whole numbers already: PyTorch returns a copy
+            return x.array.copy()
+        xp = backend.array_module(x.array)
+        return {"floor": xp.floor, "ceil": xp.ceil, "trunc": xp.trunc, "round": xp.rint}[how](
+            x.array)
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = 0"""
+        return tangents[0] * 0
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_like(grad), None
 
 
 def zeros_like(grad):

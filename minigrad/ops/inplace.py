@@ -52,6 +52,8 @@ def modify(tensor: Tensor, op: str, compute, *others, written=None) -> Tensor:
         return _modify_view(tensor, op, compute, written)
     result = _write(tensor, op, compute(_snapshot(tensor)))
     _take_history(tensor, result)
+    if result.grad_fn is not None:
+        result.grad_fn.saved_output_is_now(result._output_nr, tensor)
     return tensor
 
 
@@ -290,6 +292,8 @@ def _modify_view(view, op: str, compute, written=None):
     _write(base, op, new_base)
     _take_history(base, new_base)
     view._refresh_view()  # "these elements of the new base"
+    if written is None and new_values.grad_fn is not None:  # (x.tanh_() saves x: see modify)
+        new_values.grad_fn.saved_output_is_now(new_values._output_nr, view)
     return view
 
 

@@ -1,6 +1,6 @@
 """Sums, means, norms, variances and standard deviations over all elements or chosen dims (`dim`,
-`keepdim`), and broadcasting, whose adjoint is a sum: the one place where dims are checked and
-broadcasting is undone.
+`keepdim`), running sums (cumsum), and broadcasting, whose adjoint is a sum: the one place where
+dims are checked and broadcasting is undone.
 
 `normalize_dims` turns a `dim` argument into axes, with one message style for every op.
 Broadcasting and its adjoint are a pair of Functions, each the other's backward: `BroadcastTo`
@@ -338,3 +338,73 @@ def _cascade_along(array, axis: int):
         total += array[(slice(None),) * axis + (slice(whole, length),)].sum(axis=axis,
                                                                            keepdims=True)
     return total
+
+
+class CumSum(Op):
+    """z_i = x_1 + ... + x_i along dim;  dL/dx_i = g_i + ... + g_n (the gradients of the sums
+    that x_i is in: cumsum of the flipped gradient, flipped back)"""
+
+    @staticmethod
+    def forward(ctx, x, dim: int):
+        (ctx.axis,) = normalize_dims(dim, x.ndim, "cumsum") or (None,)
+        array = x.array
+        if array.dtype.kind in "biu":  # integers and bools sum in int64, as in PyTorch
+            array = array.astype(backend.int64)
+        if ctx.axis is None:  # a 0-d tensor: itself
+            return array.copy()
+        return backend.array_module(array).cumsum(array, axis=ctx.axis)
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = cumsum(dx)"""
+        return tangents[0] if ctx.axis is None else CumSum.apply(tangents[0], ctx.axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.axis is None:
+            return grad, None
+        return CumSum.apply(grad.flip(ctx.axis), ctx.axis).flip(ctx.axis), None
+
+
+class LogSumExp(Op):
+    """z = log(sum(exp(x))) over dims, computed as m + log(sum(exp(x - m))) with m the largest
+    value;  dz/dx = exp(x - z) (the softmax over those dims)"""
+
+    @staticmethod
+    def forward(ctx, x, dim, keepdim: bool):
+        ctx.axes, ctx.keepdim = normalize_dims(dim, x.ndim, "logsumexp"), keepdim
+        xp = backend.array_module(x.array)
+        array = x.array if x.array.dtype.kind == "f" else x.array.astype(backend.float32)
+        largest = array.max(axis=ctx.axes, keepdims=True)
+        largest = xp.where(xp.isfinite(largest), largest, 0)  # all -inf: log(0) = -inf, no NaN
+        with xp.errstate(divide="ignore"):
+            z = xp.log(xp.exp(array - largest).sum(axis=ctx.axes, keepdims=True)) + largest
+        z = z if keepdim else z.reshape(_without(z.shape, ctx.axes))
+        ctx.save_for_backward(x, z)
+        return z
+
+    @staticmethod
+    def tangent(ctx, inputs, outputs, tangents):
+        """dz = sum(exp(x - z) dx) over the dims"""
+        softmax = (inputs[0] - _kept(outputs[0], ctx)).exp()
+        return (softmax * tangents[0]).sum(ctx.axes, keepdim=ctx.keepdim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, z = ctx.saved_tensors
+        return _kept(grad, ctx) * (x - _kept(z, ctx)).exp(), None, None
+
+
+def _without(shape: tuple, axes: tuple) -> tuple:
+    """shape with the reduced axes dropped."""
+    return tuple(n for axis, n in enumerate(shape) if axis not in axes)
+
+
+def _kept(t, ctx):
+    """A reduced result (or its gradient) with the reduced dims back as size 1."""
+    if ctx.keepdim or not ctx.axes:
+        return t
+    shape = list(t.shape)
+    for axis in ctx.axes:
+        shape.insert(axis, 1)
+    return t.reshape(tuple(shape))
