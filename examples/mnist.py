@@ -418,7 +418,7 @@ def resume_hint(run, epochs: int, script: str = __file__) -> str:
 def evaluate_file(parser, args) -> int:
     """--evaluate: the test loss and accuracy of a saved model; writes nothing."""
     try:
-        state = mg.load(args.evaluate)
+        state = mg.load(args.evaluate, map_location="cpu")
     except (OSError, RuntimeError) as error:
         parser.error(f"argument --evaluate: {error}")
     if isinstance(state, dict) and "model" in state and "optimizer" in state:

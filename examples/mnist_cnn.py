@@ -234,7 +234,7 @@ def train(parser, args, run, state, settings, notes, restart: bool) -> int:
 def evaluate_file(parser, args) -> int:
     """--evaluate: the test loss and accuracy of a saved model; writes nothing."""
     try:
-        state = torch.load(args.evaluate)
+        state = torch.load(args.evaluate, map_location="cpu")
     except (OSError, RuntimeError) as error:
         parser.error(f"argument --evaluate: {error}")
     if isinstance(state, dict) and "model" in state and "optimizer" in state:

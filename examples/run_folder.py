@@ -154,7 +154,7 @@ class RunFolder:
         """The checkpoint's contents, checked to be one that examples/mnist.py wrote."""
         path = self.file("checkpoint.npz")
         try:
-            state = mg.load(path, device=device)
+            state = mg.load(path, map_location=device or "cpu")
         except (OSError, RuntimeError) as error:
             raise RunFolderError(f"cannot read {path}: {error}") from None
         if not isinstance(state, dict) or state.get("kind") != KIND:
@@ -266,7 +266,7 @@ def _read_text(path: str):
 def _holds(path: str, state: dict) -> bool:
     """Whether the .npz at path holds exactly this state dict."""
     try:
-        saved = mg.load(path)
+        saved = mg.load(path, map_location="cpu")
     except (OSError, RuntimeError):
         return False
     return list(saved) == list(state) and all(
