@@ -247,10 +247,10 @@ class Tensor:
     @property
     def mT(self) -> Tensor:  # noqa: N802  (PyTorch's name)
         """The last two dims swapped (a batch of matrices, each transposed)."""
-        if self.ndim < 2:
-            raise RuntimeError(f"tensor.mT is only supported on matrices or batches of "
-                               f"matrices. Got {self.ndim}-D tensor.")
-        return self.transpose(-2, -1)
+        if self.ndim == 1:  # (a 0-d tensor is its own mT, as in PyTorch)
+            raise RuntimeError("tensor.mT is only supported on matrices or batches of "
+                               "matrices. Got 1-D tensor.")
+        return self.transpose(-2, -1) if self.ndim else self
 
     def __format__(self, format_spec: str) -> str:
         """f"{loss:.4f}": a 0-d tensor formats as its number, as in PyTorch."""
@@ -655,7 +655,7 @@ class Tensor:
         if rounding_mode is not None:
             raise NotImplementedError(
                 f"div: rounding_mode={rounding_mode!r} is not supported in minigrad; use "
-                "(a / b).floor() in PyTorch terms, which minigrad does not have either"
+                "(a / b).floor() or (a / b).trunc()"
             )
         return self / other
 
@@ -788,6 +788,10 @@ class Tensor:
         """z = value where mask is true, else x (mask a bool tensor, broadcast; value a number
         or a 0-d tensor)."""
         _check_masked_fill(mask, value)
+        if isinstance(value, Tensor):  # the result keeps x's dtype, as in PyTorch
+            value = value.to(self.dtype)
+        else:
+            value = backend.numpy.asarray(value).astype(self.dtype).item()
         return selection.Where.apply(_mask(mask), _scalar(value), self)
 
     def masked_fill_(self, mask, value) -> Tensor:
@@ -812,7 +816,7 @@ class Tensor:
         xp = backend.array_module(self.array)
         below = xp.tri(rows, columns, diagonal if op == "tril" else diagonal - 1, dtype=bool)
         kept = below if op == "tril" else ~below
-        return selection.Where.apply(kept, self, 0)
+        return selection.Where.apply(kept, self, backend.numpy.zeros((), self.dtype).item())
 
     # ---- activations (ops/activation.py) -------------------------------------------------
 
@@ -1087,10 +1091,14 @@ class Tensor:
             merged *= size
         return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1 :])
 
-    def flip(self, *dims) -> Tensor:
-        """A copy with the order of the elements along each of `dims` reversed."""
+    def flip(self, *dims, **keywords) -> Tensor:
+        """A copy with the order of the elements along each of `dims` reversed (flip(0, 1),
+        flip([0, 1]) or flip(dims=[0, 1]))."""
+        dims = shape_args(dims) if dims else tuple(keywords.pop("dims", ()))
+        if keywords:
+            raise TypeError(f"flip() got an unexpected keyword argument {next(iter(keywords))!r}")
         result = self
-        for axis in reduce.normalize_dims(shape_args(dims), self.ndim, "flip"):
+        for axis in reduce.normalize_dims(dims, self.ndim, "flip") if dims else ():
             backwards = list(range(self.shape[axis] - 1, -1, -1))
             result = result[(slice(None),) * axis + (backwards,)]
         return result if result is not self else self.clone()

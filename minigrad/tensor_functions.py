@@ -9,7 +9,6 @@ PyTorch gives an `out=` keyword take it too (`with_out`, at the end): the result
 from __future__ import annotations
 
 import builtins  # (this module defines any, all, max, min, sum and round: PyTorch's names)
-import warnings
 
 from . import backend
 from .grad_mode import grad_mode, no_grad
@@ -282,9 +281,10 @@ def with_out(function, exact_dtype: bool = False):
     """function with PyTorch's out= keyword: out[...] = function(...), and out is returned.
 
     As in PyTorch: not differentiable (with grad enabled, an argument or out that requires grad
-    is an error); out is resized to the result's shape (with a warning unless it was empty); the
-    result is cast to out's dtype when that stays within its kind (float64 -> float32, int ->
-    float, not float -> int); matmul, mm and bmm want out's dtype exactly (exact_dtype)."""
+    is an error); an empty out is resized to the result's shape (see _resize for one with
+    elements); the result is cast to out's dtype when that stays within its kind (float64 ->
+    float32, int -> float, not float -> int); matmul, mm and bmm want out's dtype exactly
+    (exact_dtype); out may be an input, but not share only some of its memory."""
 
     def wrapped(*args, out=None, **kwargs):
         if out is None:
@@ -303,7 +303,13 @@ def with_out(function, exact_dtype: bool = False):
             result = function(*args, **kwargs)
         _check_out_dtype(result.dtype, out.dtype, exact_dtype)
         if out.shape != result.shape:
-            _resize(out, result.shape)
+            _resize(out, result.shape, name)
+        for tensor in tensors:
+            if backend.partly_overlap(out.array, tensor.array):
+                raise RuntimeError(
+                    f"{name}(): unsupported operation: some elements of the input tensor and "
+                    "the written-to tensor refer to a single memory location. Please clone() "
+                    "the tensor before performing the operation.")
         with no_grad():
             out.copy_(result)
         return out
@@ -326,14 +332,18 @@ def _check_out_dtype(result, out, exact: bool) -> None:
             f"type {backend.scalar_name(out)}")
 
 
-def _resize(out: Tensor, shape: tuple) -> None:
-    """Give out new memory of the result's shape, as PyTorch's resize_ does for an out=."""
-    if out.numel():
-        warnings.warn(
-            f"An output with one or more elements was resized since it had shape "
-            f"{list(out.shape)}, which does not match the required output shape {list(shape)}. "
-            "This behavior is deprecated (as in PyTorch): pass an out of the result's shape, or "
-            "one with zero elements.", UserWarning, stacklevel=3)
+def _resize(out: Tensor, shape: tuple, name: str) -> None:
+    """Give an empty out new memory of the result's shape, as PyTorch's resize_ does.
+
+    PyTorch also resizes an out with elements (with a warning that this is deprecated);
+    minigrad refuses that: new memory would cut out off from its views, its base and the arrays
+    numpy() gave, silently."""
+    if out.numel() or out._view_of is not None:
+        raise RuntimeError(
+            f"{name}(): out has shape {list(out.shape)}, the result {list(shape)}. PyTorch "
+            "resizes such an out (a deprecated behaviour); minigrad does not, as the new memory "
+            "would no longer be shared with out's views and numpy() arrays: pass an out of the "
+            "result's shape, or an empty one (mg.empty(0))")
     out.array = backend.array_module(out.array).empty(shape, out.dtype)
     out._bump_version()
 

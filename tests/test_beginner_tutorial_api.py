@@ -172,16 +172,31 @@ def test_out_errors_and_casts_as_torch(case):
         assert mine[1].lower() == theirs[1].lower(), (mine, theirs)
 
 
-def test_out_of_another_shape_is_resized_with_torchs_warning():
+def test_an_empty_out_is_resized_and_one_of_another_shape_refused():
     for lib in (mg, torch):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            out = lib.add(lib.ones(2, 2), 1, out=lib.zeros(3))
-        assert out.tolist() == [[2.0, 2.0], [2.0, 2.0]]
-        assert any("was resized since it had shape [3]" in str(w.message) for w in caught)
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # an empty out is resized silently
             assert lib.add(lib.ones(2), 1, out=lib.zeros(0)).tolist() == [2.0, 2.0]
+    # PyTorch resizes an out with elements (deprecated, with a warning); minigrad refuses: new
+    # memory would cut out off from its base (torch writes base[:3] here) and its numpy() arrays
+    base = mg.zeros(5)
+    with pytest.raises(RuntimeError, match=r"exp\(\): out has shape \[2\], the result \[3\]"):
+        mg.exp(mg.tensor([1.0, 2.0, 3.0]), out=base[:2])
+    assert base.tolist() == [0.0] * 5
+    with pytest.raises(RuntimeError, match="pass an out of the result's shape"):
+        mg.add(mg.ones(2, 2), 1, out=mg.zeros(3))
+
+
+def test_out_sharing_part_of_an_input_raises_as_torch():
+    for lib in (mg, torch):
+        a = lib.tensor([[1.0, 2.0], [3.0, 4.0]])
+        with pytest.raises(RuntimeError, match="some elements of the input tensor and the "
+                                               "written-to tensor refer to a single memory"):
+            lib.exp(a, out=a.t())
+        b = lib.arange(3.0)
+        with pytest.raises(RuntimeError, match="refer to a single memory location"):
+            lib.add(b[:2], 1, out=b[1:])
+        assert lib.add(a, a, out=a).tolist() == [[2.0, 4.0], [6.0, 8.0]]  # out = an input: fine
 
 
 # ---- small names a tutorial uses --------------------------------------------------------------

@@ -149,3 +149,50 @@ def test_masked_fill_in_place_as_torch():
         (y * y).sum().backward()
         results.append((y.tolist(), x.grad.tolist()))
     assert results[0] == results[1]
+
+
+def test_a_long_float32_running_sum_does_not_drift():
+    values = np.full(1_000_000, 0.1, np.float32)
+    mine = mg.from_numpy(values).cumsum(0)[-1].item()
+    theirs = torch.from_numpy(values).cumsum(0)[-1].item()
+    assert mine == pytest.approx(theirs, rel=1e-6) and mine == pytest.approx(1e5, rel=1e-6)
+    half = (np.arange(5000) / 1000).astype(np.float16)
+    assert mg.from_numpy(half).cumsum(0)[-1].item() == torch.from_numpy(half).cumsum(0)[-1].item()
+
+
+def test_flip_of_no_dims_is_a_copy_and_takes_dims_by_keyword():
+    for lib in (mg, torch):
+        x = lib.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+        assert x.flip(()).tolist() == x.tolist() and x.flip([]).tolist() == x.tolist()
+        assert lib.flip(x, dims=(1,)).tolist() == [[3.0, 2.0, 1.0], [6.0, 5.0, 4.0]]
+        assert x.flip(dims=[0, 1]).tolist() == [[6.0, 5.0, 4.0], [3.0, 2.0, 1.0]]
+
+
+@pytest.mark.parametrize("case", ["int filled with a float", "bool tril", "float16 with a 0-d "
+                                  "float32", "bool filled with an int", "int in place"])
+def test_masked_fill_and_triangles_keep_the_input_dtype(case):
+    def run(lib):
+        if case == "int filled with a float":
+            x = lib.tensor([1, 2, 3])
+            return x.masked_fill(x > 1, 2.5)
+        if case == "bool tril":
+            return lib.ones(2, 2, dtype=lib.bool).tril()
+        if case == "float16 with a 0-d float32":
+            x = lib.ones(3, dtype=lib.float16)
+            return x.masked_fill(x > 0, lib.tensor(0.5))
+        if case == "bool filled with an int":
+            x = lib.tensor([True, False])
+            return x.masked_fill(lib.tensor([True, True]), 0)
+        x = lib.tensor([1, 2, 3])
+        return x.masked_fill_(x > 1, 2.5)
+
+    mine, theirs = run(mg), run(torch)
+    assert mine.tolist() == theirs.tolist()
+    assert str(mine.dtype) == str(theirs.dtype).replace("torch.", "")
+
+
+def test_logsumexp_over_nothing_is_minus_infinity_and_mt_of_a_number_is_itself():
+    for lib in (mg, torch):
+        assert lib.zeros(0).logsumexp(0).item() == -float("inf")
+        assert lib.zeros(2, 0).logsumexp(1).tolist() == [-float("inf")] * 2
+        assert lib.tensor(3.0).mT.item() == 3.0

@@ -352,6 +352,10 @@ class CumSum(Op):
             array = array.astype(backend.int64)
         if ctx.axis is None:  # a 0-d tensor: itself
             return array.copy()
+        if array.dtype.kind == "f" and array.dtype.itemsize < 8:  # a long running sum in
+            # float32 drifts (10^7 times 0.1 gives 1.09e6): sum in float64, round once, as torch
+            wide = backend.array_module(array).cumsum(array, axis=ctx.axis, dtype=backend.float64)
+            return wide.astype(array.dtype)
         return backend.array_module(array).cumsum(array, axis=ctx.axis)
 
     @staticmethod
@@ -375,8 +379,12 @@ class LogSumExp(Op):
         ctx.axes, ctx.keepdim = normalize_dims(dim, x.ndim, "logsumexp"), keepdim
         xp = backend.array_module(x.array)
         array = x.array if x.array.dtype.kind == "f" else x.array.astype(backend.float32)
-        largest = array.max(axis=ctx.axes, keepdims=True)
-        largest = xp.where(xp.isfinite(largest), largest, 0)  # all -inf: log(0) = -inf, no NaN
+        if array.size:
+            largest = array.max(axis=ctx.axes, keepdims=True)
+            largest = xp.where(xp.isfinite(largest), largest, 0)  # all -inf: -inf, no NaN
+        else:  # nothing to add up: log(0) = -inf, as in PyTorch
+            largest = xp.zeros([1 if a in ctx.axes else n for a, n in enumerate(array.shape)],
+                               array.dtype)
         with xp.errstate(divide="ignore"):
             z = xp.log(xp.exp(array - largest).sum(axis=ctx.axes, keepdims=True)) + largest
         z = z if keepdim else z.reshape(_without(z.shape, ctx.axes))
