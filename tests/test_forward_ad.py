@@ -210,3 +210,35 @@ def test_every_built_in_op_has_a_forward_derivative():
         "minigrad.ops") and not hasattr(op, "tangent") and not getattr(op, "linear_in_tensors",
                                                                        False)})
     assert not missing, f"ops without a forward derivative: {missing}"
+
+
+@pytest.mark.parametrize("case", ["view exp_", "view mul_ seen by a sibling view", "fill_",
+                                  "the tangent given to make_dual", "view setitem"])
+def test_an_in_place_op_changes_the_tangent_in_place_as_torch(case):
+    """PyTorch writes an in-place op's tangent into the tensor's tangent, so the tangents of its
+    base and of its other views (views of one another) change with it."""
+
+    def run(lib, fw):
+        given = lib.tensor([1.0, 2.0, 3.0], dtype=lib.float64)
+        with fw.dual_level():
+            if case == "the tangent given to make_dual":
+                x = fw.make_dual(lib.tensor([0.5, 1.5, -2.0], dtype=lib.float64), given)
+                x.mul_(2.0)
+                return given.tolist(), fw.unpack_dual(x).tangent.tolist()
+            y = fw.make_dual(lib.tensor([0.5, 1.5, -2.0], dtype=lib.float64), given) * 1.0
+            view, sibling = y[:2], y[1:]
+            if case == "view exp_":
+                view.exp_()
+            elif case == "view mul_ seen by a sibling view":
+                view.mul_(3.0)
+            elif case == "fill_":
+                y.fill_(1.0)
+            else:
+                view[1] = fw.make_dual(lib.tensor(4.0, dtype=lib.float64),
+                                       lib.tensor(-1.0, dtype=lib.float64))
+            return (fw.unpack_dual(y).tangent.tolist(), fw.unpack_dual(sibling).tangent.tolist(),
+                    fw.unpack_dual(view).tangent.tolist())
+
+    mine, theirs = run(mg, fw), run(torch, tfw)
+    for a, b in zip(mine, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)

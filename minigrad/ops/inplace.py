@@ -317,12 +317,23 @@ def _write(tensor, op: str, result) -> Tensor:
     tensor.array[...] = result.array
     tensor._bump_version()
     if grad_mode.dual_level:  # forward mode: the tensor now carries the result's tangent
-        tangent = forward.tangent_of(result)
-        if tangent is not None:
-            forward.set_tangent(tensor, tangent)
+        _write_tangent(tensor, forward.tangent_of(result))
     if grad_mode.tracer is not None:  # mg.compile writes the write down (compiler/trace.py)
         grad_mode.tracer.record_write(tensor, Ellipsis, result)
     return result
+
+
+def _write_tangent(tensor, tangent) -> None:
+    """Forward mode: an in-place op writes the tensor's tangent in place too (zeros where the
+    result has none), as PyTorch does, so that the tangents of its views and of its base, views
+    of this one, change with it: y[:2].exp_() changes y's tangent."""
+    old = forward.tangent_of(tensor)
+    if old is None or old.shape != tensor.shape or old.dtype != tensor.dtype or \
+            not getattr(old.array.flags, "writeable", True):
+        if tangent is not None:
+            forward.set_tangent(tensor, tangent)
+        return
+    old.array[...] = 0 if tangent is None else tangent.array
 
 
 def _conform(tensor, op: str, result):

@@ -361,7 +361,7 @@ class CumSum(Op):
     @staticmethod
     def tangent(ctx, inputs, outputs, tangents):
         """dz = cumsum(dx)"""
-        return tangents[0] if ctx.axis is None else CumSum.apply(tangents[0], ctx.axis)
+        return tangents[0].clone() if ctx.axis is None else CumSum.apply(tangents[0], ctx.axis)
 
     @staticmethod
     def backward(ctx, grad):

@@ -370,7 +370,7 @@ class MaxDim(Op):
     def tangent(ctx, inputs, outputs, tangents):
         """dz = dx at the index of the max"""
         if ctx.axis is None:
-            return tangents[0]
+            return tangents[0].clone()  # (its own memory, as the output's: see inplace._write)
         x, indices = inputs[0], inputs[1]
         xp = backend.array_module(x.array)
         positions = xp.arange(x.array.shape[ctx.axis]).reshape(
