@@ -2,20 +2,89 @@
 
 Most are the Tensor method of the same name (mg.exp(x) is x.exp()); cat and stack join several
 tensors. Python numbers are accepted where PyTorch accepts them (mg.add(x, 2)). The functions
-PyTorch gives an `out=` keyword take it too (`with_out`, at the end): the result is written into
-`out`, which is returned.
+PyTorch gives an `out=` keyword take it too (`with_out`, first below): the result is written
+into `out`, which is returned.
 """
 
 from __future__ import annotations
 
 import builtins  # (this module defines any, all, max, min, sum and round: PyTorch's names)
+import functools
 
 from . import backend
 from .grad_mode import grad_mode, no_grad
-from .ops import movement, selection
+from .ops import inplace, movement, selection
 from .tensor import Tensor
 
 
+def with_out(function=None, *, exact_dtype: bool = False):
+    """function with PyTorch's out= keyword: out[...] = function(...), and out is returned
+    (@with_out, or @with_out(exact_dtype=True)).
+
+    As in PyTorch: not differentiable (with grad enabled, an argument or out that requires grad
+    is an error); an empty out is resized to the result's shape (see _resize for one with
+    elements); the result is cast to out's dtype when that stays within its kind (float64 ->
+    float32, int -> float, not float -> int); matmul, mm and bmm want out's dtype exactly
+    (exact_dtype); out may be an input, but not share only some of its memory."""
+    if function is None:
+        return lambda f: with_out(f, exact_dtype=exact_dtype)
+
+    @functools.wraps(function)
+    def wrapped(*args, out=None, **kwargs):
+        if out is None:
+            return function(*args, **kwargs)
+        name = function.__name__
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
+        tensors += [t for a in args if isinstance(a, list | tuple) for t in a
+                    if isinstance(t, Tensor)]  # cat and stack
+        if grad_mode.enabled and builtins.any(t.requires_grad for t in (*tensors, out)):
+            raise RuntimeError(
+                f"{name}(): functions with out=... arguments don't support automatic "
+                "differentiation, but one of the arguments requires grad.")
+        with no_grad():
+            result = function(*args, **kwargs)
+        _check_out_dtype(result.dtype, out.dtype, exact_dtype)
+        if out.shape != result.shape:
+            _resize(out, result.shape, name)
+        inplace.refuse_overlap(out, f"{name}()", tensors)  # copy_'s checks, against the inputs
+        with no_grad():
+            out.copy_(result)
+        return out
+
+    return wrapped
+
+
+def _check_out_dtype(result, out, exact: bool) -> None:
+    """PyTorch's two rules for out's dtype (see with_out)."""
+    if exact and result != out:
+        raise RuntimeError(
+            f"Expected out tensor to have dtype {backend.scalar_name(result).lower()}, "
+            f"but got {backend.scalar_name(out).lower()} instead")
+    if not backend.numpy.can_cast(result, out, casting="same_kind"):
+        raise RuntimeError(
+            f"result type {backend.scalar_name(result)} can't be cast to the desired output "
+            f"type {backend.scalar_name(out)}")
+
+
+def _resize(out: Tensor, shape: tuple, name: str) -> None:
+    """Give an empty out new memory of the result's shape, as PyTorch's resize_ does.
+
+    PyTorch also resizes an out with elements (with a warning that this is deprecated);
+    minigrad refuses that: new memory would cut out off from its views, its base and the arrays
+    numpy() gave, silently."""
+    if out.numel() or out._view_of is not None:
+        raise RuntimeError(
+            f"{name}(): out has shape {list(out.shape)}, the result {list(shape)}. PyTorch "
+            "resizes such an out (a deprecated behaviour); minigrad does not, as the new memory "
+            "would no longer be shared with out's views and numpy() arrays: pass an out of the "
+            "result's shape, or an empty one (mg.empty(0))")
+    out.array = backend.array_module(out.array).empty(shape, out.dtype)
+    out._bump_version()
+
+
+@with_out
 def cat(tensors, dim: int = 0, *, axis=None) -> Tensor:
     """Join tensors along an existing dim (their other dims must match)."""
     tensors = tuple(tensors)
@@ -27,6 +96,7 @@ def cat(tensors, dim: int = 0, *, axis=None) -> Tensor:
 concatenate = concat = cat
 
 
+@with_out
 def stack(tensors, dim: int = 0) -> Tensor:
     """Join tensors of one shape along a new dim."""
     tensors = tuple(tensors)
@@ -42,16 +112,19 @@ def stack(tensors, dim: int = 0) -> Tensor:
     return cat([t.unsqueeze(dim) for t in tensors], dim)
 
 
+@with_out(exact_dtype=True)
 def mm(input: Tensor, mat2: Tensor) -> Tensor:  # noqa: A002  (PyTorch's argument names)
     """The matrix product of two matrices (2-D tensors)."""
     return input.mm(mat2)
 
 
+@with_out(exact_dtype=True)
 def matmul(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
     """The matrix product, with NumPy's rules for 1-D and batched operands."""
     return input.matmul(other)
 
 
+@with_out(exact_dtype=True)
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:  # noqa: A002
     """Batched matrix products: (b, n, m) @ (b, m, p) -> (b, n, p)."""
     return _tensor(input, "bmm").bmm(mat2)
@@ -78,12 +151,14 @@ def _operands(input, other, op: str):  # noqa: A002
     return input if isinstance(input, Tensor) else Tensor(input), other
 
 
+@with_out
 def add(input, other, *, alpha=1) -> Tensor:  # noqa: A002
     """input + alpha * other."""
     x, y = _operands(input, other, "add")
     return x.add(y, alpha=alpha)
 
 
+@with_out
 def sub(input, other, *, alpha=1) -> Tensor:  # noqa: A002
     """input - alpha * other."""
     x, y = _operands(input, other, "sub")
@@ -93,6 +168,7 @@ def sub(input, other, *, alpha=1) -> Tensor:  # noqa: A002
 subtract = sub
 
 
+@with_out
 def mul(input, other) -> Tensor:  # noqa: A002
     """input * other."""
     x, y = _operands(input, other, "mul")
@@ -102,6 +178,7 @@ def mul(input, other) -> Tensor:  # noqa: A002
 multiply = mul
 
 
+@with_out
 def div(input, other, *, rounding_mode=None) -> Tensor:  # noqa: A002
     """input / other (true division)."""
     x, y = _operands(input, other, "div")
@@ -111,6 +188,7 @@ def div(input, other, *, rounding_mode=None) -> Tensor:  # noqa: A002
 divide = true_divide = div
 
 
+@with_out
 def pow(input, exponent) -> Tensor:  # noqa: A001, A002
     """input ** exponent (input may be a number when exponent is a Tensor)."""
     if not isinstance(input, Tensor) and isinstance(exponent, Tensor):
@@ -119,16 +197,19 @@ def pow(input, exponent) -> Tensor:  # noqa: A001, A002
     return x ** y
 
 
+@with_out
 def maximum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
     """The larger of input and other, elementwise."""
     return _tensor(input, "maximum").maximum(other)
 
 
+@with_out
 def minimum(input: Tensor, other: Tensor) -> Tensor:  # noqa: A002
     """The smaller of input and other, elementwise."""
     return _tensor(input, "minimum").minimum(other)
 
 
+@with_out
 def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
     """min(max(input, min), max), elementwise; either bound may be None."""
     return _tensor(input, "clamp").clamp(min, max)
@@ -137,21 +218,25 @@ def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
 clip = clamp
 
 
+@with_out
 def max(input: Tensor, dim=None, keepdim: bool = False, **aliases):  # noqa: A001, A002
     """The largest element; with a dim, (values, indices); with a tensor, the maximum."""
     return _tensor(input, "max").max(dim, keepdim, **aliases)
 
 
+@with_out
 def min(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A001, A002
     """The smallest element; with a dim, (values, indices); with a tensor, the minimum."""
     return _tensor(input, "min").min(dim, keepdim)
 
 
+@with_out
 def sum(input: Tensor, dim=None, keepdim: bool = False, **aliases) -> Tensor:  # noqa: A001, A002
     """The sum of the elements, over all dims or only `dim`."""
     return _tensor(input, "sum").sum(dim, keepdim, **aliases)
 
 
+@with_out
 def mean(input: Tensor, dim=None, keepdim: bool = False, **aliases) -> Tensor:  # noqa: A002
     """The mean of the elements, over all dims or only `dim` (floating point only)."""
     return _tensor(input, "mean").mean(dim, keepdim, **aliases)
@@ -208,6 +293,7 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     return _tensor(tensor, "split").split(split_size_or_sections, dim)
 
 
+@with_out
 def clone(input: Tensor) -> Tensor:  # noqa: A002
     """A copy with its own memory (gradients flow back)."""
     return _tensor(input, "clone").clone()
@@ -228,6 +314,7 @@ def numel(input: Tensor) -> int:  # noqa: A002
     return _tensor(input, "numel").numel()
 
 
+@with_out
 def where(condition, input, other):  # noqa: A002  (PyTorch's argument names)
     """input where condition is true, else other (either may be a Python number)."""
     if isinstance(condition, Tensor) and not grad_mode.vmap_level:  # (vmap: a batched mask)
@@ -273,88 +360,6 @@ _ONE_TENSOR = {
     "any": "Whether some element is nonzero.",
 }
 for _name, _doc in _ONE_TENSOR.items():
-    globals()[_name] = _method(_name, _doc)
+    globals()[_name] = with_out(_method(_name, _doc))
 absolute, negative = globals()["abs"], globals()["neg"]
 
-
-def with_out(function, exact_dtype: bool = False):
-    """function with PyTorch's out= keyword: out[...] = function(...), and out is returned.
-
-    As in PyTorch: not differentiable (with grad enabled, an argument or out that requires grad
-    is an error); an empty out is resized to the result's shape (see _resize for one with
-    elements); the result is cast to out's dtype when that stays within its kind (float64 ->
-    float32, int -> float, not float -> int); matmul, mm and bmm want out's dtype exactly
-    (exact_dtype); out may be an input, but not share only some of its memory."""
-
-    def wrapped(*args, out=None, **kwargs):
-        if out is None:
-            return function(*args, **kwargs)
-        name = function.__name__
-        if not isinstance(out, Tensor):
-            raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
-        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
-        tensors += [t for a in args if isinstance(a, list | tuple) for t in a
-                    if isinstance(t, Tensor)]  # cat and stack
-        if grad_mode.enabled and builtins.any(t.requires_grad for t in (*tensors, out)):
-            raise RuntimeError(
-                f"{name}(): functions with out=... arguments don't support automatic "
-                "differentiation, but one of the arguments requires grad.")
-        with no_grad():
-            result = function(*args, **kwargs)
-        _check_out_dtype(result.dtype, out.dtype, exact_dtype)
-        if out.shape != result.shape:
-            _resize(out, result.shape, name)
-        for tensor in tensors:
-            if backend.partly_overlap(out.array, tensor.array):
-                raise RuntimeError(
-                    f"{name}(): unsupported operation: some elements of the input tensor and "
-                    "the written-to tensor refer to a single memory location. Please clone() "
-                    "the tensor before performing the operation.")
-        with no_grad():
-            out.copy_(result)
-        return out
-
-    wrapped.__name__ = wrapped.__qualname__ = function.__name__
-    wrapped.__doc__ = function.__doc__
-    wrapped.__wrapped__ = function
-    return wrapped
-
-
-def _check_out_dtype(result, out, exact: bool) -> None:
-    """PyTorch's two rules for out's dtype (see with_out)."""
-    if exact and result != out:
-        raise RuntimeError(
-            f"Expected out tensor to have dtype {backend.scalar_name(result).lower()}, "
-            f"but got {backend.scalar_name(out).lower()} instead")
-    if not backend.numpy.can_cast(result, out, casting="same_kind"):
-        raise RuntimeError(
-            f"result type {backend.scalar_name(result)} can't be cast to the desired output "
-            f"type {backend.scalar_name(out)}")
-
-
-def _resize(out: Tensor, shape: tuple, name: str) -> None:
-    """Give an empty out new memory of the result's shape, as PyTorch's resize_ does.
-
-    PyTorch also resizes an out with elements (with a warning that this is deprecated);
-    minigrad refuses that: new memory would cut out off from its views, its base and the arrays
-    numpy() gave, silently."""
-    if out.numel() or out._view_of is not None:
-        raise RuntimeError(
-            f"{name}(): out has shape {list(out.shape)}, the result {list(shape)}. PyTorch "
-            "resizes such an out (a deprecated behaviour); minigrad does not, as the new memory "
-            "would no longer be shared with out's views and numpy() arrays: pass an out of the "
-            "result's shape, or an empty one (mg.empty(0))")
-    out.array = backend.array_module(out.array).empty(shape, out.dtype)
-    out._bump_version()
-
-
-for _name in ("cat", "stack", "add", "sub", "mul", "div", "pow", "maximum", "minimum", "clamp",
-              "max", "min", "sum", "mean", "clone", "where", *_ONE_TENSOR):
-    globals()[_name] = with_out(globals()[_name])
-for _name in ("mm", "matmul", "bmm"):
-    globals()[_name] = with_out(globals()[_name], exact_dtype=True)
-concatenate = concat = globals()["cat"]
-subtract, multiply = globals()["sub"], globals()["mul"]
-divide = true_divide = globals()["div"]
-clip = globals()["clamp"]
-absolute, negative = globals()["abs"], globals()["neg"]

@@ -26,11 +26,11 @@ from . import movement
 def modify(tensor: Tensor, op: str, compute, *others, written=None) -> Tensor:
     """Write compute(tensor), an out-of-place result, into the tensor's memory; return it.
 
-    `others` are the op's operands, checked against the tensor's memory (_refuse_overlap).
+    `others` are the op's operands, checked against the tensor's memory (refuse_overlap).
     `written` is x[i] = v's (index, value): on a view, only those elements are written into the
     base."""
     _refuse_inference(tensor)
-    _refuse_overlap(tensor, op, others)
+    refuse_overlap(tensor, op, others)
     if tensor._view_of is not None:
         tensor._refresh_view()
     recording = grad_mode.enabled and (
@@ -109,7 +109,7 @@ def _refuse_inference(tensor) -> None:
         )
 
 
-def _refuse_overlap(tensor, op: str, others) -> None:
+def refuse_overlap(tensor, op: str, others) -> None:
     """The checks of an elementwise in-place op (add_, mul_, clamp_, copy_, ...) on its operands.
     An op that only writes (fill_, x[i] = v: see fill and setitem) has checks of its own; copy_
     from the tensor's very elements returns before any check in PyTorch."""
