@@ -817,7 +817,7 @@ def op_unary(g: Generator):
                      (POSITIVE, "positive") if roll < 0.85 else (NONZERO, "nonzero"))
     kind = g.rng.choice(list(forms))
     if kind in ROUNDINGS:  # a step function turns a last-bit difference upstream into a whole
-        x = g.pick(lambda n: _is_leaf(g.value(n)))  # one: only exact values go in
+        x = g.pick(lambda n: g.info[n].made_by == "leaf")  # one: only literals go in
         if x is None:
             return None
     name = g.new_name()
